@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh clone: `make serve` and `make test`.
+# Both call `make setup`, which creates .venv and installs only what is missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup serve test test-unit test-integration clean
+
+setup: $(STAMP)
+
+# torch comes first, by exact version, so that no later resolver step can replace it
+# with a newer (multi-GB CUDA) build; requirements.lock pins everything else.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	touch $@
+
+serve: setup
+	PYTHON=$(PY) bash scripts/serve.sh
+
+test: setup
+	$(PY) -m pytest -q
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+clean:
+	rm -rf $(VENV) .cache

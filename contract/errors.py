@@ -1,0 +1,165 @@
+"""The one error table: every failure a client can see, with its HTTP and gRPC status.
+
+Code raises ``ServiceError("<error_type>", "<message a person understands>")``.
+``install_rest_handlers`` renders it, and every exception KServe, FastAPI or
+Starlette raise on their own, as ``{"error": message, "error_type": code}`` with the
+table's HTTP status. On gRPC, ``ServiceError`` is a ``GrpcException``, so the
+interceptor KServe already installs aborts with the table's status code and the same
+JSON object as the status details.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from grpc import StatusCode
+from grpc_interceptor.exceptions import GrpcException
+from kserve import errors as kserve_errors
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    http_status: int
+    grpc_status: StatusCode
+    meaning: str  # one line, printed in the README's error table
+
+
+ERRORS: dict[str, ErrorKind] = {
+    "invalid_json": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "the body is not valid JSON"),
+    "invalid_request": ErrorKind(
+        400, StatusCode.INVALID_ARGUMENT, "a field is missing or null, or an item is not a string"
+    ),
+    "invalid_tensor": ErrorKind(
+        400, StatusCode.INVALID_ARGUMENT, "a V2 input has the wrong count, datatype or shape"
+    ),
+    "invalid_text": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text is not valid UTF-8"),
+    "model_not_found": ErrorKind(404, StatusCode.NOT_FOUND, "no model of that name is served here"),
+    "route_not_found": ErrorKind(404, StatusCode.UNIMPLEMENTED, "no such path"),
+    "method_not_allowed": ErrorKind(405, StatusCode.UNIMPLEMENTED, "the path exists, the method does not"),
+    "overloaded": ErrorKind(
+        429, StatusCode.RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff"
+    ),
+    "internal": ErrorKind(500, StatusCode.INTERNAL, "a bug: the server log has the traceback"),
+    "not_implemented": ErrorKind(501, StatusCode.UNIMPLEMENTED, "e.g. explicit model versions"),
+    "model_not_ready": ErrorKind(503, StatusCode.UNAVAILABLE, "the model is loading or shutting down"),
+    "timeout": ErrorKind(
+        504, StatusCode.DEADLINE_EXCEEDED, "inference did not finish within the request deadline"
+    ),
+}
+
+
+class ServiceError(GrpcException):
+    """An error a client is meant to see; ``error_type`` must be a key of ``ERRORS``."""
+
+    def __init__(self, error_type: str, message: str):
+        kind = ERRORS[error_type]  # a KeyError here is a programming error, caught by tests
+        self.error_type = error_type
+        self.message = message
+        self.http_status = kind.http_status
+        super().__init__(details=json.dumps(error_body(error_type, message)), status_code=kind.grpc_status)
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.message}"
+
+
+def error_body(error_type: str, message: str) -> dict[str, str]:
+    return {"error": message, "error_type": error_type}
+
+
+def error_response(error_type: str, message: str) -> ORJSONResponse:
+    return ORJSONResponse(status_code=ERRORS[error_type].http_status, content=error_body(error_type, message))
+
+
+def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str]:
+    """FastAPI's pydantic errors, as one sentence and an error type."""
+    problems = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return "invalid_json", f"The body is not valid JSON: {err.get('msg', '')}".rstrip(": ")
+        loc = [str(part) for part in err.get("loc", ()) if part != "body"]
+        # KServe's V2 body is Union[InferenceRequest, bytes]: name fields, not union branches.
+        if loc[:1] == ["bytes"]:
+            continue
+        where = ".".join(part for part in loc if part != "InferenceRequest") or "body"
+        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "invalid_request", "The request does not match the V2 inference schema: " + "; ".join(problems)
+
+
+def _kserve_error_type(exc: Exception) -> str:
+    if isinstance(exc, kserve_errors.ModelNotFound):
+        return "model_not_found"
+    if isinstance(exc, (kserve_errors.ModelNotReady, kserve_errors.ServerNotReady, kserve_errors.ServerNotLive)):
+        return "model_not_ready"
+    if isinstance(exc, (NotImplementedError, kserve_errors.UnsupportedProtocol)):
+        return "not_implemented"
+    if isinstance(exc, kserve_errors.InferenceError):
+        # KServe raises it only from its tensor codecs, when data does not match the
+        # declared datatype or shape (e.g. invalid UTF-8 in a BYTES tensor).
+        return "invalid_tensor"
+    # KServe's only InvalidInput message about the body itself is a JSON decode failure.
+    if str(exc).startswith("Unrecognized request format"):
+        return "invalid_json"
+    return "invalid_request"
+
+
+async def _service_error(_: Request, exc: ServiceError) -> ORJSONResponse:
+    return error_response(exc.error_type, exc.message)
+
+
+async def _kserve_error(_: Request, exc: Exception) -> ORJSONResponse:
+    return error_response(_kserve_error_type(exc), str(exc))
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    return error_response(*_describe_validation_error(exc))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    if exc.status_code == HTTPStatus.NOT_FOUND:
+        return error_response("route_not_found", f"No route {request.method} {request.url.path}.")
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        return error_response(
+            "method_not_allowed", f"{request.method} is not allowed on {request.url.path}."
+        )
+    error_type = "invalid_request" if exc.status_code < 500 else "internal"
+    return ORJSONResponse(status_code=exc.status_code, content=error_body(error_type, str(exc.detail)))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> ORJSONResponse:
+    logger.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response("internal", f"Internal error ({type(exc).__name__}); the server log has the details.")
+
+
+async def method_not_allowed(request: Request) -> ORJSONResponse:
+    """A route handler for paths that exist for other methods only, where a looser path would match."""
+    response = error_response("method_not_allowed", f"{request.method} is not allowed on {request.url.path}; use POST.")
+    response.headers["allow"] = "POST"
+    return response
+
+
+def install_rest_handlers(app: FastAPI) -> None:
+    """Register the table on ``app``; called after KServe's handlers so these win."""
+    app.add_exception_handler(ServiceError, _service_error)
+    for kserve_exc in (
+        kserve_errors.InvalidInput,
+        kserve_errors.InferenceError,
+        kserve_errors.ModelNotFound,
+        kserve_errors.ModelNotReady,
+        kserve_errors.ServerNotReady,
+        kserve_errors.ServerNotLive,
+        kserve_errors.UnsupportedProtocol,
+        NotImplementedError,
+    ):
+        app.add_exception_handler(kserve_exc, _kserve_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,173 @@
+"""The request and response shapes of every protocol, in one module.
+
+V1 REST   ``{"instances": ["text", ...]}`` -> ``{"predictions": [{"label", "score", "scores"}]}``
+V2 REST / gRPC   one BYTES input of shape ``[n]`` (or ``[n, 1]``) -> outputs ``label``
+(BYTES ``[n]``), ``score`` (FP32 ``[n]``) and ``scores`` (FP32 ``[n, k]``, in the label
+order published in the model metadata and in the ``labels`` parameter of ``scores``).
+
+Both services parse with ``parse_request`` and answer with ``v1_response`` /
+``v2_response``, so their shapes and their 400s cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import orjson
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from contract.errors import ServiceError
+
+INPUT_NAME = "text"
+LABEL_OUTPUT, SCORE_OUTPUT, SCORES_OUTPUT = "label", "score", "scores"
+V1_EXAMPLE = '{"instances": ["I love this", "I hate this"]}'
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    """What every protocol boils down to: the texts, and the V2 request to answer (None for V1)."""
+
+    texts: list[str]
+    v2: Optional[InferRequest] = None
+
+
+def parse_request(payload: Any) -> ClassifyRequest:
+    if isinstance(payload, InferRequest):
+        return ClassifyRequest(texts=parse_v2(payload), v2=payload)
+    return ClassifyRequest(texts=parse_v1(payload))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return type(value).__name__
+
+
+def _text(item: Any, where: str) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (bytes, bytearray, np.bytes_)):
+        try:
+            return bytes(item).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ServiceError("invalid_text", f"{where} is not valid UTF-8 ({exc.reason} at byte {exc.start}).")
+    raise ServiceError(
+        "invalid_request", f"{where} is {_json_type(item)}; every text must be a string (use \"\" for empty text)."
+    )
+
+
+def parse_v1(body: Any) -> list[str]:
+    if isinstance(body, (bytes, bytearray)):  # KServe passes non-JSON content types through raw
+        try:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ServiceError("invalid_json", f"The body is not valid JSON: {exc}. Send {V1_EXAMPLE}.")
+    if not isinstance(body, dict):
+        raise ServiceError("invalid_request", f"The body is {_json_type(body)}; send a JSON object like {V1_EXAMPLE}.")
+    if "instances" not in body:
+        raise ServiceError("invalid_request", f'Missing field "instances"; send {V1_EXAMPLE}.')
+    instances = body["instances"]
+    if instances is None:
+        raise ServiceError("invalid_request", f'Field "instances" is null; send {V1_EXAMPLE}.')
+    if not isinstance(instances, list):
+        raise ServiceError(
+            "invalid_request", f'Field "instances" is {_json_type(instances)}; it must be an array of strings.'
+        )
+    return [_text(item, f"instances[{i}]") for i, item in enumerate(instances)]
+
+
+def _v2_items(tensor) -> Sequence[Any]:
+    if tensor._raw_data is not None:  # gRPC raw_input_contents: length-prefixed bytes
+        try:
+            return tensor.as_numpy().reshape(-1).tolist()
+        except Exception as exc:  # malformed framing or a shape that does not match it
+            raise ServiceError("invalid_tensor", f"Input '{tensor.name}' raw contents do not decode as BYTES: {exc}.")
+    data = tensor.data if tensor.data is not None else []
+    # [n, 1] tensors arrive as nested JSON arrays; flatten exactly one level.
+    return [item for row in data for item in row] if data and all(isinstance(r, list) for r in data) else list(data)
+
+
+def parse_v2(request: InferRequest) -> list[str]:
+    if len(request.inputs) != 1:
+        raise ServiceError(
+            "invalid_tensor",
+            f"Expected exactly one input (a BYTES tensor of texts named '{INPUT_NAME}'), got {len(request.inputs)}.",
+        )
+    tensor = request.inputs[0]
+    if tensor.datatype != "BYTES":
+        raise ServiceError(
+            "invalid_tensor", f"Input '{tensor.name}' has datatype {tensor.datatype}; texts must be sent as BYTES."
+        )
+    shape = list(tensor.shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
+        raise ServiceError("invalid_tensor", f"Input '{tensor.name}' has shape {shape}; expected [n] or [n, 1].")
+    items = _v2_items(tensor)
+    if len(items) != shape[0]:
+        raise ServiceError(
+            "invalid_tensor", f"Input '{tensor.name}' has shape {shape} but carries {len(items)} texts."
+        )
+    return [_text(item, f"{tensor.name}[{i}]") for i, item in enumerate(items)]
+
+
+def tensor_metadata(num_labels: int) -> tuple[list[dict], list[dict]]:
+    """The V2 metadata inputs and outputs (label names are added by the REST metadata route)."""
+    inputs = [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}]
+    outputs = [
+        {"name": LABEL_OUTPUT, "datatype": "BYTES", "shape": [-1]},
+        {"name": SCORE_OUTPUT, "datatype": "FP32", "shape": [-1]},
+        {"name": SCORES_OUTPUT, "datatype": "FP32", "shape": [-1, num_labels]},
+    ]
+    return inputs, outputs
+
+
+def v1_response(probs: np.ndarray, labels: Sequence[str]) -> dict:
+    """One prediction per text; ``scores`` sorted best first, as the HF pipeline does with top_k=None."""
+    predictions = []
+    for row in probs.tolist():
+        ranked = sorted(zip(labels, row), key=lambda pair: pair[1], reverse=True)
+        predictions.append(
+            {
+                "label": ranked[0][0],
+                "score": ranked[0][1],
+                "scores": [{"label": label, "score": score} for label, score in ranked],
+            }
+        )
+    return {"predictions": predictions}
+
+
+def v2_response(
+    request: InferRequest, probs: np.ndarray, labels: Sequence[str], model_name: str, model_version: str
+) -> InferResponse:
+    probs = np.asarray(probs, dtype=np.float32).reshape(len(probs), len(labels))
+    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    tensors = [
+        (LABEL_OUTPUT, "BYTES", np.array([labels[i] for i in best], dtype=np.object_), None),
+        (SCORE_OUTPUT, "FP32", probs[np.arange(len(probs)), best], None),
+        (SCORES_OUTPUT, "FP32", probs, {"labels": json.dumps(list(labels))}),
+    ]
+    outputs = []
+    for name, datatype, array, parameters in tensors:
+        output = InferOutput(name, list(array.shape), datatype, parameters=parameters)
+        # As lists: KServe's to_grpc cannot take numpy data when the request used raw contents.
+        output.set_data_from_numpy(array, binary_data=False)
+        outputs.append(output)
+    return InferResponse(
+        response_id=request.id or str(uuid.uuid4()),  # V2 responses require an id
+        model_name=model_name,
+        model_version=model_version,
+        infer_outputs=outputs,
+        use_binary_outputs=request.use_binary_outputs,
+        requested_outputs=request.request_outputs,
+    )

@@ -1,0 +1,1 @@
+"""KServe predictor for Hugging Face sequence classifiers (``python -m predictor``)."""

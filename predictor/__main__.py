@@ -1,0 +1,85 @@
+"""``python -m predictor``: serve a Hugging Face text classifier with KServe.
+
+All of KServe's standard flags apply (``--model_name``, ``--http_port``,
+``--grpc_port``, ``--workers``, ...), plus the flags below; each of ours can also be
+set by the env var named in its help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from kserve import model_server as kserve_model_server
+
+from contract.flags import configure_logging, env
+from contract.server import ModelServer
+from predictor.model import PredictorOptions, TextClassifierModel
+
+logger = logging.getLogger("predictor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor", parents=[kserve_model_server.parser], description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.set_defaults(model_name=env("MODEL_NAME", "model"))
+    add = parser.add_argument
+    add("--model_dir", type=Path, default=env("MODEL_DIR", Path("/mnt/models"), Path),
+        help="Local Hugging Face model directory [MODEL_DIR]; KServe's storage initializer fills /mnt/models.")
+    add("--max_length", type=int, default=env("MAX_LENGTH", 512, int),
+        help="Tokens per text; longer texts are truncated [MAX_LENGTH].")
+    add("--max_batch_size", type=int, default=env("MAX_BATCH_SIZE", 32, int),
+        help="Most texts one model call takes from the queue [MAX_BATCH_SIZE].")
+    add("--max_batch_delay_ms", type=float, default=env("MAX_BATCH_DELAY_MS", 2.0, float),
+        help="Longest wait for a batch to fill before it runs [MAX_BATCH_DELAY_MS].")
+    add("--max_batch_tokens", type=int, default=env("MAX_BATCH_TOKENS", 16384, int),
+        help="Padded tokens per forward pass; a batch is split to stay under it [MAX_BATCH_TOKENS].")
+    add("--max_queue_texts", type=int, default=env("MAX_QUEUE_TEXTS", 10_000, int),
+        help="Texts allowed to wait; beyond it requests get 429 overloaded [MAX_QUEUE_TEXTS].")
+    add("--request_timeout_s", type=float, default=env("REQUEST_TIMEOUT_S", 10.0, float),
+        help="Per-request deadline; past it the answer is 504 timeout [REQUEST_TIMEOUT_S].")
+    add("--model_version", default=env("MODEL_VERSION", None),
+        help="Version reported in responses and metadata [MODEL_VERSION]; default: a hash of the model files.")
+    add("--torch_threads", type=int, default=env("TORCH_THREADS", 0, int),
+        help="Intra-op threads for PyTorch; 0 keeps PyTorch's default, one per core [TORCH_THREADS].")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    if not (args.model_dir / "config.json").is_file():
+        sys.exit(f"predictor: {args.model_dir} is not a Hugging Face model directory (no config.json).")
+    if args.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    options = PredictorOptions(
+        model_dir=args.model_dir,
+        max_length=args.max_length,
+        max_batch_size=args.max_batch_size,
+        max_batch_delay_ms=args.max_batch_delay_ms,
+        max_batch_tokens=args.max_batch_tokens,
+        max_queue_texts=args.max_queue_texts,
+        request_timeout_s=args.request_timeout_s,
+        model_version=args.model_version,
+    )
+    model = TextClassifierModel(args.model_name, options)
+    model.load()
+    ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        max_threads=args.max_threads,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+    ).start([model])
+
+
+if __name__ == "__main__":
+    main()

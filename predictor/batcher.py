@@ -1,0 +1,151 @@
+"""Dynamic batching for every protocol: concurrent requests share one model call.
+
+Requests put their texts on one FIFO queue. A single loop takes up to
+``max_batch_size`` texts, waiting at most ``max_delay_s`` for the batch to fill, and
+runs the model on a dedicated thread so the event loop keeps accepting requests
+(and answering health checks) while the model computes. A large request is split
+across batches; a request past its deadline is answered 504 at once and its texts
+that have not started are dropped from the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from contract.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+InferFn = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One request's texts, filled in as the batches that carry them finish."""
+
+    texts: Sequence[str]
+    future: asyncio.Future
+    result: np.ndarray
+    next_text: int = 0  # first text not yet taken into a batch
+    unfinished: int = field(init=False)
+
+    def __post_init__(self):
+        self.unfinished = len(self.texts)
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        infer: InferFn,
+        num_outputs: int,
+        max_batch_size: int = 32,
+        max_delay_s: float = 0.002,
+        max_queue_texts: int = 10_000,
+    ):
+        self._infer = infer
+        self._num_outputs = num_outputs
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.max_queue_texts = max_queue_texts
+        self._queue: deque[_Pending] = deque()
+        self.queued_texts = 0
+        # Created on first use, in the serving process and loop (KServe may fork workers).
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._arrived: Optional[asyncio.Event] = None
+        self._loop_task: Optional[asyncio.Task] = None
+
+    def __getstate__(self):  # picklable for KServe's multi-worker mode: runtime state is rebuilt per process
+        state = self.__dict__.copy()
+        state.update(_queue=deque(), queued_texts=0, _executor=None, _arrived=None, _loop_task=None)
+        return state
+
+    def _ensure_running(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            self._executor = self._executor or ThreadPoolExecutor(1, thread_name_prefix="inference")
+            self._arrived = asyncio.Event()
+            self._loop_task = asyncio.get_running_loop().create_task(self._run())
+
+    async def submit(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
+        """Probabilities for ``texts`` in order; ServiceError 429 if the queue is full, 504 past the deadline."""
+        if not texts:
+            return np.zeros((0, self._num_outputs), dtype=np.float32)
+        if self.queued_texts + len(texts) > self.max_queue_texts:
+            raise ServiceError(
+                "overloaded",
+                f"{self.queued_texts} texts are already waiting (limit {self.max_queue_texts}); retry with backoff.",
+            )
+        self._ensure_running()
+        pending = _Pending(
+            texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), self._num_outputs), np.float32)
+        )
+        self._queue.append(pending)
+        self.queued_texts += len(texts)
+        self._arrived.set()
+        try:
+            return await asyncio.wait_for(pending.future, timeout_s)
+        except asyncio.TimeoutError:
+            raise ServiceError("timeout", f"Inference did not finish within the {timeout_s:g} s request deadline.")
+
+    def _take_batch(self) -> list[tuple[_Pending, int, int]]:
+        """Up to max_batch_size texts from the head of the queue, as (request, start, end) slices."""
+        batch, size = [], 0
+        while self._queue and size < self.max_batch_size:
+            pending = self._queue[0]
+            remaining = len(pending.texts) - pending.next_text
+            if pending.future.done():  # timed out: drop what it still had queued
+                self._queue.popleft()
+                self.queued_texts -= remaining
+                continue
+            take = min(remaining, self.max_batch_size - size)
+            start = pending.next_text
+            batch.append((pending, start, start + take))
+            pending.next_text += take
+            size += take
+            self.queued_texts -= take
+            if pending.next_text == len(pending.texts):
+                self._queue.popleft()
+        return batch
+
+    async def _wait_for_batch(self) -> None:
+        while not self._queue:
+            self._arrived.clear()
+            await self._arrived.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_delay_s
+        while self.queued_texts < self.max_batch_size and (remaining := deadline - loop.time()) > 0:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wait_for_batch()
+            batch = self._take_batch()
+            if not batch:
+                continue
+            texts = [text for pending, start, end in batch for text in pending.texts[start:end]]
+            try:
+                probs = await loop.run_in_executor(self._executor, self._infer, texts)
+            except Exception as exc:  # a model failure fails this batch's requests, not the loop
+                logger.exception("Inference failed for a batch of %d texts", len(texts))
+                for pending, _, _ in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            offset = 0
+            for pending, start, end in batch:
+                pending.result[start:end] = probs[offset : offset + end - start]
+                offset += end - start
+                pending.unfinished -= end - start
+                if pending.unfinished == 0 and not pending.future.done():
+                    pending.future.set_result(pending.result)

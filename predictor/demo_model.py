@@ -1,0 +1,63 @@
+"""Build a small DistilBERT classifier with random weights: ``python -m predictor.demo_model OUT_DIR``.
+
+Its answers are NOT meaningful: it exists so that the serving stack can run and be
+tested without a trained model. Tests build theirs with ``build_tiny_model``; the
+real bundled models come from ``predictor.train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+SENTIMENT_LABELS = ("NEGATIVE", "POSITIVE")
+
+
+def build_tiny_model(
+    out_dir: Path,
+    labels: Sequence[str] = SENTIMENT_LABELS,
+    multi_label: bool = False,
+    dim: int = 32,
+    layers: int = 2,
+    max_positions: int = 512,
+    seed: int = 0,
+) -> Path:
+    import torch
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
+
+    from predictor.base_encoder import encoder_dir
+
+    tokenizer = DistilBertTokenizer.from_pretrained(encoder_dir())
+    config = DistilBertConfig(
+        vocab_size=tokenizer.vocab_size,
+        dim=dim,
+        hidden_dim=dim * 4,
+        n_layers=layers,
+        n_heads=2,
+        max_position_embeddings=max_positions,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+    )
+    torch.manual_seed(seed)
+    model = DistilBertForSequenceClassification(config)
+    with torch.no_grad():  # random init gives near-uniform scores; spread them so tests see distinct labels
+        model.pre_classifier.weight.mul_(20.0)
+        model.classifier.weight.mul_(20.0)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args()
+    print(f"demo model (random weights, answers NOT meaningful) -> {build_tiny_model(args.out_dir)}")
+
+
+if __name__ == "__main__":
+    main()
