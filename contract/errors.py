@@ -17,7 +17,7 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from grpc import StatusCode
 from grpc_interceptor.exceptions import GrpcException
 from kserve import errors as kserve_errors
@@ -75,8 +75,8 @@ def error_body(error_type: str, message: str) -> dict[str, str]:
     return {"error": message, "error_type": error_type}
 
 
-def error_response(error_type: str, message: str) -> ORJSONResponse:
-    return ORJSONResponse(status_code=ERRORS[error_type].http_status, content=error_body(error_type, message))
+def error_response(error_type: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=ERRORS[error_type].http_status, content=error_body(error_type, message))
 
 
 def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str]:
@@ -111,19 +111,19 @@ def _kserve_error_type(exc: Exception) -> str:
     return "invalid_request"
 
 
-async def _service_error(_: Request, exc: ServiceError) -> ORJSONResponse:
+async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
     return error_response(exc.error_type, exc.message)
 
 
-async def _kserve_error(_: Request, exc: Exception) -> ORJSONResponse:
+async def _kserve_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(_kserve_error_type(exc), str(exc))
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     return error_response(*_describe_validation_error(exc))
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == HTTPStatus.NOT_FOUND:
         return error_response("route_not_found", f"No route {request.method} {request.url.path}.")
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
@@ -131,15 +131,15 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> ORJSONRe
             "method_not_allowed", f"{request.method} is not allowed on {request.url.path}."
         )
     error_type = "invalid_request" if exc.status_code < 500 else "internal"
-    return ORJSONResponse(status_code=exc.status_code, content=error_body(error_type, str(exc.detail)))
+    return JSONResponse(status_code=exc.status_code, content=error_body(error_type, str(exc.detail)))
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response("internal", f"Internal error ({type(exc).__name__}); the server log has the details.")
 
 
-async def method_not_allowed(request: Request) -> ORJSONResponse:
+async def method_not_allowed(request: Request) -> JSONResponse:
     """A route handler for paths that exist for other methods only, where a looser path would match."""
     response = error_response("method_not_allowed", f"{request.method} is not allowed on {request.url.path}; use POST.")
     response.headers["allow"] = "POST"

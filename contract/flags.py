@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any, Callable
 
 from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
@@ -19,3 +20,5 @@ def configure_logging() -> None:
     """Our modules' loggers, in KServe's format, on stderr."""
     level = os.environ.get("KSERVE_LOGLEVEL", "INFO").upper()
     logging.basicConfig(level=level, format=KSERVE_LOGGER_FORMAT, datefmt=KSERVE_LOGGER_DATE_FORMAT)
+    # KServe 0.21 answers with ORJSONResponse, which FastAPI 0.165 flags on every route: noise, not news.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")

@@ -13,14 +13,43 @@ import asyncio
 from typing import List
 
 import kserve
+import pydantic
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
+from kserve.errors import InvalidInput
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.model import BaseKServeModel
+from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
+from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-from contract.errors import install_rest_handlers, method_not_allowed
+from contract.errors import ServiceError, install_rest_handlers, method_not_allowed
+
+
+class DataPlane(kserve_dataplane.DataPlane):
+    def decode_inference_request(self, body, headers, model_name):
+        """KServe's V2 decoding, with JSON sent without a JSON content type accepted.
+
+        FastAPI hands the V2 body over as bytes unless the content type says JSON, and
+        KServe then insists on the binary-extension header. Clients such as
+        tritonclient.http send plain JSON with no content type at all.
+        """
+        if isinstance(body, bytes) and INFERENCE_CONTENT_LENGTH_HEADER not in headers:
+            try:
+                body = InferenceRequest.model_validate_json(body)
+            except pydantic.ValidationError as exc:
+                raise RequestValidationError(exc.errors()) from None
+        try:
+            return super().decode_inference_request(body, headers, model_name)
+        except (InvalidInput, ServiceError):
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # KServe indexes the JSON header unchecked
+            raise ServiceError(
+                "invalid_request", f"The binary V2 request's JSON header is malformed ({type(exc).__name__}: {exc})."
+            ) from None
 
 
 class RESTServer(kserve_rest.RESTServer):
@@ -62,6 +91,10 @@ class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
 
 
 class ModelServer(kserve.ModelServer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dataplane = DataPlane(model_registry=self.registered_models)
+
     def start(self, models: List[BaseKServeModel]) -> None:
         """``kserve.ModelServer.start`` (kserve 0.21.0) with this module's REST servers."""
         self._register_and_check_atleast_one_model_is_ready(models)

@@ -1,0 +1,48 @@
+"""The KServe model awaited directly, as KServe's DataPlane calls it (no server)."""
+
+import numpy as np
+import pytest
+from kserve.protocol.infer_type import InferInput, InferRequest
+
+from contract.errors import ServiceError
+from predictor.model import PredictorOptions, TextClassifierModel
+
+TEXTS = ["I love this", "I hate this", "😀", "   "]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    model = TextClassifierModel("sentiment", PredictorOptions(model_dir=tiny_model_dir))
+    assert model.load() and model.ready
+    return model
+
+
+async def test_v1_call_returns_every_label(model):
+    response, _ = await model({"instances": TEXTS})
+    predictions = response["predictions"]
+    assert len(predictions) == len(TEXTS)
+    for prediction in predictions:
+        assert {s["label"] for s in prediction["scores"]} == {"NEGATIVE", "POSITIVE"}
+        assert prediction["label"] == prediction["scores"][0]["label"]
+        assert sum(s["score"] for s in prediction["scores"]) == pytest.approx(1.0, rel=1e-5)
+
+
+async def test_v2_call_matches_v1(model):
+    v1, _ = await model({"instances": TEXTS})
+    request = InferRequest("sentiment", [InferInput("text", [len(TEXTS)], "BYTES", TEXTS)], request_id="r1")
+    v2, _ = await model(request)
+    outputs = {o.name: o for o in v2.outputs}
+    assert v2.id == "r1" and v2.model_name == "sentiment" and v2.model_version == model.model_version
+    assert outputs["label"].data == [p["label"] for p in v1["predictions"]]
+    np.testing.assert_allclose(outputs["score"].data, [p["score"] for p in v1["predictions"]], rtol=1e-6)
+
+
+async def test_bad_input_raises_the_error_table(model):
+    with pytest.raises(ServiceError) as caught:
+        await model({"instances": [None]})
+    assert caught.value.http_status == 400
+
+
+def test_metadata_publishes_label_order(model):
+    assert model.metadata_parameters()["labels"] == ["NEGATIVE", "POSITIVE"]
+    assert model.get_output_types()[2] == {"name": "scores", "datatype": "FP32", "shape": [-1, 2]}
