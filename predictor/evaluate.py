@@ -1,0 +1,50 @@
+"""Accuracy of a model directory on labelled text: ``python -m predictor.evaluate``.
+
+    python -m predictor.evaluate --model_dir predictor/bundled/sentiment --holdout_of ../shared/data/sst2/train.tsv
+    python -m predictor.evaluate --model_dir predictor/bundled/emotion --file ../shared/data/emotion/validation.csv --limit 500
+
+``--holdout_of`` rebuilds the held-out slice recorded in the model's training.json
+(the same rows its model card reports), so nothing from the data is stored here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from predictor.data import Example, HoldOut, read_labelled, split_holdout
+
+TRAINING_RECORD = "training.json"
+
+
+def holdout_examples(model_dir: Path, train_file: Path) -> list[Example]:
+    record = json.loads((Path(model_dir) / TRAINING_RECORD).read_text())
+    return split_holdout(read_labelled(train_file), HoldOut(**record["data"]["holdout"]))[1]
+
+
+def accuracy_of(model_dir: Path, examples: list[Example], cache_dir: Path | None = None) -> float:
+    from predictor.bundle import resolve_model_dir
+    from predictor.classifier import TextClassifier
+
+    classifier = TextClassifier(resolve_model_dir(model_dir, model_dir.name, cache_dir))
+    probs = classifier.classify([e.text for e in examples])
+    return float((probs.argmax(axis=1) == [e.label for e in examples]).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m predictor.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, help="labelled CSV/TSV (text, label)")
+    source.add_argument("--holdout_of", type=Path, help="the training file whose recorded held-out slice to use")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N rows")
+    args = parser.parse_args()
+    examples = holdout_examples(args.model_dir, args.holdout_of) if args.holdout_of else read_labelled(args.file)
+    examples = examples[: args.limit] if args.limit else examples
+    print(json.dumps({"rows": len(examples), "accuracy": round(accuracy_of(args.model_dir, examples), 4)}))
+
+
+if __name__ == "__main__":
+    main()

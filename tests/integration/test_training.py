@@ -1,0 +1,68 @@
+"""predictor.train end to end on a tiny model and a tiny slice; its output is served and answers."""
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.integration.servers import ROOT, ServerProcess
+
+pytestmark = pytest.mark.integration
+
+GOOD = ["great", "wonderful", "brilliant", "moving", "delightful", "superb"]
+BAD = ["awful", "boring", "dreadful", "tedious", "clumsy", "terrible"]
+
+
+@pytest.fixture(scope="module")
+def tiny_tsv(tmp_path_factory):
+    """200 labelled movie-review-like rows, made here so the test needs nothing from ../shared."""
+    rows = ["text\tlabel"]
+    for i in range(100):
+        rows.append(f"a {GOOD[i % 6]} film , truly {GOOD[(i + 1) % 6]} .\t1")
+        rows.append(f"a {BAD[i % 6]} film , truly {BAD[(i + 1) % 6]} .\t0")
+    path = tmp_path_factory.mktemp("data") / "tiny.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def run_train(base_dir, tsv, out_dir, *extra):
+    command = [sys.executable, "-m", "predictor.train", "--base_model", str(base_dir), "--train_file", str(tsv),
+               "--labels", "NEGATIVE,POSITIVE", "--epochs", "1", "--holdout_size", "20", "--batch_size", "16",
+               "--max_length", "32", "--lr", "1e-3", "--output_dir", str(out_dir), *extra]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "epoch 1: validation accuracy" in done.stdout
+    return json.loads((out_dir / "training.json").read_text())
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora-adapter", "full-model"])
+def test_trained_output_is_served(tiny_model_dir, tiny_tsv, tmp_path, lora):
+    out_dir = tmp_path / "trained"
+    record = run_train(tiny_model_dir, tiny_tsv, out_dir, *(["--lora"] if lora else []))
+    assert record["train_examples"] == 180 and record["validation_examples"] == 20
+    assert 0.0 <= record["validation_accuracy"] <= 1.0
+    assert (out_dir / ("adapter_config.json" if lora else "config.json")).is_file()
+    cache = tmp_path / "cache"
+    server = ServerProcess("predictor", ["--model_name", "tiny", "--model_dir", str(out_dir),
+                                         "--model_cache_dir", str(cache)], tmp_path / "serve.log").start()
+    try:
+        response = httpx.post(f"{server.url}/v1/models/tiny:predict", json={"instances": ["a superb film", "dull"]})
+        assert response.status_code == 200
+        assert {s["label"] for s in response.json()["predictions"][0]["scores"]} == {"NEGATIVE", "POSITIVE"}
+    finally:
+        server.stop()
+    merged = list(cache.glob("trained-*/config.json")) if cache.exists() else []
+    assert len(merged) == (1 if lora else 0)  # adapters are merged once into the cache; full models are not
+
+
+def test_holdout_is_never_trained_on(tiny_tsv):
+    from predictor.data import HoldOut, read_labelled, split_holdout
+
+    rows = read_labelled(tiny_tsv)
+    train, held_out = split_holdout(rows, HoldOut(size=20, seed=13, exclude_overlap=True))
+    again, held_again = split_holdout(rows, HoldOut(size=20, seed=13, exclude_overlap=True))
+    assert held_out == held_again and train == again  # deterministic
+    held_texts = {r.text for r in held_out}
+    assert not any(r.text in held_texts for r in train)
