@@ -42,14 +42,23 @@ ERRORS: dict[str, ErrorKind] = {
         400, StatusCode.INVALID_ARGUMENT, "a V2 input has the wrong count, datatype or shape"
     ),
     "invalid_text": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text is not valid UTF-8"),
+    "too_many_texts": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "more texts than `--max_texts` in one request"),
+    "text_too_long": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text longer than `--max_chars` characters"),
     "model_not_found": ErrorKind(404, StatusCode.NOT_FOUND, "no model of that name is served here"),
     "route_not_found": ErrorKind(404, StatusCode.UNIMPLEMENTED, "no such path"),
     "method_not_allowed": ErrorKind(405, StatusCode.UNIMPLEMENTED, "the path exists, the method does not"),
+    "payload_too_large": ErrorKind(
+        413, StatusCode.RESOURCE_EXHAUSTED, "the body is larger than `--max_body_bytes`"
+    ),
     "overloaded": ErrorKind(
         429, StatusCode.RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff"
     ),
     "internal": ErrorKind(500, StatusCode.INTERNAL, "a bug: the server log has the traceback"),
     "not_implemented": ErrorKind(501, StatusCode.UNIMPLEMENTED, "e.g. explicit model versions"),
+    "bad_gateway": ErrorKind(502, StatusCode.INTERNAL, "the predictor answered something the transformer cannot use"),
+    "predictor_unavailable": ErrorKind(
+        503, StatusCode.UNAVAILABLE, "the transformer cannot reach the predictor; retry shortly"
+    ),
     "model_not_ready": ErrorKind(503, StatusCode.UNAVAILABLE, "the model is loading or shutting down"),
     "timeout": ErrorKind(
         504, StatusCode.DEADLINE_EXCEEDED, "inference did not finish within the request deadline"

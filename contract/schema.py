@@ -28,6 +28,15 @@ V1_EXAMPLE = '{"instances": ["I love this", "I hate this"]}'
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one request may carry; both services apply the same limits."""
+
+    max_texts: int = 1000
+    max_chars: int = 100_000
+    max_body_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class ClassifyRequest:
     """What every protocol boils down to: the texts, and the V2 request to answer (None for V1)."""
 
@@ -35,10 +44,26 @@ class ClassifyRequest:
     v2: Optional[InferRequest] = None
 
 
-def parse_request(payload: Any) -> ClassifyRequest:
+def parse_request(payload: Any, limits: Limits = Limits()) -> ClassifyRequest:
     if isinstance(payload, InferRequest):
-        return ClassifyRequest(texts=parse_v2(payload), v2=payload)
-    return ClassifyRequest(texts=parse_v1(payload))
+        request = ClassifyRequest(texts=parse_v2(payload), v2=payload)
+    else:
+        request = ClassifyRequest(texts=parse_v1(payload))
+    check_limits(request.texts, limits, "instances" if request.v2 is None else request.v2.inputs[0].name)
+    return request
+
+
+def check_limits(texts: Sequence[str], limits: Limits, field_name: str) -> None:
+    if len(texts) > limits.max_texts:
+        raise ServiceError(
+            "too_many_texts", f"The request has {len(texts)} texts; the limit is {limits.max_texts} per request."
+        )
+    for i, text in enumerate(texts):
+        if len(text) > limits.max_chars:
+            raise ServiceError(
+                "text_too_long",
+                f"{field_name}[{i}] has {len(text)} characters; the limit is {limits.max_chars} per text.",
+            )
 
 
 def _json_type(value: Any) -> str:

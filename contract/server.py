@@ -10,6 +10,7 @@ the class. Keep ``start`` in step with the pinned kserve version (see pyproject.
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import List
 
 import kserve
@@ -26,7 +27,40 @@ from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-from contract.errors import ServiceError, install_rest_handlers, method_not_allowed
+from contract.errors import ServiceError, error_response, install_rest_handlers, method_not_allowed
+from contract.schema import Limits
+
+
+class BodySizeLimit:
+    """ASGI middleware: bodies over ``max_bytes`` get 413 before they are buffered whole."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self, size: str) -> ServiceError:
+        return ServiceError(
+            "payload_too_large", f"The body is {size} bytes; the limit is {self.max_bytes} bytes per request."
+        )
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            error = self._too_large(declared.decode())
+            return await error_response(error.error_type, error.message)(scope, receive, send)
+        received = 0
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:  # chunked bodies declare no length
+                raise self._too_large(f"more than {received}")
+            return message
+
+        await self.app(scope, counting_receive, send)
 
 
 class DataPlane(kserve_dataplane.DataPlane):
@@ -53,6 +87,12 @@ class DataPlane(kserve_dataplane.DataPlane):
 
 
 class RESTServer(kserve_rest.RESTServer):
+    max_body_bytes = Limits().max_body_bytes  # set per server by ModelServer.start
+
+    def _add_middlewares(self, app: FastAPI) -> None:
+        super()._add_middlewares(app)
+        app.add_middleware(BodySizeLimit, max_bytes=self.max_body_bytes)
+
     def _register_endpoints(self, app: FastAPI) -> None:
         # Registered before KServe's routes so that these answer first: KServe's V2
         # metadata drops our parameters, and its V1 `GET /v1/models/{name}` would
@@ -79,7 +119,8 @@ class RESTServer(kserve_rest.RESTServer):
         describe = getattr(model, "metadata_parameters", None)
         if describe is not None:
             metadata["parameters"] = describe()
-            metadata["versions"] = [metadata["parameters"]["model_version"]]
+            if metadata["parameters"].get("model_version"):
+                metadata["versions"] = [metadata["parameters"]["model_version"]]
         return metadata
 
 
@@ -91,9 +132,28 @@ class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
 
 
 class ModelServer(kserve.ModelServer):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, limits: Limits = Limits(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.limits = limits
         self.dataplane = DataPlane(model_registry=self.registered_models)
+
+    async def _serve(self) -> None:
+        """Wait for every server, not just the first to finish or fail.
+
+        KServe gathers the servers and stops at the first that returns or raises; the
+        multi-worker REST server is then cancelled before it reaps its worker processes,
+        which are left running, bound to the port. Here a failing server stops the others
+        gracefully, and shutdown waits until every one of them is done.
+        """
+        tasks = [asyncio.ensure_future(server) for server in self.servers]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        if pending:
+            if any(task.exception() for task in done):
+                self.stop(signal.SIGTERM)
+            await asyncio.wait(pending)
+        for task in tasks:
+            if task.exception():
+                raise task.exception()
 
     def start(self, models: List[BaseKServeModel]) -> None:
         """``kserve.ModelServer.start`` (kserve 0.21.0) with this module's REST servers."""
@@ -112,18 +172,20 @@ class ModelServer(kserve.ModelServer):
             self._rest_multiprocess_server = RESTServerMultiProcess(
                 app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options
             )
+            self._rest_multiprocess_server._rest_server.max_body_bytes = self.limits.max_body_bytes
             self.servers.append(self._rest_multiprocess_server.start())
         else:
             self._rest_server = RESTServer(
                 app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options
             )
+            self._rest_server.max_body_bytes = self.limits.max_body_bytes
             self.servers.append(self._rest_server.start())
         if self.enable_grpc:
             self._grpc_server = GRPCServer(
                 self.grpc_port,
                 self.dataplane,
                 self.model_repository_extension,
-                kwargs=vars(kserve.model_server.args),
+                kwargs={**vars(kserve.model_server.args), "grpc_max_receive_message_length": self.limits.max_body_bytes},
                 grace_period=self.grace_period,
             )
             self.servers.append(self._grpc_server.start(self.max_threads))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kserve import model_server as kserve_model_server
 
-from contract.flags import configure_logging, env
+from contract.flags import add_limit_flags, configure_logging, env, limits_from
 from contract.server import ModelServer
 from predictor.bundle import default_cache_dir, resolve_model_dir
 from predictor.model import PredictorOptions, TextClassifierModel
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Version reported in responses and metadata [MODEL_VERSION]; default: a hash of the model files.")
     add("--torch_threads", type=int, default=env("TORCH_THREADS", 0, int),
         help="Intra-op threads for PyTorch; 0 keeps PyTorch's default, one per core [TORCH_THREADS].")
+    add_limit_flags(parser)
     return parser
 
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         max_queue_texts=args.max_queue_texts,
         request_timeout_s=args.request_timeout_s,
         model_version=args.model_version,
+        limits=limits_from(args),
     )
     model = TextClassifierModel(args.model_name, options)
     model.load()
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         enable_grpc=args.enable_grpc,
         enable_docs_url=args.enable_docs_url,
         enable_latency_logging=args.enable_latency_logging,
+        limits=limits_from(args),
     ).start([model])
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import kserve
+from prometheus_client import Counter
 
 from contract import schema
 from predictor.batcher import DynamicBatcher
@@ -16,6 +17,9 @@ from predictor.classifier import TextClassifier, model_revision
 
 logger = logging.getLogger(__name__)
 
+TEXTS_INFERRED = Counter(
+    "predictor_texts_total", "Texts classified by the model (cache hits never get here)", ["model_name"]
+)
 WARM_UP_TEXTS = ["warm-up: the model runs once before the server reports ready"]
 
 
@@ -29,6 +33,7 @@ class PredictorOptions:
     max_queue_texts: int = 10_000
     request_timeout_s: float = 10.0
     model_version: Optional[str] = None  # default: a content hash of the model directory
+    limits: schema.Limits = schema.Limits()
 
 
 class TextClassifierModel(kserve.Model):
@@ -68,10 +73,11 @@ class TextClassifierModel(kserve.Model):
         return payload  # preprocess already validated it with the shared schema
 
     async def preprocess(self, payload: Any, headers: Optional[dict] = None) -> schema.ClassifyRequest:
-        return schema.parse_request(payload)
+        return schema.parse_request(payload, self.options.limits)
 
     async def predict(self, request: schema.ClassifyRequest, headers: Optional[dict] = None, response_headers=None):
         probs = await self.batcher.submit(request.texts, self.options.request_timeout_s)
+        TEXTS_INFERRED.labels(self.name).inc(len(request.texts))
         if request.v2 is None:
             return schema.v1_response(probs, self.labels)
         return schema.v2_response(request.v2, probs, self.labels, self.name, self.model_version)

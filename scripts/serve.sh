@@ -6,12 +6,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 HTTP_PORT=${HTTP_PORT:-8080}
 GRPC_PORT=${GRPC_PORT:-8081}
-MODEL_DIR=${MODEL_DIR:-.cache/models/demo-sentiment}
+MODEL_NAME=${MODEL_NAME:-sentiment}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-
-if [ ! -f "$MODEL_DIR/config.json" ]; then
-  "$PY" -m predictor.demo_model "$MODEL_DIR"
-fi
+# Without MODEL_DIR the predictor serves the bundled model named MODEL_NAME
+# (sentiment or emotion): its LoRA adapter is merged into the offline base once,
+# then loaded from the cache (~/.cache/kserve-text-classifier).
+model_args=(--model_name "$MODEL_NAME")
+if [ -n "${MODEL_DIR:-}" ]; then model_args+=(--model_dir "$MODEL_DIR"); fi
 
 pids=()
 cleanup() {
@@ -21,8 +22,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-"$PY" -m predictor --model_name sentiment --model_dir "$MODEL_DIR" \
-  --http_port "$HTTP_PORT" --grpc_port "$GRPC_PORT" &
+"$PY" -m predictor "${model_args[@]}" --http_port "$HTTP_PORT" --grpc_port "$GRPC_PORT" &
 pids+=($!)
 
 for _ in $(seq 1 240); do
@@ -34,16 +34,13 @@ done
 cat <<MSG
 
 ================================================================================
- Serving model "sentiment" from $MODEL_DIR
-   V1 REST   http://127.0.0.1:$HTTP_PORT/v1/models/sentiment:predict
-   V2 REST   http://127.0.0.1:$HTTP_PORT/v2/models/sentiment/infer
+ Serving model "$MODEL_NAME" from ${MODEL_DIR:-predictor/bundled/$MODEL_NAME}
+   V1 REST   http://127.0.0.1:$HTTP_PORT/v1/models/$MODEL_NAME:predict
+   V2 REST   http://127.0.0.1:$HTTP_PORT/v2/models/$MODEL_NAME/infer
    V2 gRPC   127.0.0.1:$GRPC_PORT
  Try:
-   curl -s http://127.0.0.1:$HTTP_PORT/v1/models/sentiment:predict -d '{"instances": ["I love this"]}'
+   curl -s http://127.0.0.1:$HTTP_PORT/v1/models/$MODEL_NAME:predict -d '{"instances": ["I love this"]}'
 MSG
-if [ "$MODEL_DIR" = ".cache/models/demo-sentiment" ]; then
-  echo " WARNING: this is the DEMO model (random weights): its answers are NOT meaningful."
-fi
 echo " Ctrl-C stops everything."
 echo "================================================================================"
 wait

@@ -77,3 +77,50 @@ def triton_grpc_infer(target: str, model: str, texts: list) -> dict:
     done = subprocess.run([sys.executable, str(script), target, model], input=json.dumps(texts),
                           capture_output=True, text=True, timeout=60, check=True)
     return json.loads(done.stdout)
+
+
+class RedisProcess:
+    """A real redis-server of our own on a free port (nothing persisted); restartable on the same port."""
+
+    def __init__(self, log_path: Path, *extra: str):
+        self.port = free_port()
+        self.log_path = log_path
+        self.extra = list(extra)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisProcess":
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   *self.extra]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start:\n{self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample on ``url``/metrics (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0

@@ -1,0 +1,221 @@
+"""The transformer in front of the real predictor and a real Redis: cache, coalescing, fail-open, pass-through."""
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, answers, v2_body
+from tests.integration.servers import RedisProcess, ServerProcess, metric, triton_grpc_infer
+
+pytestmark = pytest.mark.integration
+
+JSON = {"content-type": "application/json"}
+
+
+def transformer_for(predictor: ServerProcess, redis: RedisProcess, log, *extra: str, name: str = "sentiment",
+                    protocol: str = "v2") -> ServerProcess:
+    target = predictor.grpc_target if protocol == "grpc-v2" else f"127.0.0.1:{predictor.http_port}"
+    return ServerProcess("transformer", ["--model_name", name, "--predictor_host", target, "--predictor_protocol",
+                                         protocol, "--redis_url", redis.url, *extra], log)
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory):
+    server = RedisProcess(tmp_path_factory.mktemp("redis") / "redis.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def transformer(predictor, redis, tmp_path_factory):
+    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
+    yield server
+    server.stop()
+
+
+def unique(n: int) -> list[str]:
+    run = uuid.uuid4().hex[:8]
+    return [f"text {run} number {i} is {'great' if i % 2 else 'dull'}" for i in range(n)]
+
+
+def predictor_texts(predictor) -> float:
+    return metric(predictor.url, "predictor_texts_total", model_name="sentiment")
+
+
+def post_v1(server, texts, **headers):
+    return httpx.post(f"{server.url}{V1}", json={"instances": texts}, headers=headers, timeout=30)
+
+
+def test_a_repeated_request_is_a_hit_that_never_reaches_the_predictor(transformer, predictor):
+    texts = unique(3)
+    first = post_v1(transformer, texts)
+    assert first.status_code == 200 and first.headers["x-cache"] == "miss"
+    before = predictor_texts(predictor)
+    second = post_v1(transformer, texts)
+    assert second.status_code == 200 and second.headers["x-cache"] == "hit"
+    assert second.json() == first.json()
+    assert predictor_texts(predictor) == before  # the model never saw the second request
+
+
+def test_seven_cached_of_ten_sends_exactly_three_texts_in_order(transformer, predictor):
+    texts = unique(10)
+    cached = [texts[i] for i in (0, 1, 2, 4, 5, 7, 9)]
+    assert post_v1(transformer, cached).status_code == 200
+    before = predictor_texts(predictor)
+    response = post_v1(transformer, texts)
+    assert response.status_code == 200 and response.headers["x-cache"] == "partial"
+    assert predictor_texts(predictor) - before == 3
+    direct = post_v1(predictor, texts).json()["predictions"]
+    assert [p["label"] for p in response.json()["predictions"]] == [p["label"] for p in direct]
+    got = [p["score"] for p in response.json()["predictions"]]
+    np.testing.assert_allclose(got, [p["score"] for p in direct], rtol=1e-5)
+
+
+def test_duplicates_and_concurrent_requests_are_computed_once(tiny_model_dir, redis, tmp_path):
+    slow = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
+                                       "--max_batch_delay_ms", "400"], tmp_path / "slow.log").start()
+    front = transformer_for(slow, redis, tmp_path / "transformer.log").start()
+    try:
+        post_v1(front, ["warm the model info"])
+        text = unique(1)[0]
+        before = metric(slow.url, "predictor_texts_total", model_name="sentiment")
+
+        async def burst():
+            async with httpx.AsyncClient(base_url=front.url, timeout=30) as client:
+                return await asyncio.gather(*(client.post(V1, json={"instances": [text, text]}) for _ in range(10)))
+
+        responses = asyncio.run(burst())
+        assert all(r.status_code == 200 for r in responses)
+        assert metric(slow.url, "predictor_texts_total", model_name="sentiment") - before == 1
+    finally:
+        front.stop()
+        slow.stop()
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[case[0] for case in ERROR_CASES])
+def test_adversarial_requests_get_the_predictors_status(transformer, case):
+    _, method, path, body, status, error_type = case
+    content = body if isinstance(body, bytes) else None
+    response = httpx.request(method, transformer.url + path, json=None if content else body, content=content,
+                             headers=JSON, timeout=30)
+    assert response.status_code == status, response.text
+    assert response.json()["error_type"] == error_type
+
+
+@pytest.mark.parametrize("case", OK_CASES, ids=[case[0] for case in OK_CASES])
+def test_hard_but_valid_requests_are_answered(transformer, case):
+    _, path, body, count = case
+    response = httpx.post(transformer.url + path, json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    assert answers(response.json()) == count
+
+
+def test_v2_rest_and_grpc_give_the_predictors_answers(transformer, predictor):
+    texts = unique(4)
+    direct = httpx.post(predictor.url + V2, json=v2_body(texts)).json()
+    via = httpx.post(transformer.url + V2, json=v2_body(texts)).json()
+    expected = {o["name"]: o["data"] for o in direct["outputs"]}
+    got = {o["name"]: o["data"] for o in via["outputs"]}
+    assert got["label"] == expected["label"]
+    np.testing.assert_allclose(got["scores"], expected["scores"], rtol=1e-5)
+    grpc = triton_grpc_infer(transformer.grpc_target, "sentiment", texts)
+    assert grpc["label"] == expected["label"]
+    np.testing.assert_allclose(np.ravel(grpc["scores"]), expected["scores"], rtol=1e-5)
+
+
+def test_request_id_goes_to_the_predictor_and_back(transformer, predictor):
+    request_id = f"req-{uuid.uuid4()}"
+    response = post_v1(transformer, unique(1), **{"x-request-id": request_id})
+    assert response.headers["x-request-id"] == request_id
+    assert f"requestId: {request_id}" in predictor.log()  # KServe's per-request log line on the predictor
+    generated = post_v1(transformer, unique(1)).headers["x-request-id"]
+    assert len(generated) >= 32
+
+
+def test_redis_stopping_mid_stream_fails_no_request_and_hits_resume(predictor, tmp_path):
+    redis = RedisProcess(tmp_path / "redis.log").start()
+    front = transformer_for(predictor, redis, tmp_path / "transformer.log", "--cache_reset_s", "0.3").start()
+    try:
+        texts = unique(5)
+        statuses = []
+        for i in range(60):
+            if i == 20:
+                redis.stop()
+            statuses.append(post_v1(front, texts[i % 5 : i % 5 + 1]).status_code)
+        assert statuses == [200] * 60
+        assert metric(front.url, "transformer_cache_errors_total", model_name="sentiment", operation="get") >= 1
+        assert metric(front.url, "transformer_cache_circuit_state", model_name="sentiment") == 2  # open
+        redis.start()
+        deadline = time.monotonic() + 10
+        outcomes = []
+        while time.monotonic() < deadline and outcomes[-2:] != ["hit", "hit"]:
+            outcomes.append(post_v1(front, ["back again"]).headers["x-cache"])
+            time.sleep(0.1)
+        assert outcomes[-2:] == ["hit", "hit"], outcomes  # written once Redis is back, then read
+        assert metric(front.url, "transformer_cache_circuit_state", model_name="sentiment") == 0
+    finally:
+        front.stop()
+        redis.stop()
+
+
+@pytest.mark.parametrize("protocol", ["v2", "grpc-v2"])
+def test_predictor_down_is_a_fast_503_and_recovery_needs_no_restart(tiny_model_dir, redis, tmp_path, protocol):
+    backend = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir)],
+                            tmp_path / "predictor.log").start()
+    front = transformer_for(backend, redis, tmp_path / "transformer.log", protocol=protocol).start()
+    try:
+        assert post_v1(front, unique(1)).status_code == 200
+        backend.stop()
+        started = time.monotonic()
+        down = post_v1(front, unique(1))
+        assert time.monotonic() - started < 1.0
+        assert down.status_code == 503 and down.json()["error_type"] == "predictor_unavailable"
+        assert post_v1(front, []).status_code == 200  # nothing to compute: no predictor needed
+        backend.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and post_v1(front, ["recovered?"]).status_code != 200:
+            time.sleep(0.2)
+        assert post_v1(front, unique(2)).status_code == 200
+    finally:
+        front.stop()
+        backend.stop()
+
+
+def test_a_slow_predictor_is_a_504_at_the_deadline(tiny_model_dir, redis, tmp_path):
+    slow = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
+                                       "--max_batch_delay_ms", "3000"], tmp_path / "slow.log").start()
+    front = transformer_for(slow, redis, tmp_path / "transformer.log", "--predictor_request_timeout_seconds", "1").start()
+    try:
+        started = time.monotonic()
+        response = post_v1(front, unique(1))
+        assert response.status_code == 504 and response.json()["error_type"] == "timeout"
+        assert time.monotonic() - started < 2.5
+    finally:
+        front.stop()
+        slow.stop()
+
+
+def test_two_models_on_one_redis_never_share_entries(tiny_model_dir, tiny_multilabel_dir, redis, tmp_path):
+    sentiment = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir)],
+                              tmp_path / "sentiment.log").start()
+    emotion = ServerProcess("predictor", ["--model_name", "emotion", "--model_dir", str(tiny_multilabel_dir)],
+                            tmp_path / "emotion.log").start()
+    fronts = [transformer_for(sentiment, redis, tmp_path / "t1.log").start(),
+              transformer_for(emotion, redis, tmp_path / "t2.log", name="emotion").start()]
+    try:
+        texts = unique(3)
+        first = [httpx.post(f"{f.url}/v1/models/{n}:predict", json={"instances": texts}) for f, n in
+                 zip(fronts, ["sentiment", "emotion"])]
+        again = [httpx.post(f"{f.url}/v1/models/{n}:predict", json={"instances": texts}) for f, n in
+                 zip(fronts, ["sentiment", "emotion"])]
+        assert [r.headers["x-cache"] for r in first] == ["miss", "miss"]  # emotion did not read sentiment's entries
+        assert [r.headers["x-cache"] for r in again] == ["hit", "hit"]
+        labels = [{s["label"] for s in r.json()["predictions"][0]["scores"]} for r in again]
+        assert labels == [{"NEGATIVE", "POSITIVE"}, {"sadness", "joy", "love", "anger", "fear", "surprise"}]
+    finally:
+        for server in [*fronts, sentiment, emotion]:
+            server.stop()

@@ -1,0 +1,87 @@
+"""``python -m transformer``: validation and a per-text Redis cache in front of the predictor.
+
+All of KServe's standard transformer flags apply (``--model_name``,
+``--predictor_host``, ``--predictor_protocol`` v2 or grpc-v2,
+``--predictor_request_timeout_seconds``, ``--http_port``, ``--grpc_port``, ...), plus
+the flags below; each of ours can also be set by the env var named in its help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kserve import model_server as kserve_model_server
+from kserve.predictor_config import PredictorConfig
+
+from contract.flags import add_limit_flags, configure_logging, env, limits_from
+from contract.server import ModelServer
+from transformer.cache import TextCache
+from transformer.model import CachingTransformer
+from transformer.upstream import PredictorClient
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m transformer", parents=[kserve_model_server.parser], description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.set_defaults(
+        model_name=env("MODEL_NAME", "model"),
+        predictor_host=env("PREDICTOR_HOST", None),
+        predictor_protocol=env("PREDICTOR_PROTOCOL", "v2"),
+        predictor_request_timeout_seconds=env("PREDICTOR_REQUEST_TIMEOUT_SECONDS", 10, int),
+    )
+    add = parser.add_argument
+    add("--redis_url", default=env("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis for the per-text cache; redis:// or rediss:// (TLS), password in the URL [REDIS_URL].")
+    add("--cache_ttl_s", type=int, default=env("CACHE_TTL_S", 86_400, int),
+        help="Seconds a cached result lives [CACHE_TTL_S].")
+    add("--cache_timeout_ms", type=float, default=env("CACHE_TIMEOUT_MS", 20.0, float),
+        help="Deadline of each Redis call; slower counts as a miss [CACHE_TIMEOUT_MS].")
+    add("--cache_failure_threshold", type=int, default=env("CACHE_FAILURE_THRESHOLD", 3, int),
+        help="Consecutive Redis failures that open the circuit [CACHE_FAILURE_THRESHOLD].")
+    add("--cache_reset_s", type=float, default=env("CACHE_RESET_S", 1.0, float),
+        help="Seconds the open circuit skips Redis before probing it again [CACHE_RESET_S].")
+    add("--cache_model_version", default=env("CACHE_MODEL_VERSION", None),
+        help="Read only entries of this model version (pin it on a canary's transformer); default: the "
+             "version the predictor reports [CACHE_MODEL_VERSION].")
+    add_limit_flags(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    if not args.predictor_host:
+        sys.exit("transformer: --predictor_host (or PREDICTOR_HOST) is required, e.g. 127.0.0.1:8090")
+    if args.predictor_protocol not in ("v2", "grpc-v2"):
+        sys.exit("transformer: --predictor_protocol must be v2 or grpc-v2 (the predictor speaks V2)")
+    cache = TextCache(args.redis_url, args.model_name, ttl_s=args.cache_ttl_s, timeout_s=args.cache_timeout_ms / 1000,
+                      failure_threshold=args.cache_failure_threshold, reset_after_s=args.cache_reset_s)
+    predictor = PredictorClient(args.predictor_host, args.predictor_protocol,
+                                timeout_s=args.predictor_request_timeout_seconds, use_ssl=args.predictor_use_ssl)
+    model = CachingTransformer(args.model_name, predictor, cache, limits=limits_from(args),
+                               pinned_version=args.cache_model_version)
+    model.load()
+    ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        max_threads=args.max_threads,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        limits=limits_from(args),
+        predictor_config=PredictorConfig(
+            predictor_host=args.predictor_host,
+            predictor_protocol=args.predictor_protocol,
+            predictor_use_ssl=args.predictor_use_ssl,
+            predictor_request_timeout_seconds=args.predictor_request_timeout_seconds,
+            predictor_health_check=args.enable_predictor_health_check,
+        ),
+    ).start([model])
+
+
+if __name__ == "__main__":
+    main()

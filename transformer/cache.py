@@ -1,0 +1,101 @@
+"""The per-text result cache in Redis, fail-open.
+
+One MGET per request, one pipelined batch of ``SET key value EX ttl`` per predictor
+call. Every Redis call has a tight deadline; any error or timeout turns into "miss"
+(or "not written"), never into a failed request, and the circuit breaker stops paying
+the deadline on every request while Redis is down. Values are the model's
+probabilities as float32 bytes: no text is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from transformer.breaker import STATE_NAMES, CircuitBreaker
+from transformer.metrics import CACHE_ERRORS, CACHE_SKIPPED, CIRCUIT_STATE
+
+logger = logging.getLogger(__name__)
+
+# A failed connection, a timeout, a refused command (e.g. OOM when Redis is full).
+CACHE_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class TextCache:
+    def __init__(self, redis_url: str, model_name: str, ttl_s: int = 86_400, timeout_s: float = 0.02,
+                 failure_threshold: int = 3, reset_after_s: float = 1.0):
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self.model_name = model_name
+        self.redis_url = redis_url
+        self._client: Optional[redis.Redis] = None  # created in the serving event loop
+        self.breaker = CircuitBreaker(failure_threshold, reset_after_s, on_change=self._circuit_changed)
+        CIRCUIT_STATE.labels(model_name).set(self.breaker.state)
+
+    def __getstate__(self):  # picklable for KServe's multi-worker mode; each worker connects on its own
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def _redis(self) -> redis.Redis:
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
+                retry_on_timeout=False,
+            )
+        return self._client
+
+    def _circuit_changed(self, state: int) -> None:
+        CIRCUIT_STATE.labels(self.model_name).set(state)
+        logger.warning("Cache circuit for %s is now %s", self.model_name, STATE_NAMES[state])
+
+    async def _guarded(self, operation: str, call):
+        """Run one Redis call under the breaker and the deadline; None when skipped or failed."""
+        if not self.breaker.allow():
+            CACHE_SKIPPED.labels(self.model_name).inc()
+            return None
+        try:
+            result = await asyncio.wait_for(call(), self.timeout_s)
+        except CACHE_FAILURES as exc:
+            CACHE_ERRORS.labels(self.model_name, operation).inc()
+            logger.debug("cache %s failed: %r", operation, exc)
+            self.breaker.record_failure()
+            return None
+        self.breaker.record_success()
+        return result
+
+    async def get_many(self, keys: Sequence[str], width: int) -> list[Optional[np.ndarray]]:
+        """Each key's cached probabilities, or None for a miss (or when the cache is unavailable)."""
+        if not keys:
+            return []
+        values = await self._guarded("get", lambda: self._redis.mget(keys))
+        if values is None:
+            return [None] * len(keys)
+        return [_decode(value, width) for value in values]
+
+    async def set_many(self, entries: Mapping[str, np.ndarray]) -> None:
+        if not entries:
+            return
+
+        async def write():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, probs in entries.items():
+                    pipe.set(key, np.asarray(probs, dtype=np.float32).tobytes(), ex=self.ttl_s)
+                return await pipe.execute()
+
+        await self._guarded("set", write)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _decode(value: Optional[bytes], width: int) -> Optional[np.ndarray]:
+    if value is None or len(value) != width * 4:  # a foreign or truncated value is a miss, not a crash
+        return None
+    return np.frombuffer(value, dtype=np.float32)

@@ -1,0 +1,130 @@
+"""The KServe transformer: validate, answer cached texts from Redis, send only the misses on.
+
+Per request: parse and check limits with the shared schema; dedupe texts; one MGET
+for all of them under the expected model version; the misses (minus texts another
+request is already computing) go to the predictor in one call; its answers are
+written back with one pipelined SET, under the version that actually computed them;
+results are merged back in input order. The ``x-cache`` header says hit, miss or
+partial; ``x-request-id`` goes to the predictor and comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import kserve
+import numpy as np
+
+from contract import schema
+from contract.cachekey import cache_key
+from transformer.cache import TextCache
+from transformer.coalesce import Coalescer
+from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
+from transformer.upstream import PredictorClient, Scores
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelInfo:
+    labels: list[str]
+    model_version: str
+
+
+class CachingTransformer(kserve.Model):
+    def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits = schema.Limits(),
+                 pinned_version: Optional[str] = None):
+        super().__init__(name, return_response_headers=True)
+        self.predictor = predictor
+        self.cache = cache
+        self.limits = limits
+        # Reads use the pinned version when set (a canary's transformer pins its own model's
+        # version), else the version the predictor last reported. Writes always use the
+        # version that computed the answer.
+        self.pinned_version = pinned_version
+        self.coalescer = Coalescer()
+        self._info: Optional[ModelInfo] = None
+        self._info_lock = asyncio.Lock()
+
+    def load(self) -> bool:
+        self.ready = True  # labels and version are learned from the predictor on first use
+        return True
+
+    @property
+    def read_version(self) -> str:
+        return self.pinned_version or self._info.model_version
+
+    def validate(self, payload: Any) -> Any:
+        return payload  # preprocess validated it with the shared schema
+
+    async def preprocess(self, payload: Any, headers: Optional[dict] = None) -> schema.ClassifyRequest:
+        return schema.parse_request(payload, self.limits)
+
+    async def _learn(self, scores: Scores) -> None:
+        if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:
+            if self._info is not None:
+                logger.info("Predictor model version is now %s (was %s)", scores.model_version, self._info.model_version)
+            self._info = ModelInfo(labels=scores.labels, model_version=scores.model_version)
+        if self.pinned_version and scores.model_version != self.pinned_version:
+            logger.warning("Pinned cache version %s, but the predictor answered as %s",
+                           self.pinned_version, scores.model_version)
+
+    async def model_info(self, request_id: str) -> ModelInfo:
+        if self._info is None:
+            async with self._info_lock:
+                if self._info is None:  # an empty inference tells the labels and the version
+                    await self._learn(await self.predictor.infer(self.name, [], request_id))
+        return self._info
+
+    async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str) -> dict:
+        texts = [text for _, text in keys_and_texts]
+        scores = await self.predictor.infer(self.name, texts, request_id)
+        PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
+        await self._learn(scores)
+        await self.cache.set_many(
+            {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
+        )
+        return dict(zip(keys_and_texts, scores.probs))
+
+    async def predict(self, request: schema.ClassifyRequest, headers: Optional[dict] = None,
+                      response_headers: Optional[dict] = None):
+        headers = headers or {}
+        request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        info = await self.model_info(request_id)
+        distinct = list(dict.fromkeys(request.texts))
+        keys = [cache_key(self.name, self.read_version, text) for text in distinct]
+        cached = await self.cache.get_many(keys, len(info.labels))
+        rows = {text: row for text, row in zip(distinct, cached) if row is not None}
+        misses = [(key, text) for key, text, row in zip(keys, distinct, cached) if row is None]
+        CACHE_LOOKUPS.labels(self.name, "hit").inc(len(rows))
+        CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
+        if misses:
+            computed, coalesced = await self.coalescer.compute(misses, lambda todo: self._fetch(todo, request_id))
+            COALESCED.labels(self.name).inc(coalesced)
+            rows.update({text: row for (_, text), row in computed.items()})
+        width = len(self._info.labels)
+        probs = np.stack([rows[text] for text in request.texts]) if request.texts else np.zeros((0, width), np.float32)
+        if response_headers is not None:
+            response_headers["x-cache"] = "miss" if len(misses) == len(distinct) and misses else (
+                "partial" if misses else "hit")
+            response_headers["x-request-id"] = request_id
+        if request.v2 is None:
+            return schema.v1_response(probs, self._info.labels)
+        return schema.v2_response(request.v2, probs, self._info.labels, self.name, self.read_version)
+
+    def get_input_types(self) -> list[dict]:
+        return schema.tensor_metadata(len(self._info.labels) if self._info else -1)[0]
+
+    def get_output_types(self) -> list[dict]:
+        return schema.tensor_metadata(len(self._info.labels) if self._info else -1)[1]
+
+    def metadata_parameters(self) -> dict:
+        return {
+            "labels": self._info.labels if self._info else None,
+            "model_version": self.read_version if self._info or self.pinned_version else None,
+            "cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state},
+        }

@@ -1,0 +1,128 @@
+"""The transformer's calls to the predictor, over V2 REST or V2 gRPC, with failures mapped to the error table.
+
+Predictor down -> 503 ``predictor_unavailable`` (connect timeout 1 s); slower than
+the deadline -> 504 ``timeout``; a predictor error with an ``error_type`` -> the same
+error, passed through unchanged; anything else unusable -> 502 ``bad_gateway``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import grpc
+import httpx
+import numpy as np
+from kserve.inference_client import InferenceGRPCClient, InferenceRESTClient, RESTConfig
+from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
+
+from contract.errors import ERRORS, ServiceError
+from contract.schema import INPUT_NAME, SCORES_OUTPUT
+
+CONNECT_TIMEOUT_S = 1.0
+# Reconnect quickly once a restarted predictor is back (gRPC's default backoff grows to minutes).
+GRPC_CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What one predictor answer tells the transformer."""
+
+    probs: np.ndarray  # (n, k) in label order
+    labels: list[str]
+    model_version: str
+
+
+class PredictorClient:
+    def __init__(self, host: str, protocol: str, timeout_s: float, use_ssl: bool = False):
+        if protocol not in ("v2", "grpc-v2"):
+            raise ValueError(f"--predictor_protocol must be v2 or grpc-v2, not {protocol!r}")
+        self.host = host
+        self.protocol = protocol
+        self.timeout_s = timeout_s
+        self.use_ssl = use_ssl
+        self._base_url = f"{'https' if use_ssl else 'http'}://{host}"
+        self._client = None  # created in the serving event loop: gRPC channels are bound to one loop
+
+    def __getstate__(self):  # picklable for KServe's multi-worker mode; each worker connects on its own
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def client(self):
+        if self._client is None:
+            if self.protocol == "grpc-v2":
+                self._client = InferenceGRPCClient(self.host, use_ssl=self.use_ssl, timeout=self.timeout_s,
+                                                   retries=0, channel_args=list(GRPC_CHANNEL_ARGS))
+            else:
+                timeout = httpx.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S)
+                self._client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=timeout))
+        return self._client
+
+    async def infer(self, model_name: str, texts: list[str], request_id: str) -> Scores:
+        request = InferRequest(
+            model_name=model_name, request_id=request_id,
+            infer_inputs=[InferInput(INPUT_NAME, [len(texts)], "BYTES", list(texts))],
+        )
+        headers = {"x-request-id": request_id}
+        try:
+            if self.protocol == "grpc-v2":
+                response = await self.client.infer(request, headers=tuple(headers.items()))
+            else:
+                response = await self.client.infer(self._base_url, request, model_name=model_name, headers=headers)
+        except httpx.HTTPStatusError as exc:
+            raise _passed_through(exc.response.status_code, exc.response.text) from None
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise self._unavailable("did not accept a connection within 1 s") from None
+            raise ServiceError("timeout", f"The predictor did not answer within {self.timeout_s:g} s.") from None
+        except httpx.TransportError as exc:
+            raise self._unavailable(f"is not reachable ({type(exc).__name__})") from None
+        except grpc.RpcError as exc:
+            raise self._grpc_error(exc) from None
+        return _scores(response, len(texts))
+
+    def _unavailable(self, what: str) -> ServiceError:
+        return ServiceError("predictor_unavailable", f"The predictor at {self.host} {what}; retry shortly.")
+
+    def _grpc_error(self, exc: grpc.RpcError) -> ServiceError:
+        code = exc.code()
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return self._unavailable("is not reachable (gRPC UNAVAILABLE)")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ServiceError("timeout", f"The predictor did not answer within {self.timeout_s:g} s.")
+        status = next((kind.http_status for kind in ERRORS.values() if kind.grpc_status == code), 502)
+        return _passed_through(status, exc.details() or "")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _passed_through(status: int, body: str) -> ServiceError:
+    """The predictor's own error, unchanged when it speaks the error table."""
+    try:
+        payload = json.loads(body)
+        error_type, message = payload["error_type"], payload["error"]
+        if error_type in ERRORS:
+            return ServiceError(error_type, message)
+    except (ValueError, KeyError, TypeError):
+        pass
+    return ServiceError("bad_gateway", f"The predictor answered {status}: {body[:300]}")
+
+
+def _scores(response: InferResponse, count: int) -> Scores:
+    scores = response.get_output_by_name(SCORES_OUTPUT)
+    if scores is None or not scores.parameters or "labels" not in scores.parameters:
+        raise ServiceError("bad_gateway", "The predictor's answer has no 'scores' output with a 'labels' parameter.")
+    labels_parameter = scores.parameters["labels"]
+    labels = json.loads(getattr(labels_parameter, "string_param", labels_parameter))
+    probs = scores.as_numpy().astype(np.float32).reshape(count, len(labels))
+    return Scores(probs=probs, labels=labels, model_version=response.model_version or "unversioned")
