@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -41,7 +42,7 @@ class ClassifyRequest:
     """What every protocol boils down to: the texts, and the V2 request to answer (None for V1)."""
 
     texts: list[str]
-    v2: Optional[InferRequest] = None
+    v2: InferRequest | None = None
 
 
 def parse_request(payload: Any, limits: Limits = Limits()) -> ClassifyRequest:

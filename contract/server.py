@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import List
 
 import kserve
 import pydantic
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
+from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
-from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.model import BaseKServeModel
 from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.grpc.server import GRPCServer
@@ -155,7 +153,7 @@ class ModelServer(kserve.ModelServer):
             if task.exception():
                 raise task.exception()
 
-    def start(self, models: List[BaseKServeModel]) -> None:
+    def start(self, models: list[BaseKServeModel]) -> None:
         """``kserve.ModelServer.start`` (kserve 0.21.0) with this module's REST servers."""
         self._register_and_check_atleast_one_model_is_ready(models)
         rest_options = dict(
@@ -192,3 +190,20 @@ class ModelServer(kserve.ModelServer):
         self.setup_event_loop()
         self.register_signal_handler()
         asyncio.run(self._serve())
+
+
+def serve(model: BaseKServeModel, args, **server_options) -> None:
+    """Start ``model`` with KServe's standard server flags as parsed by a ``__main__`` module."""
+    from contract.flags import limits_from
+
+    ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        max_threads=args.max_threads,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        limits=limits_from(args),
+        **server_options,
+    ).start([model])

@@ -15,7 +15,7 @@ from pathlib import Path
 from kserve import model_server as kserve_model_server
 
 from contract.flags import add_limit_flags, configure_logging, env, limits_from
-from contract.server import ModelServer
+from contract.server import serve
 from predictor.bundle import default_cache_dir, resolve_model_dir
 from predictor.model import PredictorOptions, TextClassifierModel
 
@@ -78,17 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     model = TextClassifierModel(args.model_name, options)
     model.load()
-    ModelServer(
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=args.workers,
-        max_threads=args.max_threads,
-        enable_grpc=args.enable_grpc,
-        enable_docs_url=args.enable_docs_url,
-        enable_latency_logging=args.enable_latency_logging,
-        limits=limits_from(args),
-    ).start([model])
-
+    serve(model, args)
 
 if __name__ == "__main__":
     main()

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -57,9 +57,9 @@ class DynamicBatcher:
         self._queue: deque[_Pending] = deque()
         self.queued_texts = 0
         # Created on first use, in the serving process and loop (KServe may fork workers).
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._arrived: Optional[asyncio.Event] = None
-        self._loop_task: Optional[asyncio.Task] = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._arrived: asyncio.Event | None = None
+        self._loop_task: asyncio.Task | None = None
 
     def __getstate__(self):  # picklable for KServe's multi-worker mode: runtime state is rebuilt per process
         state = self.__dict__.copy()
@@ -90,7 +90,7 @@ class DynamicBatcher:
         self._arrived.set()
         try:
             return await asyncio.wait_for(pending.future, timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ServiceError("timeout", f"Inference did not finish within the {timeout_s:g} s request deadline.")
 
     def _take_batch(self) -> list[tuple[_Pending, int, int]]:
@@ -123,7 +123,7 @@ class DynamicBatcher:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
 
     async def _run(self) -> None:

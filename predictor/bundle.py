@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def resolve_model_dir(model_dir: Optional[Path], model_name: str, cache_dir: Optional[Path] = None) -> Path:
+def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path | None = None) -> Path:
     """The directory to load: ``model_dir`` or the bundled model, adapters merged via the cache."""
     if model_dir is None:
         model_dir = BUNDLED_DIR / model_name

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ class TextClassifier:
         lengths = [len(row) for row in ids]
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         for chunk in self._chunks(order, lengths):
-            features = [{name: encoded[name][i] for name in encoded.keys()} for i in chunk]
+            features = [{name: encoded[name][i] for name in encoded} for i in chunk]
             batch = self.tokenizer.pad(features, return_tensors="pt")
             logits = self.model(**batch).logits.float()
             chunk_probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)

@@ -8,8 +8,8 @@ real bundled models come from ``predictor.train``.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 SENTIMENT_LABELS = ("NEGATIVE", "POSITIVE")
 

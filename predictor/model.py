@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import kserve
 from prometheus_client import Counter
@@ -32,7 +32,7 @@ class PredictorOptions:
     max_batch_tokens: int = 16384
     max_queue_texts: int = 10_000
     request_timeout_s: float = 10.0
-    model_version: Optional[str] = None  # default: a content hash of the model directory
+    model_version: str | None = None  # default: a content hash of the model directory
     limits: schema.Limits = schema.Limits()
 
 
@@ -40,8 +40,8 @@ class TextClassifierModel(kserve.Model):
     def __init__(self, name: str, options: PredictorOptions):
         super().__init__(name)
         self.options = options
-        self.classifier: Optional[TextClassifier] = None
-        self.batcher: Optional[DynamicBatcher] = None
+        self.classifier: TextClassifier | None = None
+        self.batcher: DynamicBatcher | None = None
         self.model_version = options.model_version
 
     def load(self) -> bool:
@@ -72,10 +72,10 @@ class TextClassifierModel(kserve.Model):
     def validate(self, payload: Any) -> Any:
         return payload  # preprocess already validated it with the shared schema
 
-    async def preprocess(self, payload: Any, headers: Optional[dict] = None) -> schema.ClassifyRequest:
+    async def preprocess(self, payload: Any, headers: dict | None = None) -> schema.ClassifyRequest:
         return schema.parse_request(payload, self.options.limits)
 
-    async def predict(self, request: schema.ClassifyRequest, headers: Optional[dict] = None, response_headers=None):
+    async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None, response_headers=None):
         probs = await self.batcher.submit(request.texts, self.options.request_timeout_s)
         TEXTS_INFERRED.labels(self.name).inc(len(request.texts))
         if request.v2 is None:

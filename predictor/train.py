@@ -27,16 +27,15 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from predictor.data import Example, HoldOut, read_labelled, split_holdout
-
 from predictor.evaluate import TRAINING_RECORD
 
 
@@ -168,7 +167,7 @@ def train(args) -> dict:
     if args.max_validation_samples:
         validation_rows = validation_rows[: args.max_validation_samples]
     tokenizer = AutoTokenizer.from_pretrained(resolve_base(args.base_model))
-    encode = lambda rows: tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"]  # noqa: E731
+    encode = lambda rows: tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"]
     train_ids, validation_ids = encode(train_rows), encode(validation_rows)
     model = build_model(args, labels)
     model.train()

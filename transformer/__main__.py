@@ -15,7 +15,7 @@ from kserve import model_server as kserve_model_server
 from kserve.predictor_config import PredictorConfig
 
 from contract.flags import add_limit_flags, configure_logging, env, limits_from
-from contract.server import ModelServer
+from contract.server import serve
 from transformer.cache import TextCache
 from transformer.model import CachingTransformer
 from transformer.upstream import PredictorClient
@@ -64,24 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     model = CachingTransformer(args.model_name, predictor, cache, limits=limits_from(args),
                                pinned_version=args.cache_model_version)
     model.load()
-    ModelServer(
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=args.workers,
-        max_threads=args.max_threads,
-        enable_grpc=args.enable_grpc,
-        enable_docs_url=args.enable_docs_url,
-        enable_latency_logging=args.enable_latency_logging,
-        limits=limits_from(args),
-        predictor_config=PredictorConfig(
-            predictor_host=args.predictor_host,
-            predictor_protocol=args.predictor_protocol,
-            predictor_use_ssl=args.predictor_use_ssl,
-            predictor_request_timeout_seconds=args.predictor_request_timeout_seconds,
-            predictor_health_check=args.enable_predictor_health_check,
-        ),
-    ).start([model])
-
+    serve(model, args, predictor_config=PredictorConfig(
+        predictor_host=args.predictor_host,
+        predictor_protocol=args.predictor_protocol,
+        predictor_use_ssl=args.predictor_use_ssl,
+        predictor_request_timeout_seconds=args.predictor_request_timeout_seconds,
+        predictor_health_check=args.enable_predictor_health_check,
+    ))
 
 if __name__ == "__main__":
     main()

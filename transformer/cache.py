@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import redis.asyncio as redis
@@ -33,7 +33,7 @@ class TextCache:
         self.timeout_s = timeout_s
         self.model_name = model_name
         self.redis_url = redis_url
-        self._client: Optional[redis.Redis] = None  # created in the serving event loop
+        self._client: redis.Redis | None = None  # created in the serving event loop
         self.breaker = CircuitBreaker(failure_threshold, reset_after_s, on_change=self._circuit_changed)
         CIRCUIT_STATE.labels(model_name).set(self.breaker.state)
 
@@ -68,7 +68,7 @@ class TextCache:
         self.breaker.record_success()
         return result
 
-    async def get_many(self, keys: Sequence[str], width: int) -> list[Optional[np.ndarray]]:
+    async def get_many(self, keys: Sequence[str], width: int) -> list[np.ndarray | None]:
         """Each key's cached probabilities, or None for a miss (or when the cache is unavailable)."""
         if not keys:
             return []
@@ -95,7 +95,7 @@ class TextCache:
             self._client = None
 
 
-def _decode(value: Optional[bytes], width: int) -> Optional[np.ndarray]:
+def _decode(value: bytes | None, width: int) -> np.ndarray | None:
     if value is None or len(value) != width * 4:  # a foreign or truncated value is a miss, not a crash
         return None
     return np.frombuffer(value, dtype=np.float32)

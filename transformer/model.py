@@ -14,7 +14,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import kserve
 import numpy as np
@@ -37,7 +37,7 @@ class ModelInfo:
 
 class CachingTransformer(kserve.Model):
     def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits = schema.Limits(),
-                 pinned_version: Optional[str] = None):
+                 pinned_version: str | None = None):
         super().__init__(name, return_response_headers=True)
         self.predictor = predictor
         self.cache = cache
@@ -47,7 +47,7 @@ class CachingTransformer(kserve.Model):
         # version that computed the answer.
         self.pinned_version = pinned_version
         self.coalescer = Coalescer()
-        self._info: Optional[ModelInfo] = None
+        self._info: ModelInfo | None = None
         self._info_lock = asyncio.Lock()
 
     def load(self) -> bool:
@@ -61,7 +61,7 @@ class CachingTransformer(kserve.Model):
     def validate(self, payload: Any) -> Any:
         return payload  # preprocess validated it with the shared schema
 
-    async def preprocess(self, payload: Any, headers: Optional[dict] = None) -> schema.ClassifyRequest:
+    async def preprocess(self, payload: Any, headers: dict | None = None) -> schema.ClassifyRequest:
         return schema.parse_request(payload, self.limits)
 
     async def _learn(self, scores: Scores) -> None:
@@ -90,8 +90,8 @@ class CachingTransformer(kserve.Model):
         )
         return dict(zip(keys_and_texts, scores.probs))
 
-    async def predict(self, request: schema.ClassifyRequest, headers: Optional[dict] = None,
-                      response_headers: Optional[dict] = None):
+    async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
+                      response_headers: dict | None = None):
         headers = headers or {}
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
         info = await self.model_info(request_id)

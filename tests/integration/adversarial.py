@@ -1,5 +1,7 @@
 """The adversarial request table, sent to the predictor and to the transformer alike."""
 
+import httpx
+
 V1 = "/v1/models/sentiment:predict"
 V2 = "/v2/models/sentiment/infer"
 
@@ -47,3 +49,23 @@ def answers(payload: dict) -> int:
     if "predictions" in payload:
         return len(payload["predictions"])
     return next(o["shape"][0] for o in payload["outputs"] if o["name"] == "label")
+
+
+def send_error_case(base_url: str, case) -> httpx.Response:
+    """Send one ERROR_CASES row; assert its status and error_type, and a readable message."""
+    _, method, path, body, status, error_type = case
+    content = body if isinstance(body, bytes) else None
+    response = httpx.request(method, base_url + path, json=None if content else body, content=content,
+                             headers={"content-type": "application/json"}, timeout=30)
+    assert response.status_code == status, response.text
+    payload = response.json()
+    assert payload["error_type"] == error_type
+    assert isinstance(payload["error"], str) and len(payload["error"]) > 10
+    return response
+
+
+def send_ok_case(base_url: str, case) -> None:
+    _, path, body, count = case
+    response = httpx.post(base_url + path, json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    assert answers(response.json()) == count

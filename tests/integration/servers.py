@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,8 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import json
 
 import httpx
 
@@ -41,10 +40,15 @@ class ServerProcess:
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
+    def descendants(self) -> list:
+        import psutil
+
+        return psutil.Process(self.process.pid).children(recursive=True) if self.process else []
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def start(self, ready_timeout_s: float = 90) -> "ServerProcess":
+    def start(self, ready_timeout_s: float = 90) -> ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -53,10 +57,13 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.command} exited with {self.process.returncode}:\n{self.log()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return self
+                ready = httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
+                ready = False
+            # With --workers, the first worker answers while the parent still starts the
+            # others; the gRPC server starts last.
+            if ready and "Starting gRPC server on" in self.log():
+                return self
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{self.command} not ready after {ready_timeout_s} s:\n{self.log()[-3000:]}")
@@ -92,7 +99,7 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisProcess":
+    def start(self) -> RedisProcess:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                    *self.extra]
         with self.log_path.open("ab") as log:

@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, answers
+from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, send_error_case, send_ok_case
 from tests.integration.servers import ServerProcess, triton_grpc_infer
 
 pytestmark = pytest.mark.integration
@@ -15,22 +15,12 @@ JSON = {"content-type": "application/json"}
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[case[0] for case in ERROR_CASES])
 def test_bad_requests_get_a_clear_4xx(predictor, case):
-    _, method, path, body, status, error_type = case
-    content = body if isinstance(body, bytes) else None
-    response = httpx.request(method, predictor.url + path, json=None if content else body, content=content,
-                             headers=JSON, timeout=30)
-    assert response.status_code == status, response.text
-    payload = response.json()
-    assert payload["error_type"] == error_type
-    assert isinstance(payload["error"], str) and len(payload["error"]) > 10
+    send_error_case(predictor.url, case)
 
 
 @pytest.mark.parametrize("case", OK_CASES, ids=[case[0] for case in OK_CASES])
 def test_hard_but_valid_requests_are_answered(predictor, case):
-    _, path, body, count = case
-    response = httpx.post(predictor.url + path, json=body, timeout=120)
-    assert response.status_code == 200, response.text
-    assert answers(response.json()) == count
+    send_ok_case(predictor.url, case)
 
 
 def test_grpc_errors_carry_the_error_table(predictor):

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import httpx
 import numpy as np
@@ -118,5 +119,9 @@ def test_several_uvicorn_workers_serve_the_same_answers(tiny_model_dir, tmp_path
                                        rtol=1e-5)
         bad = httpx.post(f"{server.url}/v1/models/sentiment:predict", json={"instances": [None]})
         assert bad.status_code == 400 and bad.json()["error_type"] == "invalid_request"
+        workers = [p for p in server.descendants() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2
     finally:
         server.stop()
+    time.sleep(0.5)
+    assert not [p for p in workers if p.is_running() and p.status() != "zombie"]  # SIGTERM reaps the workers

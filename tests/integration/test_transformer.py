@@ -8,12 +8,11 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, answers, v2_body
+from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, send_error_case, send_ok_case, v2_body
 from tests.integration.servers import RedisProcess, ServerProcess, metric, triton_grpc_infer
 
 pytestmark = pytest.mark.integration
 
-JSON = {"content-type": "application/json"}
 
 
 def transformer_for(predictor: ServerProcess, redis: RedisProcess, log, *extra: str, name: str = "sentiment",
@@ -97,21 +96,13 @@ def test_duplicates_and_concurrent_requests_are_computed_once(tiny_model_dir, re
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[case[0] for case in ERROR_CASES])
-def test_adversarial_requests_get_the_predictors_status(transformer, case):
-    _, method, path, body, status, error_type = case
-    content = body if isinstance(body, bytes) else None
-    response = httpx.request(method, transformer.url + path, json=None if content else body, content=content,
-                             headers=JSON, timeout=30)
-    assert response.status_code == status, response.text
-    assert response.json()["error_type"] == error_type
+def test_bad_requests_get_a_clear_4xx(transformer, case):
+    send_error_case(transformer.url, case)
 
 
 @pytest.mark.parametrize("case", OK_CASES, ids=[case[0] for case in OK_CASES])
 def test_hard_but_valid_requests_are_answered(transformer, case):
-    _, path, body, count = case
-    response = httpx.post(transformer.url + path, json=body, timeout=120)
-    assert response.status_code == 200, response.text
-    assert answers(response.json()) == count
+    send_ok_case(transformer.url, case)
 
 
 def test_v2_rest_and_grpc_give_the_predictors_answers(transformer, predictor):
