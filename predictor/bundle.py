@@ -92,3 +92,33 @@ def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path |
         return merged
     logger.info("Merging adapter %s into its base model -> %s", model_dir, merged)
     return merge_adapter(model_dir, merged)
+
+
+def bake(model_dir: Optional[Path], model_name: str, out_dir: Path) -> Path:
+    """Write a servable model directory to ``out_dir`` (image builds: merge once, never at start)."""
+    with tempfile.TemporaryDirectory() as cache:
+        source = resolve_model_dir(model_dir, model_name, Path(cache))
+        shutil.copytree(source, out_dir, dirs_exist_ok=True)
+    for record in ("training.json", "README.md"):  # keep the model card with the weights
+        origin = (Path(model_dir) if model_dir else BUNDLED_DIR / model_name) / record
+        if origin.is_file():
+            shutil.copy2(origin, out_dir / record)
+    return out_dir
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor.bundle",
+        description="Bake a servable model directory (adapters merged) for a container image.",
+    )
+    parser.add_argument("--model_name", default="sentiment", help="bundled model to bake when --model_dir is not given")
+    parser.add_argument("--model_dir", type=Path, default=None, help="a model or adapter directory to bake instead")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    print(f"baked {bake(args.model_dir, args.model_name, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

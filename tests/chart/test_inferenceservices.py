@@ -1,0 +1,49 @@
+"""The InferenceService files validate against KServe's real CRD schema, and the canary is the base plus a canary."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.chart.schemas import CRD_DIR, validate
+
+pytestmark = pytest.mark.skipif(not CRD_DIR.is_dir(), reason=f"{CRD_DIR} is absent: the CRD schemas live there")
+
+ISVC_DIR = Path(__file__).resolve().parents[2] / "inferenceservices"
+FILES = sorted(ISVC_DIR.glob("*.yaml"))
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_inference_service_validates_against_the_crd(path):
+    obj = load(path)
+    validate(obj)
+    assert obj["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    for component in ("predictor", "transformer"):
+        spec = obj["spec"][component]
+        assert spec["scaleMetric"] == "concurrency" and spec["scaleTarget"] > 0
+        container = spec["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["resources"]["limits"] and container["resources"]["requests"]
+
+
+def test_a_typo_is_rejected():
+    obj = load(ISVC_DIR / "sentiment.yaml")
+    obj["spec"]["predictor"]["minReplica"] = 1  # misspelt minReplicas
+    with pytest.raises(AssertionError, match="minReplica"):
+        validate(obj)
+
+
+def test_the_canary_is_the_base_with_a_new_model_and_ten_percent():
+    base, canary = load(ISVC_DIR / "sentiment.yaml"), load(ISVC_DIR / "sentiment-canary.yaml")
+    assert canary["spec"]["predictor"].pop("canaryTrafficPercent") == 10
+    new, old = canary["spec"]["predictor"]["containers"][0], base["spec"]["predictor"]["containers"][0]
+    assert new["image"] != old["image"] and new.pop("image") and old.pop("image")
+    assert "--model_version=sentiment-0.2.0" in new["args"] and "--model_version=sentiment-0.1.0" in old["args"]
+    new["args"] = old["args"]
+    pinned = canary["spec"]["transformer"]["containers"][0]["env"].pop()
+    assert pinned == {"name": "CACHE_MODEL_VERSION", "value": "sentiment-0.1.0"}  # reads stay on the primary
+    assert canary == base
