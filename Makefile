@@ -13,10 +13,11 @@ setup: $(STAMP)
 
 # torch comes first, by exact version, so that no later resolver step can replace it
 # with a newer (multi-GB CUDA) build; requirements.lock pins everything else.
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock scripts/install-tools.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	bash scripts/install-tools.sh $(VENV)
 	touch $@
 
 serve: setup

@@ -49,8 +49,10 @@ def crd_schemas() -> dict[tuple[str, str], dict]:
                 schema = version.get("schema", {}).get("openAPIV3Schema")
                 if schema:
                     strict = _strict(copy.deepcopy(schema))
-                    # metadata is validated by the API server, not by the CRD schema
-                    strict.setdefault("properties", {})["metadata"] = {"type": "object"}
+                    # every object has these; the API server validates them, not the CRD schema
+                    strict.setdefault("properties", {}).update(
+                        apiVersion={"type": "string"}, kind={"type": "string"}, metadata={"type": "object"}
+                    )
                     schemas[(f"{group}/{version['name']}", kind)] = strict
     return schemas
 

@@ -1,0 +1,42 @@
+"""Run the pinned helm binary (installed into the virtualenv by `make setup`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "text-classifier"
+BIN = Path(sys.executable).parent
+VALUES_FILES = [None, *sorted(CHART.glob("values-*.yaml")), *sorted((CHART / "ci").glob("*-values.yaml"))]
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.skip(f"{name} is not installed in {BIN}: run `make setup`")
+    return str(path)
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([tool("helm"), *args], capture_output=True, text=True, timeout=120, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{done.stderr}")
+    return done
+
+
+def render(values: Path | None = None, *sets: str, namespace: str = "text") -> list[dict]:
+    args = ["template", "demo", str(CHART), "--namespace", namespace]
+    if values:
+        args += ["-f", str(values)]
+    for item in sets:
+        args += ["--set", item]
+    return [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [obj for obj in objects if obj["kind"] == kind]

@@ -1,0 +1,106 @@
+"""The Helm chart: lint --strict, render every values file, validate every object, reject bad values."""
+
+import re
+
+import pytest
+import yaml
+
+from tests.chart.helm import CHART, VALUES_FILES, by_kind, helm, render
+from tests.chart.schemas import CRD_DIR, validate
+
+pytestmark = pytest.mark.chart
+IDS = ["default" if v is None else v.name for v in VALUES_FILES]
+needs_crds = pytest.mark.skipif(not CRD_DIR.is_dir(), reason=f"{CRD_DIR} is absent: the CRD schemas live there")
+
+
+@pytest.mark.parametrize("values", VALUES_FILES, ids=IDS)
+def test_lint_strict(values):
+    helm("lint", "--strict", str(CHART), *(["-f", str(values)] if values else []))
+
+
+@needs_crds
+@pytest.mark.parametrize("values", VALUES_FILES, ids=IDS)
+def test_every_rendered_object_validates_against_its_schema(values):
+    objects = render(values)
+    assert {"InferenceService", "PeerAuthentication", "Secret"} <= {o["kind"] for o in objects}
+    for obj in objects:
+        validate(obj)
+
+
+def test_environments_differ_where_they_should():
+    dev, prod = render(CHART / "values-dev.yaml"), render(CHART / "values-prod.yaml")
+    for isvc in by_kind(dev, "InferenceService"):
+        assert isvc["spec"]["predictor"]["minReplicas"] == 0 and isvc["spec"]["transformer"]["minReplicas"] == 0
+    for isvc in by_kind(prod, "InferenceService"):
+        assert isvc["spec"]["predictor"]["minReplicas"] == 2
+    assert by_kind(prod, "Gateway")[0]["spec"]["servers"][0]["tls"]["credentialName"] == "text-prod-tls"
+    assert by_kind(prod, "PeerAuthentication")[0]["spec"]["mtls"]["mode"] == "STRICT"
+
+
+def test_routing_security_and_redis_wiring():
+    objects = render()
+    routes = by_kind(objects, "VirtualService")[0]["spec"]["http"]
+    assert {r["match"][0]["uri"]["prefix"] for r in routes} == {"/sentiment/", "/emotion/"}
+    assert {r["rewrite"]["authority"] for r in routes} == {"sentiment.text.svc.cluster.local",
+                                                           "emotion.text.svc.cluster.local"}
+    policy = by_kind(objects, "NetworkPolicy")[0]["spec"]
+    assert policy["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"component": "transformer"}}}]
+    secret = by_kind(objects, "Secret")[0]["stringData"]
+    assert secret["url"].startswith("redis://:" + secret["password"] + "@demo-redis.text.svc.cluster.local")
+    for isvc in by_kind(objects, "InferenceService"):
+        env = {e["name"]: e for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
+        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-redis", "key": "url"}
+    assert len(by_kind(objects, "AuthorizationPolicy")) == 2
+    tests = [p for p in by_kind(objects, "Pod") if p["metadata"]["annotations"]["helm.sh/hook"] == "test"]
+    assert len(tests) == 2 and all("/v2/models/" in p["spec"]["containers"][0]["args"][0] for p in tests)
+
+
+def test_external_redis_has_no_redis_workload():
+    objects = render(CHART / "ci" / "external-redis-values.yaml")
+    assert not by_kind(objects, "StatefulSet") and not by_kind(objects, "NetworkPolicy")
+    assert by_kind(objects, "Secret")[0]["stringData"]["url"].startswith("rediss://")
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["predictor.minReplica=1"], "additional properties 'minReplica' not allowed"),
+        (["predictor.minReplicas=-1"], "minimum"),
+        (["transformer.predictorProtocol=v1"], "v2"),
+        (["istio.mtlsMode=DISABLE"], "STRICT"),
+        (["models.sentiment.canary.trafficPercent=150"], "maximum"),
+        (["redis.enabled=false"], "set redis.external.url or redis.existingSecret"),
+        (["models.sentiment.canary.enabled=true"], "set image and modelVersion"),
+        (["models.sentiment.enabled=false", "models.emotion.enabled=false"], "enable at least one model"),
+        (["predictor.minReplicas=5"], "minReplicas must not exceed maxReplicas"),
+    ],
+)
+def test_bad_values_are_rejected_with_a_message(sets, message):
+    args = ["template", "demo", str(CHART)]
+    for item in sets:
+        args += ["--set", item]
+    done = helm(*args, check=False)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_all_validation_messages_come_at_once():
+    done = helm("template", "demo", str(CHART), "--set", "redis.enabled=false", "--set",
+                "models.sentiment.canary.enabled=true", check=False)
+    assert "redis.external.url" in done.stderr and "models.sentiment.canary" in done.stderr
+
+
+def _leaf_paths(node, prefix=""):
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in ("resources", "selector", "requests", "limits"):
+            yield from _leaf_paths(value, path + ".")
+        else:
+            yield path
+
+
+def test_every_value_has_a_param_comment_and_a_schema_entry():
+    text = (CHART / "values.yaml").read_text()
+    documented = set(re.findall(r"## @param (\S+)", text))
+    leaves = set(_leaf_paths(yaml.safe_load(text)))
+    assert leaves - documented == set(), "values without a ## @param comment"
+    assert documented - leaves == set(), "## @param comments for values that do not exist"
