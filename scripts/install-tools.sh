@@ -23,5 +23,5 @@ if [ ! -x "$venv/checkov/bin/checkov" ]; then
   python3 -m venv "$venv/checkov"
   "$venv/checkov/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi
-ln -sf checkov/bin/checkov "$venv/bin/checkov"
+ln -sfn ../checkov/bin/checkov "$venv/bin/checkov"
 "$venv/bin/helm" version --short

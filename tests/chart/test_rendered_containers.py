@@ -1,0 +1,58 @@
+"""The chart's rendered predictor and transformer containers, launched here as processes, answer a request.
+
+Each container runs its image's entrypoint (``python -m predictor`` /
+``python -m transformer``) with the rendered ``args`` and ``env``. Only what a cluster
+provides is substituted: the baked-in model (/opt/model) becomes a tiny local model,
+the Redis Secret's URL a local redis-server, KServe's injected ``--predictor_host``
+the local predictor, and ports free local ones (appended, so they win).
+"""
+
+import httpx
+import pytest
+
+from tests.chart.helm import CHART, by_kind, render
+from tests.integration.servers import RedisProcess, ServerProcess
+
+pytestmark = [pytest.mark.chart, pytest.mark.integration]
+
+
+def container(isvc: dict, component: str) -> dict:
+    return isvc["spec"][component]["containers"][0]
+
+
+@pytest.mark.parametrize("values", [None, CHART / "ci" / "grpc-sentiment-only-values.yaml"], ids=["rest", "grpc"])
+def test_rendered_containers_serve_a_request(values, tiny_model_dir, tmp_path, monkeypatch):
+    isvc = next(o for o in by_kind(render(values), "InferenceService") if o["metadata"]["name"] == "sentiment")
+    predictor_spec, transformer_spec = container(isvc, "predictor"), container(isvc, "transformer")
+    assert "--model_dir=/opt/model" in predictor_spec["args"]
+    predictor_args = [a.replace("/opt/model", str(tiny_model_dir)) for a in predictor_spec["args"]]
+    redis = RedisProcess(tmp_path / "redis.log").start()
+    predictor = ServerProcess("predictor", predictor_args, tmp_path / "predictor.log")
+    try:
+        predictor.start()
+        grpc = "--predictor_protocol=grpc-v2" in transformer_spec["args"]
+        assert ({p["name"] for p in predictor_spec["ports"]} == {"h2c"}) is grpc  # Knative's port name for gRPC
+        host = predictor.grpc_target if grpc else f"127.0.0.1:{predictor.http_port}"
+        for item in transformer_spec["env"]:
+            if "valueFrom" in item:  # the Redis Secret: here, our local Redis
+                assert item["valueFrom"]["secretKeyRef"]["key"] == "url"
+                monkeypatch.setenv(item["name"], redis.url)
+            else:
+                monkeypatch.setenv(item["name"], item["value"])
+        transformer = ServerProcess("transformer", [*transformer_spec["args"], f"--predictor_host={host}"],
+                                    tmp_path / "transformer.log")
+        try:
+            transformer.start()
+            for expected_cache in ("miss", "hit"):
+                response = httpx.post(f"{transformer.url}/v1/models/sentiment:predict",
+                                      json={"instances": ["the chart matches the code"]}, timeout=30)
+                assert response.status_code == 200, response.text
+                assert response.headers["x-cache"] == expected_cache
+            metadata = httpx.get(f"{predictor.url}/v2/models/sentiment").json()
+            version_arg = next(a for a in predictor_spec["args"] if a.startswith("--model_version="))
+            assert metadata["parameters"]["model_version"] == version_arg.split("=", 1)[1]
+        finally:
+            transformer.stop()
+    finally:
+        predictor.stop()
+        redis.stop()
