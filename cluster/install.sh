@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs everything the text classifier needs on a Kubernetes cluster (EKS from
+# cluster/eksctl-cluster.yaml), in dependency order. Idempotent: every step is a
+# `helm upgrade --install` or a `kubectl apply`, so it can be rerun after a failure.
+#
+#   cluster/install.sh [dev|staging|prod]      (default dev; picks charts/text-classifier/values-<env>.yaml)
+#
+# Needs kubectl and helm (make setup puts pinned ones in .venv/bin) and a kube context.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+# shellcheck source=cluster/versions.env
+source "$here/versions.env"
+env_name=${1:-dev}
+namespace=${NAMESPACE:-text-classifier}
+values="$root/charts/text-classifier/values-$env_name.yaml"
+[ -f "$values" ] || { echo "install: no $values" >&2; exit 1; }
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cert-manager $CERT_MANAGER_VERSION (KServe's webhook certificates)"
+helm upgrade --install cert-manager cert-manager --repo https://charts.jetstack.io \
+  --version "$CERT_MANAGER_VERSION" --namespace cert-manager --create-namespace \
+  --set crds.enabled=true --wait
+
+step "Istio $ISTIO_VERSION: base, istiod, ingress gateway"
+istio_repo=https://istio-release.storage.googleapis.com/charts
+helm upgrade --install istio-base base --repo "$istio_repo" --version "$ISTIO_VERSION" \
+  --namespace istio-system --create-namespace --wait
+helm upgrade --install istiod istiod --repo "$istio_repo" --version "$ISTIO_VERSION" \
+  --namespace istio-system --wait
+helm upgrade --install istio-ingressgateway gateway --repo "$istio_repo" --version "$ISTIO_VERSION" \
+  --namespace istio-system --set labels.istio=ingressgateway --wait
+kubectl apply -f - <<'YAML'
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: istio
+spec:
+  controller: istio.io/ingress-controller
+YAML
+
+step "Knative Operator $KNATIVE_OPERATOR_VERSION and Knative Serving $KNATIVE_SERVING_VERSION"
+helm upgrade --install knative-operator knative-operator --repo https://knative.github.io/operator \
+  --version "$KNATIVE_OPERATOR_VERSION" --namespace knative-operator --create-namespace --wait
+kubectl create namespace knative-serving --dry-run=client -o yaml | kubectl apply -f -
+kubectl label namespace knative-serving istio-injection=enabled --overwrite
+kubectl apply -f "$here/knative-serving.yaml"
+kubectl wait --for=condition=Ready knativeserving/knative-serving -n knative-serving --timeout=600s
+
+step "KServe $KSERVE_VERSION (Knative mode)"
+helm upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd \
+  --version "$KSERVE_VERSION" --namespace kserve --create-namespace --wait
+helm upgrade --install kserve-resources oci://ghcr.io/kserve/charts/kserve-resources \
+  --version "$KSERVE_VERSION" --namespace kserve \
+  --set kserve.controller.deploymentMode=Knative --wait
+
+step "text-classifier ($env_name) in namespace $namespace"
+kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
+kubectl label namespace "$namespace" istio-injection=enabled --overwrite
+helm upgrade --install text-classifier "$root/charts/text-classifier" --namespace "$namespace" \
+  -f "$values" --wait --timeout 15m
+helm test text-classifier --namespace "$namespace" --timeout 10m
