@@ -104,3 +104,9 @@ def test_every_value_has_a_param_comment_and_a_schema_entry():
     leaves = set(_leaf_paths(yaml.safe_load(text)))
     assert leaves - documented == set(), "values without a ## @param comment"
     assert documented - leaves == set(), "## @param comments for values that do not exist"
+
+
+def test_chart_readme_lists_every_parameter():
+    documented = set(re.findall(r"## @param (\S+)", (CHART / "values.yaml").read_text()))
+    readme = (CHART / "README.md").read_text()
+    assert {key for key in documented if f"| `{key}` |" not in readme} == set()
