@@ -88,7 +88,9 @@ def _text(item: Any, where: str) -> str:
         try:
             return bytes(item).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ServiceError("invalid_text", f"{where} is not valid UTF-8 ({exc.reason} at byte {exc.start}).")
+            raise ServiceError(
+                "invalid_text", f"{where} is not valid UTF-8 ({exc.reason} at byte {exc.start})."
+            ) from None
     raise ServiceError(
         "invalid_request", f"{where} is {_json_type(item)}; every text must be a string (use \"\" for empty text)."
     )
@@ -99,7 +101,7 @@ def parse_v1(body: Any) -> list[str]:
         try:
             body = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ServiceError("invalid_json", f"The body is not valid JSON: {exc}. Send {V1_EXAMPLE}.")
+            raise ServiceError("invalid_json", f"The body is not valid JSON: {exc}. Send {V1_EXAMPLE}.") from None
     if not isinstance(body, dict):
         raise ServiceError("invalid_request", f"The body is {_json_type(body)}; send a JSON object like {V1_EXAMPLE}.")
     if "instances" not in body:
@@ -119,7 +121,9 @@ def _v2_items(tensor) -> Sequence[Any]:
         try:
             return tensor.as_numpy().reshape(-1).tolist()
         except Exception as exc:  # malformed framing or a shape that does not match it
-            raise ServiceError("invalid_tensor", f"Input '{tensor.name}' raw contents do not decode as BYTES: {exc}.")
+            raise ServiceError(
+                "invalid_tensor", f"Input '{tensor.name}' raw contents do not decode as BYTES: {exc}."
+            ) from None
     data = tensor.data if tensor.data is not None else []
     # [n, 1] tensors arrive as nested JSON arrays; flatten exactly one level.
     return [item for row in data for item in row] if data and all(isinstance(r, list) for r in data) else list(data)

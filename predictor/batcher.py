@@ -91,7 +91,9 @@ class DynamicBatcher:
         try:
             return await asyncio.wait_for(pending.future, timeout_s)
         except TimeoutError:
-            raise ServiceError("timeout", f"Inference did not finish within the {timeout_s:g} s request deadline.")
+            raise ServiceError(
+                "timeout", f"Inference did not finish within the {timeout_s:g} s request deadline."
+            ) from None
 
     def _take_batch(self) -> list[tuple[_Pending, int, int]]:
         """Up to max_batch_size texts from the head of the queue, as (request, start, end) slices."""

@@ -94,7 +94,7 @@ def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path |
     return merge_adapter(model_dir, merged)
 
 
-def bake(model_dir: Optional[Path], model_name: str, out_dir: Path) -> Path:
+def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
     """Write a servable model directory to ``out_dir`` (image builds: merge once, never at start)."""
     with tempfile.TemporaryDirectory() as cache:
         source = resolve_model_dir(model_dir, model_name, Path(cache))

@@ -167,7 +167,10 @@ def train(args) -> dict:
     if args.max_validation_samples:
         validation_rows = validation_rows[: args.max_validation_samples]
     tokenizer = AutoTokenizer.from_pretrained(resolve_base(args.base_model))
-    encode = lambda rows: tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"]
+
+    def encode(rows: list[Example]) -> list[list[int]]:
+        return tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"]
+
     train_ids, validation_ids = encode(train_rows), encode(validation_rows)
     model = build_model(args, labels)
     model.train()
@@ -232,7 +235,7 @@ def model_card(record: dict, lora: bool) -> str:
     recipe = record["recipe"]
     return f"""# Text classifier: {", ".join(record["labels"])}
 
-- **Base model**: `{record["base_model"]}`; stored as {"a LoRA adapter (r=%d, alpha=%d, every linear layer) plus the trained classifier head, merged into the base at load time" % (recipe["lora_r"], recipe["lora_alpha"]) if lora else "a full model"}.
+- **Base model**: `{record["base_model"]}`; stored as {f"a LoRA adapter (r={recipe['lora_r']}, alpha={recipe['lora_alpha']}, every linear layer) plus the trained classifier head, merged into the base at load time" if lora else "a full model"}.
 - **Labels** (id order): {", ".join(f"`{label}`" for label in record["labels"])}
 - **Data**: {json.dumps(record["data"])}; {record["train_examples"]} training examples, {record["validation_examples"]} validation examples never trained on.
 - **Recipe**: {recipe["epochs"]} epoch(s), learning rate {recipe["lr"]}, batch {recipe["batch_size"]}, max length {recipe["max_length"]} tokens, seed {recipe["seed"]}, AdamW with linear decay and 6% warm-up.
