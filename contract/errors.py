@@ -139,6 +139,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         return error_response(
             "method_not_allowed", f"{request.method} is not allowed on {request.url.path}."
         )
+    if exc.status_code == HTTPStatus.BAD_REQUEST:  # FastAPI's only 400: a body it could not decode (e.g. not UTF-8)
+        return error_response("invalid_json", f"The body could not be parsed as UTF-8 JSON ({exc.detail}).")
     error_type = "invalid_request" if exc.status_code < 500 else "internal"
     return JSONResponse(status_code=exc.status_code, content=error_body(error_type, str(exc.detail)))
 

@@ -28,6 +28,9 @@ ERROR_CASES = [
     ("too many texts", "POST", V1, {"instances": ["a"] * 1001}, 400, "too_many_texts"),
     ("text too long", "POST", V1, {"instances": ["a", "x" * 100_001]}, 400, "text_too_long"),
     ("body too large", "POST", V1, b'{"instances": ["' + b"x" * (9 * 1024 * 1024) + b'"]}', 413, "payload_too_large"),
+    ("invalid utf-8 v1", "POST", V1, b'{"instances": ["\xff\xfe"]}', 400, "invalid_json"),
+    ("invalid utf-8 v2", "POST", V2,
+     b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["\xff"]}]}', 400, "invalid_json"),
     ("wrong method v1", "GET", V1, None, 405, "method_not_allowed"),
     ("wrong method v2", "GET", V2, None, 405, "method_not_allowed"),
     ("unknown route", "POST", "/v3/whatever", {}, 404, "route_not_found"),
@@ -40,6 +43,7 @@ OK_CASES = [
     ("empty v1", V1, {"instances": []}, 0),
     ("empty v2", V2, v2_body([], shape=[0]), 0),
     ("numbers whitespace emoji", V1, {"instances": ["12345", "3.14", " ", "\t\n", "😀", "👍👍👍"]}, 6),
+    ("nul bytes and controls", V1, {"instances": ["a\u0000b", "\u0000", "\u001b[31mred"]}, 3),
     ("100k characters", V1, {"instances": ["great " * 16_666]}, 1),
     ("1000 texts", V1, {"instances": [f"review {i}: {'good' if i % 3 else 'bad'} film" for i in range(1000)]}, 1000),
 ]
