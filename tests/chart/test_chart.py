@@ -110,3 +110,12 @@ def test_chart_readme_lists_every_parameter():
     documented = set(re.findall(r"## @param (\S+)", (CHART / "values.yaml").read_text()))
     readme = (CHART / "README.md").read_text()
     assert {key for key in documented if f"| `{key}` |" not in readme} == set()
+
+
+def test_notes_say_how_to_call_every_model():
+    notes = helm("install", "demo", str(CHART), "--namespace", "text", "--dry-run=client", "-f",
+                 str(CHART / "ci" / "canary-values.yaml")).stdout.split("NOTES:", 1)[1]
+    for name in ("sentiment", "emotion"):
+        assert f"http://text.example.com/{name}/v1/models/{name}:predict" in notes
+        assert f"http://{name}.text.svc.cluster.local/v2/models/{name}/infer" in notes
+    assert "canary sentiment-0.2.0 at 10%" in notes and "helm test demo -n text" in notes
