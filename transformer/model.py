@@ -29,6 +29,13 @@ from transformer.upstream import PredictorClient, Scores
 logger = logging.getLogger(__name__)
 
 
+def cache_outcome(misses: int, distinct: int) -> str:
+    """The x-cache header: hit when the model was not needed, miss when it computed everything."""
+    if misses == 0:
+        return "hit"
+    return "miss" if misses == distinct else "partial"
+
+
 @dataclass
 class ModelInfo:
     labels: list[str]
@@ -64,7 +71,7 @@ class CachingTransformer(kserve.Model):
     async def preprocess(self, payload: Any, headers: dict | None = None) -> schema.ClassifyRequest:
         return schema.parse_request(payload, self.limits)
 
-    async def _learn(self, scores: Scores) -> None:
+    def _learn(self, scores: Scores) -> None:
         if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:
             if self._info is not None:
                 logger.info("Predictor model version is now %s (was %s)", scores.model_version, self._info.model_version)
@@ -77,14 +84,14 @@ class CachingTransformer(kserve.Model):
         if self._info is None:
             async with self._info_lock:
                 if self._info is None:  # an empty inference tells the labels and the version
-                    await self._learn(await self.predictor.infer(self.name, [], request_id))
+                    self._learn(await self.predictor.infer(self.name, [], request_id))
         return self._info
 
     async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str) -> dict:
         texts = [text for _, text in keys_and_texts]
         scores = await self.predictor.infer(self.name, texts, request_id)
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
-        await self._learn(scores)
+        self._learn(scores)
         await self.cache.set_many(
             {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
         )
@@ -109,8 +116,7 @@ class CachingTransformer(kserve.Model):
         width = len(self._info.labels)
         probs = np.stack([rows[text] for text in request.texts]) if request.texts else np.zeros((0, width), np.float32)
         if response_headers is not None:
-            response_headers["x-cache"] = "miss" if len(misses) == len(distinct) and misses else (
-                "partial" if misses else "hit")
+            response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
             response_headers["x-request-id"] = request_id
         if request.v2 is None:
             return schema.v1_response(probs, self._info.labels)
