@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import grpc
 import httpx
 import numpy as np
-from kserve.inference_client import InferenceGRPCClient, InferenceRESTClient, RESTConfig
+from kserve.inference_client import InferenceGRPCClient
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from contract.errors import ERRORS, ServiceError
@@ -60,8 +60,10 @@ class PredictorClient:
                 self._client = InferenceGRPCClient(self.host, use_ssl=self.use_ssl, timeout=self.timeout_s,
                                                    retries=0, channel_args=list(GRPC_CHANNEL_ARGS))
             else:
+                # Plain httpx, not KServe's InferenceRESTClient: its response decoding
+                # (InferResponse.from_bytes) drops model_version, which the cache keys need.
                 timeout = httpx.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S)
-                self._client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=timeout))
+                self._client = httpx.AsyncClient(base_url=self._base_url, timeout=timeout)
         return self._client
 
     async def infer(self, model_name: str, texts: list[str], request_id: str) -> Scores:
@@ -74,9 +76,11 @@ class PredictorClient:
             if self.protocol == "grpc-v2":
                 response = await self.client.infer(request, headers=tuple(headers.items()))
             else:
-                response = await self.client.infer(self._base_url, request, model_name=model_name, headers=headers)
-        except httpx.HTTPStatusError as exc:
-            raise _passed_through(exc.response.status_code, exc.response.text) from None
+                reply = await self.client.post(f"/v2/models/{model_name}/infer", json=request.to_rest()[0],
+                                               headers=headers)
+                if reply.status_code != 200:
+                    raise _passed_through(reply.status_code, reply.text)
+                response = InferResponse.from_rest(reply.json())
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout):
                 raise self._unavailable("did not accept a connection within 1 s") from None
@@ -101,7 +105,7 @@ class PredictorClient:
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await (self._client.aclose() if isinstance(self._client, httpx.AsyncClient) else self._client.close())
             self._client = None
 
 

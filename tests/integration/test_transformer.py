@@ -7,7 +7,9 @@ import uuid
 import httpx
 import numpy as np
 import pytest
+import redis as redis_client
 
+from contract.cachekey import cache_key
 from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, send_error_case, send_ok_case, v2_body
 from tests.integration.servers import RedisProcess, ServerProcess, metric, triton_grpc_infer
 
@@ -168,7 +170,7 @@ def test_predictor_down_is_a_fast_503_and_recovery_needs_no_restart(tiny_model_d
         assert post_v1(front, []).status_code == 200  # nothing to compute: no predictor needed
         backend.start()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and post_v1(front, ["recovered?"]).status_code != 200:
+        while time.monotonic() < deadline and post_v1(front, unique(1)).status_code != 200:  # new text: no cache hit
             time.sleep(0.2)
         assert post_v1(front, unique(2)).status_code == 200
     finally:
@@ -210,3 +212,20 @@ def test_two_models_on_one_redis_never_share_entries(tiny_model_dir, tiny_multil
     finally:
         for server in [*fronts, sentiment, emotion]:
             server.stop()
+
+
+@pytest.mark.parametrize("protocol", ["v2", "grpc-v2"])
+def test_answers_and_cache_keys_carry_the_predictors_model_version(tiny_model_dir, redis, tmp_path, protocol):
+    backend = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
+                                          "--model_version", "sentiment-7"], tmp_path / "predictor.log").start()
+    front = transformer_for(backend, redis, tmp_path / "transformer.log", protocol=protocol).start()
+    try:
+        text = unique(1)[0]
+        answer = httpx.post(f"{front.url}{V2}", json=v2_body([text])).json()
+        assert answer["model_version"] == "sentiment-7"
+        store = redis_client.Redis.from_url(redis.url)
+        assert store.exists(cache_key("sentiment", "sentiment-7", text))  # written under the version that computed it
+        assert not store.keys("tc:sentiment:unversioned:*")
+    finally:
+        front.stop()
+        backend.stop()
