@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration clean
+.PHONY: setup serve test test-unit test-integration load clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
+
+# Against `make serve` running in another terminal; LOAD_ARGS passes more options (load/run.py --help).
+load: setup
+	$(PY) load/run.py --host http://127.0.0.1:$${HTTP_PORT:-8080} --grpc-host 127.0.0.1:$${GRPC_PORT:-8081} $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache
