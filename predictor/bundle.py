@@ -17,6 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from predictor.evaluate import TRAINING_RECORD
+
 logger = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
@@ -40,10 +42,18 @@ def resolve_base(name: str) -> str:
     return name
 
 
-def _digest(directory: Path) -> str:
+def model_revision(model_dir: Path) -> str:
+    """A short content hash of a model directory's files: it changes when the model does.
+
+    The predictor reports it as the model version (cache keys use it) and the merge
+    cache names merged adapters by it.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in sorted(p for p in Path(model_dir).iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:12]
 
 
@@ -52,7 +62,7 @@ def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    record = json.loads((adapter_dir / "training.json").read_text())
+    record = json.loads((adapter_dir / TRAINING_RECORD).read_text())
     labels = record["labels"]
     base = AutoModelForSequenceClassification.from_pretrained(
         resolve_base(record["base_model"]),
@@ -86,7 +96,7 @@ def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path |
         if not (model_dir / "config.json").is_file():
             raise FileNotFoundError(f"{model_dir} is neither a Hugging Face model directory nor a LoRA adapter")
         return model_dir
-    merged = (cache_dir or default_cache_dir()) / f"{model_dir.name}-{_digest(model_dir)}"
+    merged = (cache_dir or default_cache_dir()) / f"{model_dir.name}-{model_revision(model_dir)}"
     if (merged / "config.json").is_file():
         logger.info("Using merged model cached at %s", merged)
         return merged
@@ -99,7 +109,7 @@ def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory() as cache:
         source = resolve_model_dir(model_dir, model_name, Path(cache))
         shutil.copytree(source, out_dir, dirs_exist_ok=True)
-    for record in ("training.json", "README.md"):  # keep the model card with the weights
+    for record in (TRAINING_RECORD, "README.md"):  # keep the model card with the weights
         origin = (Path(model_dir) if model_dir else BUNDLED_DIR / model_name) / record
         if origin.is_file():
             shutil.copy2(origin, out_dir / record)

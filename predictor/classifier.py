@@ -8,7 +8,6 @@ text in its batch pay for its padding.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,17 +19,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 logger = logging.getLogger(__name__)
 
 MULTI_LABEL = "multi_label_classification"
-
-
-def model_revision(model_dir: Path) -> str:
-    """A short content hash of the weights, config and vocabulary: it changes when the model does."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(model_dir).iterdir() if p.is_file() and not p.name.startswith(".")):
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 class TextClassifier:

@@ -13,7 +13,8 @@ from prometheus_client import Counter
 
 from contract import schema
 from predictor.batcher import DynamicBatcher
-from predictor.classifier import TextClassifier, model_revision
+from predictor.bundle import model_revision
+from predictor.classifier import TextClassifier
 
 logger = logging.getLogger(__name__)
 
