@@ -16,6 +16,7 @@ from kserve import model_server as kserve_model_server
 
 from contract.flags import add_limit_flags, configure_logging, env, limits_from
 from contract.server import serve
+from predictor.backends import BACKENDS, DEFAULT_BACKEND
 from predictor.bundle import default_cache_dir, resolve_model_dir
 from predictor.model import PredictorOptions, TextClassifierModel
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hugging Face model directory or LoRA adapter directory [MODEL_DIR]; default: the model bundled "
              "under predictor/bundled/<model_name>. KServe's storage initializer puts a storageUri in /mnt/models.")
     add("--model_cache_dir", type=Path, default=env("MODEL_CACHE_DIR", default_cache_dir(), Path),
-        help="Where adapters merged into their base model are cached [MODEL_CACHE_DIR].")
+        help="Where merged adapters and exported ONNX graphs are cached [MODEL_CACHE_DIR].")
     add("--max_length", type=int, default=env("MAX_LENGTH", 512, int),
         help="Tokens per text; longer texts are truncated [MAX_LENGTH].")
     add("--max_batch_size", type=int, default=env("MAX_BATCH_SIZE", 32, int),
@@ -48,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Per-request deadline; past it the answer is 504 timeout [REQUEST_TIMEOUT_S].")
     add("--model_version", default=env("MODEL_VERSION", None),
         help="Version reported in responses and metadata [MODEL_VERSION]; default: a hash of the model files.")
-    add("--torch_threads", type=int, default=env("TORCH_THREADS", 0, int),
-        help="Intra-op threads for PyTorch; 0 keeps PyTorch's default, one per core [TORCH_THREADS].")
+    add("--backend", choices=BACKENDS, default=env("BACKEND", DEFAULT_BACKEND),
+        help="Inference engine [BACKEND]: ONNX Runtime or PyTorch, fp32 or int8 weights (see BENCHMARKS.md).")
+    add("--threads", type=int, default=env("INFERENCE_THREADS", 0, int),
+        help="Intra-op threads for the backend; 0: its default, one per core [INFERENCE_THREADS].")
     add_limit_flags(parser)
     return parser
 
@@ -61,10 +64,6 @@ def main(argv: list[str] | None = None) -> None:
         model_dir = resolve_model_dir(args.model_dir, args.model_name, args.model_cache_dir)
     except FileNotFoundError as exc:
         sys.exit(f"predictor: {exc}")
-    if args.torch_threads > 0:
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
     options = PredictorOptions(
         model_dir=model_dir,
         max_length=args.max_length,
@@ -74,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         max_queue_texts=args.max_queue_texts,
         request_timeout_s=args.request_timeout_s,
         model_version=args.model_version,
+        backend=args.backend,
+        threads=args.threads,
+        cache_dir=args.model_cache_dir,
         limits=limits_from(args),
     )
     model = TextClassifierModel(args.model_name, options)

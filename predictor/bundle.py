@@ -105,10 +105,17 @@ def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path |
 
 
 def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
-    """Write a servable model directory to ``out_dir`` (image builds: merge once, never at start)."""
+    """Write a servable model directory to ``out_dir`` (image builds: merge and export once, never at start).
+
+    The ONNX graphs go to ``out_dir/onnx``, where the ONNX backends look first.
+    """
+    from predictor.export import ONNX_DIR, export_onnx
+
     with tempfile.TemporaryDirectory() as cache:
         source = resolve_model_dir(model_dir, model_name, Path(cache))
         shutil.copytree(source, out_dir, dirs_exist_ok=True)
+    if not (out_dir / ONNX_DIR).is_dir():
+        export_onnx(out_dir, out_dir / ONNX_DIR)
     for record in (TRAINING_RECORD, "README.md"):  # keep the model card with the weights
         origin = (Path(model_dir) if model_dir else BUNDLED_DIR / model_name) / record
         if origin.is_file():
@@ -121,7 +128,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(
         prog="python -m predictor.bundle",
-        description="Bake a servable model directory (adapters merged) for a container image.",
+        description="Bake a servable model directory (adapters merged, ONNX graphs exported) for a container image.",
     )
     parser.add_argument("--model_name", default="sentiment", help="bundled model to bake when --model_dir is not given")
     parser.add_argument("--model_dir", type=Path, default=None, help="a model or adapter directory to bake instead")

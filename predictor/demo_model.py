@@ -21,6 +21,7 @@ def build_tiny_model(
     dim: int = 32,
     layers: int = 2,
     max_positions: int = 512,
+    heads: int = 2,
     seed: int = 0,
 ) -> Path:
     import torch
@@ -34,7 +35,7 @@ def build_tiny_model(
         dim=dim,
         hidden_dim=dim * 4,
         n_layers=layers,
-        n_heads=2,
+        n_heads=heads,
         max_position_embeddings=max_positions,
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},

@@ -12,6 +12,7 @@ import kserve
 from prometheus_client import Counter
 
 from contract import schema
+from predictor.backends import DEFAULT_BACKEND
 from predictor.batcher import DynamicBatcher
 from predictor.bundle import model_revision
 from predictor.classifier import TextClassifier
@@ -34,6 +35,9 @@ class PredictorOptions:
     max_queue_texts: int = 10_000
     request_timeout_s: float = 10.0
     model_version: str | None = None  # default: a content hash of the model directory
+    backend: str = DEFAULT_BACKEND
+    threads: int = 0  # intra-op threads; 0: the backend's default (one per core)
+    cache_dir: Path | None = None  # where ONNX graphs not baked into the model dir are exported
     limits: schema.Limits = schema.Limits()
 
 
@@ -48,7 +52,8 @@ class TextClassifierModel(kserve.Model):
     def load(self) -> bool:
         started = time.perf_counter()
         self.classifier = TextClassifier(
-            self.options.model_dir, max_length=self.options.max_length, max_batch_tokens=self.options.max_batch_tokens
+            self.options.model_dir, max_length=self.options.max_length, max_batch_tokens=self.options.max_batch_tokens,
+            backend=self.options.backend, threads=self.options.threads, cache_dir=self.options.cache_dir,
         )
         self.model_version = self.model_version or model_revision(self.options.model_dir)
         self.batcher = DynamicBatcher(
@@ -61,8 +66,8 @@ class TextClassifierModel(kserve.Model):
         self.classifier.classify(WARM_UP_TEXTS)  # first call pays one-off allocation; not a client's request
         self.ready = True
         logger.info(
-            "Loaded %s (version %s, labels %s) from %s in %.2f s",
-            self.name, self.model_version, self.labels, self.options.model_dir, time.perf_counter() - started,
+            "Loaded %s (version %s, labels %s, backend %s) from %s in %.2f s", self.name, self.model_version,
+            self.labels, self.options.backend, self.options.model_dir, time.perf_counter() - started,
         )
         return self.ready
 
@@ -95,5 +100,6 @@ class TextClassifierModel(kserve.Model):
             "labels": self.labels,
             "problem_type": "multi_label" if self.classifier.multi_label else "single_label",
             "max_length": self.classifier.max_length,
+            "backend": self.options.backend,
             "model_version": self.model_version,
         }

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 
-from predictor.classifier import TextClassifier
+from predictor.backends import BACKENDS
+from predictor.classifier import CALL_OVERHEAD_TOKENS, TextClassifier
+from tests.reference import hf_probs
 
 TEXTS = ["I love this film", "this is terrible", "", "   ", "12345", "😀🎉", "a much longer sentence " * 20]
 
@@ -21,13 +22,28 @@ def test_single_label_probabilities_are_a_softmax(classifier):
 
 
 def test_multi_label_probabilities_are_independent_sigmoids(tiny_multilabel_dir):
-    classifier = TextClassifier(tiny_multilabel_dir)
-    probs = classifier.classify(TEXTS)
-    with torch.no_grad():
-        batch = classifier.tokenizer(TEXTS[:1], return_tensors="pt")
-        expected = torch.sigmoid(classifier.model(**batch).logits).numpy()
-    np.testing.assert_allclose(probs[:1], expected, rtol=1e-4, atol=1e-6)
+    probs = TextClassifier(tiny_multilabel_dir, backend="torch").classify(TEXTS)
+    np.testing.assert_allclose(probs, hf_probs(tiny_multilabel_dir, TEXTS, multi_label=True), rtol=1e-4, atol=1e-6)
     assert not np.allclose(probs.sum(axis=1), 1.0)
+
+
+# How far each backend may stray from transformers' own answer on the same weights:
+# fp32 graphs only reorder float sums; int8 weights move scores by a few hundredths.
+TOLERANCE = {"torch": 1e-5, "onnx": 1e-4, "torch-int8": 0.05, "onnx-int8": 0.05}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_matches_transformers(backend, tiny_model_dir, tmp_path):
+    probs = TextClassifier(tiny_model_dir, backend=backend, cache_dir=tmp_path).classify(TEXTS)
+    np.testing.assert_allclose(probs, hf_probs(tiny_model_dir, TEXTS), atol=TOLERANCE[backend])
+
+
+def test_token_ids_equal_the_transformers_tokenizer(classifier, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    texts = [*TEXTS, "Ünïcödé ÀÉÎ naïve café", "tab\tand\nnewline", "<b>html</b> & entities", "word " * 600]
+    expected = AutoTokenizer.from_pretrained(tiny_model_dir)(texts, truncation=True, max_length=512)["input_ids"]
+    assert classifier.token_ids(texts) == expected
 
 
 def test_labels_follow_id2label_order(tiny_multilabel_dir):
@@ -50,21 +66,49 @@ def test_max_length_is_capped_by_the_model_positions(short_context_dir):
     assert probs.shape == (1, 2)
 
 
-def test_chunked_batches_equal_one_by_one(tiny_model_dir):
-    chunked = TextClassifier(tiny_model_dir, max_batch_tokens=32)  # forces many small chunks
+# int8 activations are quantized with one scale per forward pass, so a text's scores
+# move slightly with its batch mates; fp32 answers are the same however texts are batched.
+BATCH_MATE_DRIFT = {"onnx": 1e-6, "onnx-int8": 0.02}
+
+
+@pytest.mark.parametrize("backend", BATCH_MATE_DRIFT)
+def test_chunked_batches_equal_one_by_one(backend, tiny_model_dir, tmp_path):
+    chunked = TextClassifier(tiny_model_dir, max_batch_tokens=32, backend=backend, cache_dir=tmp_path)
     together = chunked.classify(TEXTS)
     alone = np.vstack([chunked.classify([text]) for text in TEXTS])
-    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=BATCH_MATE_DRIFT[backend])
 
 
-def test_chunks_respect_the_token_budget(classifier):
-    classifier_budget = TextClassifier.__new__(TextClassifier)
-    classifier_budget.max_batch_tokens = 100
+def _planner(max_batch_tokens: int) -> TextClassifier:
+    planner = TextClassifier.__new__(TextClassifier)
+    planner.max_batch_tokens = max_batch_tokens
+    return planner
+
+
+def _cost(chunks, lengths) -> int:
+    return sum(CALL_OVERHEAD_TOKENS + len(chunk) * max(lengths[i] for i in chunk) for chunk in chunks)
+
+
+def test_chunks_respect_the_token_budget():
     lengths = [10, 10, 10, 40, 40, 50]
-    chunks = classifier_budget._chunks(range(6), lengths)
+    chunks = _planner(100)._chunks(range(6), lengths)
     assert [i for chunk in chunks for i in chunk] == list(range(6))
     for chunk in chunks:
         assert max(lengths[i] for i in chunk) * len(chunk) <= 100
+
+
+def test_chunks_are_the_cheapest_split():
+    """Against every way to cut a sorted batch: the planner's split costs least."""
+    from itertools import combinations
+
+    lengths = [5, 6, 6, 9, 30, 31, 33, 120]
+    planned = _cost(_planner(10_000)._chunks(range(8), lengths), lengths)
+    every_split = (
+        [list(range(a, b)) for a, b in zip((0, *cuts), (*cuts, 8))]
+        for k in range(8) for cuts in combinations(range(1, 8), k)
+    )
+    assert planned == min(_cost(split, lengths) for split in every_split)
+    assert [7] in _planner(10_000)._chunks(range(8), lengths)  # the long outlier runs alone
 
 
 def test_empty_batch(classifier):

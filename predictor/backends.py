@@ -1,0 +1,78 @@
+"""Inference backends: logits from padded token ids, by PyTorch or by ONNX Runtime.
+
+``--backend`` picks one. The ONNX backends import neither torch nor transformers,
+which is most of what a serving process would otherwise spend seconds importing;
+their graphs are exported, fused and quantized ahead of time (``predictor.export``),
+at image build time or once into the cache, never per request. The default is the
+fastest backend that keeps the bundled models within one accuracy point of PyTorch
+fp32 (BENCHMARKS.md has the measurement; tests/integration/test_backends.py the proof).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# (input_ids, attention_mask), both int64 (batch, tokens) -> float32 logits (batch, labels)
+Backend = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+BACKENDS = ("onnx-int8", "onnx", "torch", "torch-int8")
+DEFAULT_BACKEND = "onnx-int8"
+
+
+class OnnxBackend:
+    def __init__(self, path: Path, threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default, one per physical core
+        options.inter_op_num_threads = 1  # one graph runs at a time (the batcher's single inference thread)
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # The exported graph is already fused offline; ENABLE_ALL here only adds the
+        # CPU-specific layout passes, which cost little at start.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = {item.name for item in self.session.get_inputs()}
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in self.inputs:  # BERT-style encoders: one segment
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        return self.session.run(None, feeds)[0]
+
+
+class TorchBackend:
+    def __init__(self, model_dir: Path, threads: int = 0, int8: bool = False):
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        if int8:  # weights of every Linear layer to int8, activations quantized on the fly
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+        self.torch = torch
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            out = self.model(input_ids=self.torch.from_numpy(input_ids),
+                             attention_mask=self.torch.from_numpy(attention_mask))
+        return out.logits.float().numpy()
+
+
+def load_backend(name: str, model_dir: Path, threads: int = 0, cache_dir: Path | None = None) -> Backend:
+    """The backend ``name`` for ``model_dir``; ONNX graphs come from the model dir or are exported once to the cache."""
+    if name in ONNX_FILES:
+        from predictor.export import onnx_artifact
+
+        return OnnxBackend(onnx_artifact(model_dir, name, cache_dir), threads)
+    if name in ("torch", "torch-int8"):
+        return TorchBackend(model_dir, threads, int8=name == "torch-int8")
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

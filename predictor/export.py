@@ -1,0 +1,84 @@
+"""ONNX artifacts for the ONNX Runtime backends: export, fuse, quantize, once.
+
+``model.onnx`` is the PyTorch graph exported and then fused by ONNX Runtime's
+transformer optimizer (attention, layer norm and GELU become single kernels);
+``model.int8.onnx`` is that graph with int8 weights (dynamic quantization:
+activations are quantized on the fly, so no calibration data is needed).
+
+Where they live: ``<model_dir>/onnx/`` when baked there (``python -m predictor.bundle
+--out``, at image build time), otherwise ``<cache>/onnx-<model revision>/``, written
+on first use. Only the export needs torch; serving reads the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from predictor.backends import ONNX_FILES
+
+logger = logging.getLogger(__name__)
+
+ONNX_DIR = "onnx"
+OPSET = 17
+
+
+def export_onnx(model_dir: Path, out_dir: Path) -> Path:
+    """Write model.onnx (fused fp32) and model.int8.onnx for a Hugging Face classifier into ``out_dir``."""
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    started = time.perf_counter()
+    # Eager attention exports the plain matmul-softmax pattern that ONNX Runtime's optimizer fuses into one op.
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    sample = tokenizer(["a short one", "and a somewhat longer second sentence"], padding=True, return_tensors="pt")
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in sample and model.config.model_type != "distilbert":
+        names.append("token_type_ids")
+    axes = {name: {0: "batch", 1: "tokens"} for name in names} | {"logits": {0: "batch"}}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
+    raw = staging / "raw.onnx"
+    try:
+        with torch.no_grad():
+            # The TorchScript exporter: dynamic batch and length axes, one self-contained file.
+            torch.onnx.export(model, (), str(raw), kwargs={name: sample[name] for name in names}, input_names=names,
+                              output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        fused = optimize_model(str(raw), model_type="bert", num_heads=model.config.num_attention_heads,
+                               hidden_size=model.config.hidden_size)
+        fused.save_model_to_file(str(staging / ONNX_FILES["onnx"]))
+        # Fused contrib ops carry no inferred output types; the tensors are float32.
+        quantize_dynamic(staging / ONNX_FILES["onnx"], staging / ONNX_FILES["onnx-int8"], weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        raw.unlink()
+        staging.chmod(0o755)  # mkdtemp makes it private; the serving user may differ from the builder
+        staging.rename(out_dir)  # atomic, as for merged adapters: a concurrent start sees all or nothing
+    except OSError:
+        if not (out_dir / ONNX_FILES["onnx-int8"]).is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone after a rename; a half-written export otherwise
+    logger.info("Exported %s to ONNX in %s (%.1f s)", model_dir, out_dir, time.perf_counter() - started)
+    return out_dir
+
+
+def onnx_artifact(model_dir: Path, backend: str, cache_dir: Path | None = None) -> Path:
+    """The ONNX file for ``backend``: baked next to the model, cached, or exported now (slow: a build step)."""
+    baked = Path(model_dir) / ONNX_DIR / ONNX_FILES[backend]
+    if baked.is_file():
+        return baked
+    from predictor.bundle import default_cache_dir, model_revision
+
+    cached_dir = (cache_dir or default_cache_dir()) / f"onnx-{Path(model_dir).name}-{model_revision(Path(model_dir))}"
+    if not (cached_dir / ONNX_FILES[backend]).is_file():
+        logger.warning("No ONNX graph baked in %s: exporting now (bake it at build time: python -m predictor.bundle)",
+                       model_dir)
+        export_onnx(Path(model_dir), cached_dir)
+    return cached_dir / ONNX_FILES[backend]
