@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration load clean
+.PHONY: setup serve test test-unit test-integration load bench clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ test-integration: setup
 # Against `make serve` running in another terminal; LOAD_ARGS passes more options (load/run.py --help).
 load: setup
 	$(PY) load/run.py --host http://127.0.0.1:$${HTTP_PORT:-8080} --grpc-host 127.0.0.1:$${GRPC_PORT:-8081} $(LOAD_ARGS)
+
+# Ours against the reference design, side by side (~10 min; see BENCHMARKS.md). BENCH_ARGS: python -m bench.run --help.
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache

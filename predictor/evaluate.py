@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from predictor.backends import BACKENDS
 from predictor.data import Example, HoldOut, read_labelled, split_holdout
 
 TRAINING_RECORD = "training.json"
@@ -23,11 +24,12 @@ def holdout_examples(model_dir: Path, train_file: Path) -> list[Example]:
     return split_holdout(read_labelled(train_file), HoldOut(**record["data"]["holdout"]))[1]
 
 
-def accuracy_of(model_dir: Path, examples: list[Example], cache_dir: Path | None = None) -> float:
+def accuracy_of(model_dir: Path, examples: list[Example], cache_dir: Path | None = None, backend: str = "torch") -> float:
     from predictor.bundle import resolve_model_dir
     from predictor.classifier import TextClassifier
 
-    classifier = TextClassifier(resolve_model_dir(model_dir, model_dir.name, cache_dir))
+    resolved = resolve_model_dir(model_dir, model_dir.name, cache_dir)
+    classifier = TextClassifier(resolved, backend=backend, cache_dir=cache_dir)
     probs = classifier.classify([e.text for e in examples])
     return float((probs.argmax(axis=1) == [e.label for e in examples]).mean())
 
@@ -40,10 +42,12 @@ def main() -> None:
     source.add_argument("--file", type=Path, help="labelled CSV/TSV (text, label)")
     source.add_argument("--holdout_of", type=Path, help="the training file whose recorded held-out slice to use")
     parser.add_argument("--limit", type=int, default=0, help="only the first N rows")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="the inference backend to measure")
     args = parser.parse_args()
     examples = holdout_examples(args.model_dir, args.holdout_of) if args.holdout_of else read_labelled(args.file)
     examples = examples[: args.limit] if args.limit else examples
-    print(json.dumps({"rows": len(examples), "accuracy": round(accuracy_of(args.model_dir, examples), 4)}))
+    accuracy = accuracy_of(args.model_dir, examples, backend=args.backend)
+    print(json.dumps({"rows": len(examples), "backend": args.backend, "accuracy": round(accuracy, 4)}))
 
 
 if __name__ == "__main__":

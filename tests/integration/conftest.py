@@ -5,9 +5,15 @@ from tests.integration.servers import ServerProcess
 
 @pytest.fixture(scope="module")
 def predictor(tiny_model_dir, tmp_path_factory):
-    """The real predictor process serving the tiny sentiment model as "sentiment"."""
+    """The real predictor process serving the tiny sentiment model as "sentiment".
+
+    On the fp32 ONNX backend: its scores do not depend on a text's batch mates, so
+    tests can compare answers from different requests exactly. The int8 default is
+    served by the bundled-model and --workers tests and bounded by test_backends.
+    """
     log = tmp_path_factory.mktemp("logs") / "predictor.log"
-    server = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir)], log)
+    server = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
+                                         "--backend", "onnx"], log)
     server.start()
     yield server
     server.stop()
