@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import warnings
@@ -17,6 +18,23 @@ def env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
     """The value of env var ``name`` cast like the flag, or ``default`` when unset or empty."""
     raw = os.environ.get(name, "")
     return cast(raw) if raw != "" else default
+
+
+def service_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """KServe's model-server flags plus ours, with the defaults both services share."""
+    from kserve import model_server
+
+    parser = argparse.ArgumentParser(prog=prog, parents=[model_server.parser], description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # KServe's per-request latency line costs a log write per request (a syscall, which
+    # is dear on sandboxed nodes); the same latencies are histograms on /metrics.
+    parser.set_defaults(model_name=env("MODEL_NAME", "model"),
+                        enable_latency_logging=env("ENABLE_LATENCY_LOGGING", False, strtobool))
+    return parser
+
+
+def strtobool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def configure_logging() -> None:

@@ -12,9 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kserve import model_server as kserve_model_server
-
-from contract.flags import add_limit_flags, configure_logging, env, limits_from
+from contract.flags import add_limit_flags, configure_logging, env, limits_from, service_parser
 from contract.server import serve
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
 from predictor.bundle import default_cache_dir, resolve_model_dir
@@ -24,11 +22,7 @@ logger = logging.getLogger("predictor")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m predictor", parents=[kserve_model_server.parser], description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.set_defaults(model_name=env("MODEL_NAME", "model"))
+    parser = service_parser("python -m predictor", __doc__)
     add = parser.add_argument
     add("--model_dir", type=Path, default=env("MODEL_DIR", None, Path),
         help="Hugging Face model directory or LoRA adapter directory [MODEL_DIR]; default: the model bundled "

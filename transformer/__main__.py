@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kserve import model_server as kserve_model_server
 from kserve.predictor_config import PredictorConfig
 
-from contract.flags import add_limit_flags, configure_logging, env, limits_from
+from contract.flags import add_limit_flags, configure_logging, env, limits_from, service_parser
 from contract.server import serve
 from transformer.cache import TextCache
 from transformer.model import CachingTransformer
@@ -22,12 +21,8 @@ from transformer.upstream import PredictorClient
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m transformer", parents=[kserve_model_server.parser], description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = service_parser("python -m transformer", __doc__)
     parser.set_defaults(
-        model_name=env("MODEL_NAME", "model"),
         predictor_host=env("PREDICTOR_HOST", None),
         predictor_protocol=env("PREDICTOR_PROTOCOL", "v2"),
         predictor_request_timeout_seconds=env("PREDICTOR_REQUEST_TIMEOUT_SECONDS", 10, int),
