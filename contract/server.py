@@ -10,6 +10,7 @@ the class. Keep ``start`` in step with the pinned kserve version (see pyproject.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 import kserve
@@ -25,8 +26,19 @@ from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
+from contract import flags, multiproc
+from contract.accesslog import AccessLog
 from contract.errors import ServiceError, error_response, install_rest_handlers, method_not_allowed
+from contract.metrics import INFO, metrics_handler
 from contract.schema import Limits
+
+logger = logging.getLogger(__name__)
+
+
+def served_version(model) -> str | None:
+    """The model version a served model reports (its metadata parameters), if it reports one."""
+    describe = getattr(model, "metadata_parameters", None)
+    return describe().get("model_version") if describe is not None else None
 
 
 class BodySizeLimit:
@@ -90,12 +102,25 @@ class RESTServer(kserve_rest.RESTServer):
     def _add_middlewares(self, app: FastAPI) -> None:
         super()._add_middlewares(app)
         app.add_middleware(BodySizeLimit, max_bytes=self.max_body_bytes)
+        app.add_middleware(AccessLog, model_version=self._served_version)  # added last: outermost, sees every answer
+        app.state.is_served = self._is_served  # errors are counted by model only for served models
+
+    def _is_served(self, model_name: str) -> bool:
+        return self.dataplane.model_registry.get_model(model_name) is not None
+
+    def _served_version(self, model_name: str) -> str | None:
+        model = self.dataplane.model_registry.get_model(model_name)
+        if model is None:
+            raise LookupError(model_name)
+        return served_version(model)
 
     def _register_endpoints(self, app: FastAPI) -> None:
         # Registered before KServe's routes so that these answer first: KServe's V2
         # metadata drops our parameters, and its V1 `GET /v1/models/{name}` would
         # otherwise take `GET /v1/models/x:predict` for a model named "x:predict".
         app.add_api_route("/v2/models/{model_name}", self._model_metadata, methods=["GET"])
+        # Before KServe's /metrics, which reads one process's registry only (kserve issue 2979).
+        app.add_api_route("/metrics", metrics_handler, methods=["GET"])
         for verb in ("predict", "explain"):
             app.add_api_route(
                 f"/v1/models/{{model_name}}:{verb}", method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"]
@@ -156,6 +181,11 @@ class ModelServer(kserve.ModelServer):
     def start(self, models: list[BaseKServeModel]) -> None:
         """``kserve.ModelServer.start`` (kserve 0.21.0) with this module's REST servers."""
         self._register_and_check_atleast_one_model_is_ready(models)
+        for model in models:
+            INFO.labels(model.name, served_version(model) or "").set(1)
+        if self.workers > 1 and not multiproc.enabled():
+            logger.warning("--workers %d without Prometheus multiprocess mode: each scrape of /metrics sees one "
+                           "worker's counts (call contract.multiproc.enable() first in __main__)", self.workers)
         rest_options = dict(
             access_log_format=self.access_log_format,
             workers=self.workers,
@@ -168,7 +198,8 @@ class ModelServer(kserve.ModelServer):
         app = FASTAPI_APP_IMPORT_STRING
         if self.workers > 1:
             self._rest_multiprocess_server = RESTServerMultiProcess(
-                app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options
+                app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options,
+                log_config_file=flags.applied_logging_config,  # a dict: each spawned worker logs like this process
             )
             self._rest_multiprocess_server._rest_server.max_body_bytes = self.limits.max_body_bytes
             self.servers.append(self._rest_multiprocess_server.start())

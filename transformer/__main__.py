@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kserve import model_server as kserve_model_server
-from kserve.predictor_config import PredictorConfig
-
-from contract.flags import add_limit_flags, configure_logging, env, limits_from
-from contract.server import serve
-from transformer.cache import TextCache
-from transformer.model import CachingTransformer
-from transformer.upstream import PredictorClient
+from contract import multiproc
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: main() must switch Prometheus to multiprocess mode
+    # before kserve (and so prometheus_client) is imported. See contract/multiproc.py.
+    from kserve import model_server as kserve_model_server
+
+    from contract.flags import add_limit_flags, add_logging_flags, env
     parser = argparse.ArgumentParser(
         prog="python -m transformer", parents=[kserve_model_server.parser], description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -47,12 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="Read only entries of this model version (pin it on a canary's transformer); default: the "
              "version the predictor reports [CACHE_MODEL_VERSION].")
     add_limit_flags(parser)
+    add_logging_flags(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    multiproc.enable()
+    from kserve.predictor_config import PredictorConfig
+
+    from contract.flags import configure_logging, limits_from
+    from contract.server import serve
+    from transformer.cache import TextCache
+    from transformer.model import CachingTransformer
+    from transformer.upstream import PredictorClient
+
     args = build_parser().parse_args(argv)
-    configure_logging()
+    configure_logging(args.log_format)
     if not args.predictor_host:
         sys.exit("transformer: --predictor_host (or PREDICTOR_HOST) is required, e.g. 127.0.0.1:8090")
     if args.predictor_protocol not in ("v2", "grpc-v2"):
