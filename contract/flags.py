@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging.config
 import os
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -30,8 +29,6 @@ def configure_logging(log_format: str | None = None) -> None:
     level = os.environ.get("KSERVE_LOGLEVEL", "INFO").upper()
     applied_logging_config = logging_config(log_format or env("LOG_FORMAT", "text"), level)
     logging.config.dictConfig(applied_logging_config)
-    # KServe 0.21 answers with ORJSONResponse, which FastAPI 0.165 flags on every route: noise, not news.
-    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
 
 
 def add_logging_flags(parser) -> None:

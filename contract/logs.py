@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+import warnings
 
 from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
 
@@ -37,6 +39,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def stderr_handler() -> logging.Handler:
+    """The one log handler. dictConfig builds it in every process, the spawned workers too,
+    so it also applies the process-wide settings a logging config cannot express."""
+    # KServe 0.21 answers with ORJSONResponse, which FastAPI 0.165 flags on every route: noise, not news.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+    logging.captureWarnings(True)  # any other warning becomes a log line in the chosen format
+    return logging.StreamHandler(sys.stderr)
+
+
 def logging_config(log_format: str = "text", level: str = "INFO") -> dict:
     """A ``logging.config.dictConfig`` dict: picklable, so KServe hands it to its worker processes."""
     if log_format not in LOG_FORMATS:
@@ -51,7 +62,7 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stderr"}},
+        "handlers": {"stderr": {"()": f"{__name__}.stderr_handler", "formatter": "main"}},
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             "kserve": {**propagate, "level": level},
