@@ -174,19 +174,29 @@ async def method_not_allowed(request: Request) -> JSONResponse:
     return response
 
 
+KSERVE_ERRORS = (
+    kserve_errors.InvalidInput,
+    kserve_errors.InferenceError,
+    kserve_errors.ModelNotFound,
+    kserve_errors.ModelNotReady,
+    kserve_errors.ServerNotReady,
+    kserve_errors.ServerNotLive,
+    kserve_errors.UnsupportedProtocol,
+    NotImplementedError,
+)
+
+
+def error_type_of(exc: Exception) -> str:
+    """The table's error type of any exception a request raised (``internal`` for a bug)."""
+    if isinstance(exc, ServiceError):
+        return exc.error_type
+    return _kserve_error_type(exc) if isinstance(exc, KSERVE_ERRORS) else "internal"
+
+
 def install_rest_handlers(app: FastAPI) -> None:
     """Register the table on ``app``; called after KServe's handlers so these win."""
     app.add_exception_handler(ServiceError, _service_error)
-    for kserve_exc in (
-        kserve_errors.InvalidInput,
-        kserve_errors.InferenceError,
-        kserve_errors.ModelNotFound,
-        kserve_errors.ModelNotReady,
-        kserve_errors.ServerNotReady,
-        kserve_errors.ServerNotLive,
-        kserve_errors.UnsupportedProtocol,
-        NotImplementedError,
-    ):
+    for kserve_exc in KSERVE_ERRORS:
         app.add_exception_handler(kserve_exc, _kserve_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -12,22 +12,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from concurrent import futures
 
 import kserve
 import pydantic
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from grpc import aio
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
 from kserve.model import BaseKServeModel
 from kserve.protocol import dataplane as kserve_dataplane
-from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc import server as kserve_grpc
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
 from contract import flags, multiproc
-from contract.accesslog import AccessLog
+from contract.accesslog import AccessLog, GrpcAccessLog
 from contract.errors import ServiceError, error_response, install_rest_handlers, method_not_allowed
 from contract.metrics import INFO, metrics_handler
 from contract.schema import Limits
@@ -109,10 +114,7 @@ class RESTServer(kserve_rest.RESTServer):
         return self.dataplane.model_registry.get_model(model_name) is not None
 
     def _served_version(self, model_name: str) -> str | None:
-        model = self.dataplane.model_registry.get_model(model_name)
-        if model is None:
-            raise LookupError(model_name)
-        return served_version(model)
+        return _version_or_lookup_error(self.dataplane, model_name)
 
     def _register_endpoints(self, app: FastAPI) -> None:
         # Registered before KServe's routes so that these answer first: KServe's V2
@@ -145,6 +147,40 @@ class RESTServer(kserve_rest.RESTServer):
             if metadata["parameters"].get("model_version"):
                 metadata["versions"] = [metadata["parameters"]["model_version"]]
         return metadata
+
+
+def _version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: str) -> str | None:
+    model = dataplane.model_registry.get_model(model_name)
+    if model is None:
+        raise LookupError(model_name)
+    return served_version(model)
+
+
+class GRPCServer(kserve_grpc.GRPCServer):
+    async def start(self, max_workers):
+        """``kserve.protocol.grpc.server.GRPCServer.start`` (kserve 0.21.0) with our access log and metrics
+        as the innermost interceptor: it sees ServiceError before KServe's interceptor makes it a status."""
+        self._server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=(
+                LoggingInterceptor(),
+                ExceptionToStatusInterceptor(),
+                GrpcAccessLog(lambda name: _version_or_lookup_error(self._data_plane, name)),
+            ),
+            options=[
+                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
+            ],
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(self._data_plane, self._model_repository_extension), self._server
+        )
+        listen_addr = f"[::]:{self._port}"
+        self._server.add_insecure_port(listen_addr)
+        kserve_grpc.logger.info(f"Starting gRPC server with {max_workers} workers")
+        kserve_grpc.logger.info("Starting gRPC server on %s", listen_addr)
+        await self._server.start()
+        await self._server.wait_for_termination()
 
 
 class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):

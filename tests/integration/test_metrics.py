@@ -8,6 +8,7 @@ a /metrics page after ordinary traffic (tests/chart/observability.py reads the n
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chart.observability import dashboard_metric_names, rule_metric_names
 from tests.integration.adversarial import V1, V2, v2_body
-from tests.integration.servers import RedisProcess, ServerProcess, metric
+from tests.integration.servers import RedisProcess, ServerProcess, metric, triton_grpc_infer
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +57,16 @@ def access_lines(server: ServerProcess) -> list[dict]:
     return [line for line in lines if line["logger"] == "contract.access"]
 
 
+def access_lines_where(server: ServerProcess, wanted, count: int = 1, timeout_s: float = 5) -> list[dict]:
+    """The access lines ``wanted`` accepts, once there are ``count`` (the line follows the answer by a moment)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = [line for line in access_lines(server) if wanted(line)]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def one_request_per_connection(url: str, n: int, texts: list[str]) -> list[httpx.Response]:
     """``n`` requests, each on a new connection, so the kernel spreads them over the workers."""
     def send(_):
@@ -72,7 +83,7 @@ def test_counts_add_up_across_worker_processes(transformer):
                                 outcome=outcome) for outcome in ("hit", "miss"))
     answers = one_request_per_connection(transformer.url, 40, [f"workers {uuid.uuid4().hex}"])
     assert [a.status_code for a in answers] == [200] * 40
-    pids = {line["pid"] for line in access_lines(transformer)}
+    pids = {line["pid"] for line in access_lines_where(transformer, lambda line: line["method"] == "POST", count=40)}
     assert len(pids) == 2, f"requests were served by {pids}: not both workers"
     for _ in range(6):  # every scrape lands on either worker and must see all of them
         after = metric(transformer.url, "text_classifier_requests_total", model_name="sentiment", status="200")
@@ -95,20 +106,38 @@ def test_errors_are_counted_by_error_type_on_both_services(transformer, predicto
     assert metric(predictor.url, "text_classifier_errors_total", model_name="", error_type="model_not_found") >= 1
 
 
+def test_grpc_requests_and_errors_are_counted_like_rest(transformer):
+    def count(name, **labels):
+        return metric(transformer.url, name, model_name="sentiment", **labels)
+
+    ok, bad, invalid = (count("text_classifier_requests_total", status="200"),
+                        count("text_classifier_requests_total", status="400"),
+                        count("text_classifier_errors_total", error_type="invalid_text"))
+    assert "label" in triton_grpc_infer(transformer.grpc_target, "sentiment", [f"grpc {uuid.uuid4().hex}"])
+    error = triton_grpc_infer(transformer.grpc_target, "sentiment", [{"hex": b"\xff\xfe bad".hex()}])
+    assert error["status"] == "StatusCode.INVALID_ARGUMENT"
+    # gRPC is served by the parent process, REST by the workers: one /metrics sees all three
+    assert count("text_classifier_requests_total", status="200") - ok == 1
+    assert count("text_classifier_requests_total", status="400") - bad == 1
+    assert count("text_classifier_errors_total", error_type="invalid_text") - invalid == 1
+    grpc_lines = access_lines_where(transformer, lambda line: line["method"] == "gRPC", count=2)
+    assert [line["status"] for line in grpc_lines][-2:] == [200, 400]
+
+
 def test_access_log_is_one_json_line_per_request_without_the_text(transformer):
     secret = f"private words {uuid.uuid4().hex}"
     request_id = str(uuid.uuid4())
     answer = httpx.post(f"{transformer.url}{V2}", json=v2_body([secret]), headers={"x-request-id": request_id},
                         timeout=30)
     assert answer.status_code == 200
-    lines = [line for line in access_lines(transformer) if line.get("request_id") == request_id]
+    lines = access_lines_where(transformer, lambda line: line["request_id"] == request_id)
     assert len(lines) == 1
     line = lines[0]
     assert line["model"] == "sentiment" and line["status"] == 200 and line["cache"] == "miss"
     assert line["model_version"] and line["latency_ms"] > 0
     assert secret not in transformer.log()
     generated = httpx.post(f"{transformer.url}{V1}", json={"instances": ["x"]}, timeout=30).headers["x-request-id"]
-    assert [line["request_id"] for line in access_lines(transformer)].count(generated) == 1
+    assert len(access_lines_where(transformer, lambda line: line["request_id"] == generated)) == 1
 
 
 def test_every_metric_the_dashboard_and_the_alerts_use_is_exported(transformer, predictor):
