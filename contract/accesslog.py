@@ -50,7 +50,7 @@ def metric_label(model: str, version_of: VersionOf) -> str:
 
 
 def record(model: str, version_of: VersionOf, method: str, path: str, status: int, seconds: float,
-           request_id: str, cache: str | None) -> None:
+           request_id: str, cache: str | None, error_type: str | None = None) -> None:
     """Count and time one request, and write its access-log line."""
     label = metric_label(model, version_of)
     version = version_of(model) if label else None
@@ -60,7 +60,7 @@ def record(model: str, version_of: VersionOf, method: str, path: str, status: in
         "%s %s %d %.1f ms model=%s model_version=%s cache=%s request_id=%s",
         method, path, status, seconds * 1000, model, version, cache or "-", request_id,
         extra={"request_id": request_id, "model": model, "model_version": version, "method": method, "path": path,
-               "status": status, "latency_ms": round(seconds * 1000, 2), "cache": cache},
+               "status": status, "latency_ms": round(seconds * 1000, 2), "cache": cache, "error_type": error_type},
     )
 
 
@@ -93,7 +93,8 @@ class AccessLog:
             await self.app(scope, receive, send_with_id)
         finally:
             record(route["model"], self.model_version, scope["method"], scope["path"], answer["status"],
-                   time.perf_counter() - started, request_id, answer["cache"])
+                   time.perf_counter() - started, request_id, answer["cache"],
+                   scope.get("state", {}).get("error_type"))  # noted by contract/errors.py
 
 
 class GrpcAccessLog(ServerInterceptor):
@@ -111,7 +112,7 @@ class GrpcAccessLog(ServerInterceptor):
 
         async def observed(request, context):
             started = time.perf_counter()
-            status = 500
+            status, error_type = 500, None
             try:
                 response = await infer(request, context)
                 status = 200
@@ -123,7 +124,7 @@ class GrpcAccessLog(ServerInterceptor):
                 raise
             finally:
                 record(request.model_name, self.model_version, "gRPC", "ModelInfer", status,
-                       time.perf_counter() - started, metadata.get("x-request-id", "-"), None)
+                       time.perf_counter() - started, metadata.get("x-request-id", "-"), None, error_type)
 
         return grpc.unary_unary_rpc_method_handler(
             observed, request_deserializer=handler.request_deserializer,

@@ -94,6 +94,12 @@ def error_response(error_type: str, message: str, model_name: str = "") -> JSONR
     return JSONResponse(status_code=ERRORS[error_type].http_status, content=error_body(error_type, message))
 
 
+def answer(request: Request, error_type: str, message: str) -> JSONResponse:
+    """A handler's error answer: counted by served model, and the type noted for the access log line."""
+    request.scope.setdefault("state", {})["error_type"] = error_type
+    return error_response(error_type, message, served_model_name(request))
+
+
 def served_model_name(request: Request) -> str:
     """The model a request names, if this server serves it (``app.state.is_served``, set by contract/server.py)."""
     name = request.path_params.get("model_name", "")
@@ -134,27 +140,24 @@ def _kserve_error_type(exc: Exception) -> str:
 
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    return error_response(exc.error_type, exc.message, served_model_name(request))
+    return answer(request, exc.error_type, exc.message)
 
 
 async def _kserve_error(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(_kserve_error_type(exc), str(exc), served_model_name(request))
+    return answer(request, _kserve_error_type(exc), str(exc))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return error_response(*_describe_validation_error(exc), served_model_name(request))
+    return answer(request, *_describe_validation_error(exc))
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == HTTPStatus.NOT_FOUND:
-        return error_response("route_not_found", f"No route {request.method} {request.url.path}.")
+        return answer(request, "route_not_found", f"No route {request.method} {request.url.path}.")
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-        return error_response(
-            "method_not_allowed", f"{request.method} is not allowed on {request.url.path}."
-        )
+        return answer(request, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}.")
     if exc.status_code == HTTPStatus.BAD_REQUEST:  # FastAPI's only 400: a body it could not decode (e.g. not UTF-8)
-        return error_response("invalid_json", f"The body could not be parsed as UTF-8 JSON ({exc.detail}).",
-                              served_model_name(request))
+        return answer(request, "invalid_json", f"The body could not be parsed as UTF-8 JSON ({exc.detail}).")
     error_type = "invalid_request" if exc.status_code < 500 else "internal"
     ERRORS_TOTAL.labels(served_model_name(request), error_type).inc()
     return JSONResponse(status_code=exc.status_code, content=error_body(error_type, str(exc.detail)))
@@ -162,14 +165,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response("internal", f"Internal error ({type(exc).__name__}); the server log has the details.",
-                          served_model_name(request))
+    return answer(request, "internal", f"Internal error ({type(exc).__name__}); the server log has the details.")
 
 
 async def method_not_allowed(request: Request) -> JSONResponse:
     """A route handler for paths that exist for other methods only, where a looser path would match."""
-    response = error_response("method_not_allowed", f"{request.method} is not allowed on {request.url.path}; use POST.",
-                              served_model_name(request))
+    response = answer(request, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}; use POST.")
     response.headers["allow"] = "POST"
     return response
 

@@ -121,7 +121,8 @@ def test_grpc_requests_and_errors_are_counted_like_rest(transformer):
     assert count("text_classifier_requests_total", status="400") - bad == 1
     assert count("text_classifier_errors_total", error_type="invalid_text") - invalid == 1
     grpc_lines = access_lines_where(transformer, lambda line: line["method"] == "gRPC", count=2)
-    assert [line["status"] for line in grpc_lines][-2:] == [200, 400]
+    assert [(line["status"], line.get("error_type")) for line in grpc_lines][-2:] == [(200, None),
+                                                                                      (400, "invalid_text")]
 
 
 def test_access_log_is_one_json_line_per_request_without_the_text(transformer):
@@ -136,6 +137,10 @@ def test_access_log_is_one_json_line_per_request_without_the_text(transformer):
     assert line["model"] == "sentiment" and line["status"] == 200 and line["cache"] == "miss"
     assert line["model_version"] and line["latency_ms"] > 0
     assert secret not in transformer.log()
+    bad_id = str(uuid.uuid4())
+    httpx.post(f"{transformer.url}{V1}", json={"instances": [None]}, headers={"x-request-id": bad_id}, timeout=30)
+    (bad,) = access_lines_where(transformer, lambda line: line["request_id"] == bad_id)
+    assert bad["status"] == 400 and bad["error_type"] == "invalid_request"
     generated = httpx.post(f"{transformer.url}{V1}", json={"instances": ["x"]}, timeout=30).headers["x-request-id"]
     assert len(access_lines_where(transformer, lambda line: line["request_id"] == generated)) == 1
 
