@@ -14,7 +14,9 @@ The spawned workers inherit the environment, so they write to the same directory
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -30,7 +32,10 @@ def enable() -> str:
     """
     if "prometheus_client" in sys.modules and not os.environ.get(ENV):
         raise RuntimeError("contract.multiproc.enable() must run before prometheus_client (or kserve) is imported")
-    directory = os.environ.get(ENV) or tempfile.mkdtemp(prefix="prometheus-multiproc-")
+    directory = os.environ.get(ENV)
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="prometheus-multiproc-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)  # ours: gone with the server
     os.makedirs(directory, exist_ok=True)
     os.environ[ENV] = directory
     return directory
