@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chart.observability import dashboard_metric_names, rule_metric_names
 from tests.integration.adversarial import V1, V2, v2_body
-from tests.integration.servers import RedisProcess, ServerProcess, metric, triton_grpc_infer
+from tests.integration.servers import ROOT, RedisProcess, ServerProcess, metric, triton_grpc_infer
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +91,25 @@ def test_counts_add_up_across_worker_processes(transformer):
     lookups = sum(metric(transformer.url, "transformer_cache_lookups_total", model_name="sentiment", outcome=outcome)
                   for outcome in ("hit", "miss"))
     assert lookups - lookups_before == 40  # one distinct text per request, in whichever worker
+
+
+@pytest.mark.skipif("multiproc.enable()" not in (ROOT / "predictor" / "__main__.py").read_text(),
+                    reason="predictor/__main__.py does not call contract.multiproc.enable() yet")
+def test_predictor_counts_add_up_across_worker_processes(tiny_model_dir, tmp_path):
+    server = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
+                                         "--workers", "2"], tmp_path / "workers.log").start()
+    try:
+        answers = one_request_per_connection(server.url, 30, ["one", "two"])
+        assert [a.status_code for a in answers] == [200] * 30
+        # gRPC is served by the parent process: REST scrapes (answered by the workers) must count it too
+        assert "label" in triton_grpc_infer(server.grpc_target, "sentiment", ["three"])
+        for _ in range(4):
+            assert metric(server.url, "text_classifier_requests_total", model_name="sentiment", status="200") == 31
+            assert metric(server.url, "predictor_texts_total", model_name="sentiment") == 61
+            batches = metric(server.url, "predictor_batch_size_count")
+            assert 2 <= batches <= 31 and metric(server.url, "predictor_batch_size_sum") == 61
+    finally:
+        server.stop()
 
 
 def test_errors_are_counted_by_error_type_on_both_services(transformer, predictor):
