@@ -20,21 +20,31 @@ def env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
     return cast(raw) if raw != "" else default
 
 
-def configure_logging(log_format: str | None = None) -> None:
+def configure_logging(log_format: str | None = None, access_log: bool | None = None) -> None:
     """Every logger (ours, KServe's, uvicorn's) on stderr, as text in KServe's format or as JSON.
 
-    ``log_format`` is the ``--log_format`` flag; without it the ``LOG_FORMAT`` env var decides.
+    ``log_format`` and ``access_log`` are the ``--log_format`` and ``--access_log`` flags;
+    without them the ``LOG_FORMAT`` and ``ACCESS_LOG`` env vars decide.
     """
     global applied_logging_config
     level = os.environ.get("KSERVE_LOGLEVEL", "INFO").upper()
-    applied_logging_config = logging_config(log_format or env("LOG_FORMAT", "text"), level)
+    if access_log is None:
+        access_log = env("ACCESS_LOG", True, strtobool)
+    applied_logging_config = logging_config(log_format or env("LOG_FORMAT", "text"), level, access_log)
     logging.config.dictConfig(applied_logging_config)
+
+
+def strtobool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def add_logging_flags(parser) -> None:
     parser.add_argument("--log_format", choices=LOG_FORMATS, default=env("LOG_FORMAT", "text"),
                         help="text (KServe's format) or json: one JSON object per line, with request_id, model, "
                              "model_version, status, latency_ms and cache outcome on access lines [LOG_FORMAT].")
+    parser.add_argument("--access_log", type=strtobool, default=env("ACCESS_LOG", True, strtobool),
+                        help="One log line per inference request (true/false); the request metrics are kept "
+                             "either way [ACCESS_LOG].")
 
 
 def add_limit_flags(parser) -> None:

@@ -48,7 +48,7 @@ def stderr_handler() -> logging.Handler:
     return logging.StreamHandler(sys.stderr)
 
 
-def logging_config(log_format: str = "text", level: str = "INFO") -> dict:
+def logging_config(log_format: str = "text", level: str = "INFO", access_log: bool = True) -> dict:
     """A ``logging.config.dictConfig`` dict: picklable, so KServe hands it to its worker processes."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {LOG_FORMATS}, not {log_format!r}")
@@ -70,5 +70,7 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict:
             "uvicorn": {**propagate, "level": "INFO"},
             "uvicorn.error": {**propagate, "level": "INFO"},
             "uvicorn.access": {**propagate, "level": "WARNING"},
+            # Off, the per-request line is skipped before it is formatted; the metrics still count.
+            "contract.access": {**propagate, "level": level if access_log else "WARNING"},
         },
     }

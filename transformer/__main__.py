@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     from transformer.upstream import PredictorClient
 
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_format)
+    configure_logging(args.log_format, args.access_log)
     if not args.predictor_host:
         sys.exit("transformer: --predictor_host (or PREDICTOR_HOST) is required, e.g. 127.0.0.1:8090")
     if args.predictor_protocol not in ("v2", "grpc-v2"):

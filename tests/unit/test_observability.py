@@ -24,6 +24,11 @@ def test_json_lines_carry_the_request_fields_and_nothing_else_passed_in():
     assert "texts" not in line and "private words" not in json.dumps(line)
 
 
+def test_the_access_log_can_be_switched_off():
+    assert logging_config("json", "INFO", access_log=False)["loggers"]["contract.access"]["level"] == "WARNING"
+    assert logging_config("json", "INFO")["loggers"]["contract.access"]["level"] == "INFO"
+
+
 def test_unknown_log_format_is_refused():
     with pytest.raises(ValueError, match="json"):
         logging_config("xml")
