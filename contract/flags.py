@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import logging.config
 import os
-import warnings
 from collections.abc import Callable
 from typing import Any
 
-from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
-
+from contract.logs import LOG_FORMATS, logging_config
 from contract.schema import Limits
+
+# The dict configure_logging applied; contract/server.py hands it to KServe's worker processes.
+applied_logging_config: dict | None = None
 
 
 def env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
@@ -33,16 +34,31 @@ def service_parser(prog: str, description: str | None) -> argparse.ArgumentParse
     return parser
 
 
+def configure_logging(log_format: str | None = None, access_log: bool | None = None) -> None:
+    """Every logger (ours, KServe's, uvicorn's) on stderr, as text in KServe's format or as JSON.
+
+    ``log_format`` and ``access_log`` are the ``--log_format`` and ``--access_log`` flags;
+    without them the ``LOG_FORMAT`` and ``ACCESS_LOG`` env vars decide.
+    """
+    global applied_logging_config
+    level = os.environ.get("KSERVE_LOGLEVEL", "INFO").upper()
+    if access_log is None:
+        access_log = env("ACCESS_LOG", True, strtobool)
+    applied_logging_config = logging_config(log_format or env("LOG_FORMAT", "text"), level, access_log)
+    logging.config.dictConfig(applied_logging_config)
+
+
 def strtobool(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def configure_logging() -> None:
-    """Our modules' loggers, in KServe's format, on stderr."""
-    level = os.environ.get("KSERVE_LOGLEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format=KSERVE_LOGGER_FORMAT, datefmt=KSERVE_LOGGER_DATE_FORMAT)
-    # KServe 0.21 answers with ORJSONResponse, which FastAPI 0.165 flags on every route: noise, not news.
-    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+def add_logging_flags(parser) -> None:
+    parser.add_argument("--log_format", choices=LOG_FORMATS, default=env("LOG_FORMAT", "text"),
+                        help="text (KServe's format) or json: one JSON object per line, with request_id, model, "
+                             "model_version, status, latency_ms and cache outcome on access lines [LOG_FORMAT].")
+    parser.add_argument("--access_log", type=strtobool, default=env("ACCESS_LOG", True, strtobool),
+                        help="One log line per inference request (true/false); the request metrics are kept "
+                             "either way [ACCESS_LOG].")
 
 
 def add_limit_flags(parser) -> None:

@@ -10,24 +10,41 @@ the class. Keep ``start`` in step with the pinned kserve version (see pyproject.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+from concurrent import futures
 
 import kserve
 import pydantic
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from grpc import aio
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
 from kserve.model import BaseKServeModel
 from kserve.protocol import dataplane as kserve_dataplane
-from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc import server as kserve_grpc
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from timing_asgi import TimingMiddleware
 
+from contract import flags, multiproc
+from contract.accesslog import AccessLog, GrpcAccessLog
 from contract.errors import ServiceError, error_response, install_rest_handlers, method_not_allowed
+from contract.metrics import INFO, metrics_handler
 from contract.schema import Limits
+
+logger = logging.getLogger(__name__)
+
+
+def served_version(model) -> str | None:
+    """The model version a served model reports (its metadata parameters), if it reports one."""
+    describe = getattr(model, "metadata_parameters", None)
+    return describe().get("model_version") if describe is not None else None
 
 
 class BodySizeLimit:
@@ -95,12 +112,22 @@ class RESTServer(kserve_rest.RESTServer):
         # for numbers that /metrics already has as histograms. Dropped.
         app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
         app.add_middleware(BodySizeLimit, max_bytes=self.max_body_bytes)
+        app.add_middleware(AccessLog, model_version=self._served_version)  # added last: outermost, sees every answer
+        app.state.is_served = self._is_served  # errors are counted by model only for served models
+
+    def _is_served(self, model_name: str) -> bool:
+        return self.dataplane.model_registry.get_model(model_name) is not None
+
+    def _served_version(self, model_name: str) -> str | None:
+        return _version_or_lookup_error(self.dataplane, model_name)
 
     def _register_endpoints(self, app: FastAPI) -> None:
         # Registered before KServe's routes so that these answer first: KServe's V2
         # metadata drops our parameters, and its V1 `GET /v1/models/{name}` would
         # otherwise take `GET /v1/models/x:predict` for a model named "x:predict".
         app.add_api_route("/v2/models/{model_name}", self._model_metadata, methods=["GET"])
+        # Before KServe's /metrics, which reads one process's registry only (kserve issue 2979).
+        app.add_api_route("/metrics", metrics_handler, methods=["GET"])
         for verb in ("predict", "explain"):
             app.add_api_route(
                 f"/v1/models/{{model_name}}:{verb}", method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"]
@@ -125,6 +152,40 @@ class RESTServer(kserve_rest.RESTServer):
             if metadata["parameters"].get("model_version"):
                 metadata["versions"] = [metadata["parameters"]["model_version"]]
         return metadata
+
+
+def _version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: str) -> str | None:
+    model = dataplane.model_registry.get_model(model_name)
+    if model is None:
+        raise LookupError(model_name)
+    return served_version(model)
+
+
+class GRPCServer(kserve_grpc.GRPCServer):
+    async def start(self, max_workers):
+        """``kserve.protocol.grpc.server.GRPCServer.start`` (kserve 0.21.0) with our access log and metrics
+        as the innermost interceptor: it sees ServiceError before KServe's interceptor makes it a status."""
+        self._server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=(
+                LoggingInterceptor(),
+                ExceptionToStatusInterceptor(),
+                GrpcAccessLog(lambda name: _version_or_lookup_error(self._data_plane, name)),
+            ),
+            options=[
+                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
+            ],
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(self._data_plane, self._model_repository_extension), self._server
+        )
+        listen_addr = f"[::]:{self._port}"
+        self._server.add_insecure_port(listen_addr)
+        kserve_grpc.logger.info(f"Starting gRPC server with {max_workers} workers")
+        kserve_grpc.logger.info("Starting gRPC server on %s", listen_addr)
+        await self._server.start()
+        await self._server.wait_for_termination()
 
 
 class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
@@ -161,6 +222,11 @@ class ModelServer(kserve.ModelServer):
     def start(self, models: list[BaseKServeModel]) -> None:
         """``kserve.ModelServer.start`` (kserve 0.21.0) with this module's REST servers."""
         self._register_and_check_atleast_one_model_is_ready(models)
+        for model in models:
+            INFO.labels(model.name, served_version(model) or "").set(1)
+        if self.workers > 1 and not multiproc.enabled():
+            logger.warning("--workers %d without Prometheus multiprocess mode: each scrape of /metrics sees one "
+                           "worker's counts (call contract.multiproc.enable() first in __main__)", self.workers)
         rest_options = dict(
             access_log_format=self.access_log_format,
             workers=self.workers,
@@ -173,7 +239,8 @@ class ModelServer(kserve.ModelServer):
         app = FASTAPI_APP_IMPORT_STRING
         if self.workers > 1:
             self._rest_multiprocess_server = RESTServerMultiProcess(
-                app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options
+                app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options,
+                log_config_file=flags.applied_logging_config,  # a dict: each spawned worker logs like this process
             )
             self._rest_multiprocess_server._rest_server.max_body_bytes = self.limits.max_body_bytes
             self.servers.append(self._rest_multiprocess_server.start())

@@ -12,16 +12,18 @@ import logging
 import sys
 from pathlib import Path
 
-from contract.flags import add_limit_flags, configure_logging, env, limits_from, service_parser
-from contract.server import serve
-from predictor.backends import BACKENDS, DEFAULT_BACKEND
-from predictor.bundle import default_cache_dir, resolve_model_dir
-from predictor.model import PredictorOptions, TextClassifierModel
+from contract import multiproc
 
 logger = logging.getLogger("predictor")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: main() must switch Prometheus to multiprocess mode
+    # before kserve (and so prometheus_client) is imported. See contract/multiproc.py.
+    from contract.flags import add_limit_flags, add_logging_flags, env, service_parser
+    from predictor.backends import BACKENDS, DEFAULT_BACKEND
+    from predictor.bundle import default_cache_dir
+
     parser = service_parser("python -m predictor", __doc__)
     add = parser.add_argument
     add("--model_dir", type=Path, default=env("MODEL_DIR", None, Path),
@@ -48,12 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--threads", type=int, default=env("INFERENCE_THREADS", 0, int),
         help="Intra-op threads for the backend; 0: its default, one per core [INFERENCE_THREADS].")
     add_limit_flags(parser)
+    add_logging_flags(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    multiproc.enable()
+    from contract.flags import configure_logging, limits_from
+    from contract.server import serve
+    from predictor.bundle import resolve_model_dir
+    from predictor.model import PredictorOptions, TextClassifierModel
+
     args = build_parser().parse_args(argv)
-    configure_logging()
+    configure_logging(args.log_format, args.access_log)
     try:
         model_dir = resolve_model_dir(args.model_dir, args.model_name, args.model_cache_dir)
     except FileNotFoundError as exc:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contract.errors import ServiceError
+from predictor import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class DynamicBatcher:
         )
         self._queue.append(pending)
         self.queued_texts += len(texts)
+        metrics.set_queue(self.queued_texts, self.max_queue_texts)
         self._arrived.set()
         try:
             return await asyncio.wait_for(pending.future, timeout_s)
@@ -133,9 +135,11 @@ class DynamicBatcher:
         while True:
             await self._wait_for_batch()
             batch = self._take_batch()
+            metrics.set_queue(self.queued_texts, self.max_queue_texts)
             if not batch:
                 continue
             texts = [text for pending, start, end in batch for text in pending.texts[start:end]]
+            metrics.observe_batch(len(texts))
             try:
                 probs = await loop.run_in_executor(self._executor, self._infer, texts)
             except Exception as exc:  # a model failure fails this batch's requests, not the loop

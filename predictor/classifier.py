@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from predictor import metrics
 from predictor.backends import DEFAULT_BACKEND, Backend, load_backend
 
 logger = logging.getLogger(__name__)
@@ -119,10 +121,13 @@ class TextClassifier:
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return probs
+        started = time.perf_counter()
         ids = self.token_ids(texts)
         lengths = [len(row) for row in ids]
+        metrics.observe_tokens(lengths)
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         for chunk in self._chunks(order, lengths):
             logits = self.backend(*self._padded([ids[i] for i in chunk])).astype(np.float32)
             probs[chunk] = sigmoid(logits) if self.multi_label else softmax(logits)
+        metrics.observe_inference(self.backend_name, time.perf_counter() - started)
         return probs

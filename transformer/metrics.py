@@ -1,4 +1,7 @@
-"""The transformer's Prometheus metrics, served on /metrics next to KServe's latency histograms."""
+"""The transformer's Prometheus metrics, served on /metrics next to KServe's latency histograms.
+
+The shared request, error and info metrics are in contract/metrics.py.
+"""
 
 from prometheus_client import Counter, Gauge
 
@@ -13,7 +16,8 @@ CACHE_SKIPPED = Counter(
     "transformer_cache_skipped_total", "Cache operations skipped because the circuit was open", ["model_name"]
 )
 CIRCUIT_STATE = Gauge(
-    "transformer_cache_circuit_state", "Cache circuit breaker: 0 closed, 1 half-open, 2 open", ["model_name"]
+    "transformer_cache_circuit_state", "Cache circuit breaker: 0 closed, 1 half-open, 2 open", ["model_name"],
+    multiprocess_mode="max",  # each worker process has its own breaker: the pod reports the worst
 )
 PREDICTOR_TEXTS = Counter(
     "transformer_predictor_texts_total", "Texts sent to the predictor (cache misses, coalesced)", ["model_name"]

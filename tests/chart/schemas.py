@@ -57,10 +57,74 @@ def crd_schemas() -> dict[tuple[str, str], dict]:
     return schemas
 
 
+# ../shared/crds has no Prometheus Operator CRDs, so PodMonitor and PrometheusRule are
+# checked against these hand-written subsets of their monitoring.coreos.com/v1 schemas:
+# the fields the chart uses, with their types, and nothing else (an unknown or misspelt
+# field fails, as with the real CRDs above). Real CRD files dropped into ../shared/crds
+# take precedence.
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_LABEL_SELECTOR = {"type": "object", "additionalProperties": False, "properties": {
+    "matchLabels": _STRING_MAP,
+    "matchExpressions": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False, "required": ["key", "operator"],
+        "properties": {"key": {"type": "string"}, "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                       "values": _STRINGS}}},
+}}
+_RELABEL = {"type": "object", "additionalProperties": False, "properties": {
+    "sourceLabels": {"type": "array", "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}},
+    "separator": {"type": "string"}, "targetLabel": {"type": "string"}, "regex": {"type": "string"},
+    "modulus": {"type": "integer"}, "replacement": {"type": "string"},
+    "action": {"enum": ["replace", "Replace", "keep", "Keep", "drop", "Drop", "hashmod", "HashMod", "labelmap",
+                        "LabelMap", "labeldrop", "LabelDrop", "labelkeep", "LabelKeep", "lowercase", "Lowercase",
+                        "uppercase", "Uppercase", "keepequal", "KeepEqual", "dropequal", "DropEqual"]},
+}}
+_DURATION = {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?"
+                                          "(([0-9]+)ms)?)$"}
+_OBJECT_META = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+MONITORING_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "PodMonitor"): {
+        "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": _OBJECT_META, "spec": {
+            "type": "object", "additionalProperties": False, "required": ["selector", "podMetricsEndpoints"],
+            "properties": {
+                "jobLabel": {"type": "string"},
+                "namespaceSelector": {"type": "object", "additionalProperties": False,
+                                      "properties": {"any": {"type": "boolean"}, "matchNames": _STRINGS}},
+                "selector": _LABEL_SELECTOR,
+                "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "port": {"type": "string"}, "portNumber": {"type": "integer"},
+                        "targetPort": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                        "path": {"type": "string"}, "scheme": {"enum": ["http", "https"]},
+                        "interval": _DURATION, "scrapeTimeout": _DURATION, "honorLabels": {"type": "boolean"},
+                        "relabelings": {"type": "array", "items": _RELABEL},
+                        "metricRelabelings": {"type": "array", "items": _RELABEL},
+                    }}},
+            }}},
+    },
+    ("monitoring.coreos.com/v1", "PrometheusRule"): {
+        "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": _OBJECT_META, "spec": {
+            "type": "object", "additionalProperties": False, "properties": {"groups": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False, "required": ["name"], "properties": {
+                    "name": {"type": "string", "minLength": 1}, "interval": _DURATION,
+                    "rules": {"type": "array", "items": {
+                        "type": "object", "additionalProperties": False, "required": ["expr"], "properties": {
+                            "alert": {"type": "string"}, "record": {"type": "string"},
+                            "expr": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                            "for": _DURATION, "keep_firing_for": _DURATION,
+                            "labels": _STRING_MAP, "annotations": _STRING_MAP,
+                        }}},
+                }}}}}},
+    },
+}
+
+
 def validate(obj: dict) -> None:
     """Raise with a readable message if ``obj`` is not a valid object of its kind."""
     key = (obj.get("apiVersion"), obj.get("kind"))
-    schema = crd_schemas().get(key)
+    schema = crd_schemas().get(key) or MONITORING_SCHEMAS.get(key)
     if schema is not None:
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=lambda e: list(e.path))
         if errors:

@@ -92,7 +92,8 @@ def test_all_validation_messages_come_at_once():
 def _leaf_paths(node, prefix=""):
     for key, value in node.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and key not in ("resources", "selector", "requests", "limits"):
+        if isinstance(value, dict) and value and key not in ("resources", "selector", "requests", "limits",
+                                                                  "labels", "annotations"):
             yield from _leaf_paths(value, path + ".")
         else:
             yield path

@@ -56,3 +56,12 @@ at once, so a user fixes them in one round.
 {{- printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages) | fail -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The enabled models' names, comma-separated (one InferenceService each). */}}
+{{- define "tc.enabledModels" -}}
+{{- $names := list -}}
+{{- range $name, $model := .Values.models -}}
+{{- if $model.enabled -}}{{- $names = append $names $name -}}{{- end -}}
+{{- end -}}
+{{- join ", " $names -}}
+{{- end -}}

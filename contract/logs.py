@@ -1,0 +1,76 @@
+"""Log configuration shared by both services: KServe's text format, or one JSON object per line.
+
+One ``logging.config`` dict configures the server process and, passed to KServe as
+its log config, every ``--workers`` process it spawns (a spawned process starts with
+no logging configured at all). KServe's and uvicorn's loggers propagate to the one
+root handler, so with ``--log_format json`` every line is JSON, theirs included.
+uvicorn's own access log is off: ``contract/accesslog.py`` writes one richer line per
+inference request instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import warnings
+
+from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
+
+LOG_FORMATS = ("text", "json")
+# Attributes a log call may pass in ``extra``; the JSON formatter copies these and no
+# others, so nothing a client sent (a text) can end up in a log line by accident.
+FIELDS = ("request_id", "model", "model_version", "method", "path", "status", "latency_ms", "cache", "error_type")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        entry.update({key: getattr(record, key) for key in FIELDS if getattr(record, key, None) is not None})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def stderr_handler() -> logging.Handler:
+    """The one log handler. dictConfig builds it in every process, the spawned workers too,
+    so it also applies the process-wide settings a logging config cannot express."""
+    # KServe 0.21 answers with ORJSONResponse, which FastAPI 0.165 flags on every route: noise, not news.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+    logging.captureWarnings(True)  # any other warning becomes a log line in the chosen format
+    return logging.StreamHandler(sys.stderr)
+
+
+def logging_config(log_format: str = "text", level: str = "INFO", access_log: bool = True) -> dict:
+    """A ``logging.config.dictConfig`` dict: picklable, so KServe hands it to its worker processes."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {LOG_FORMATS}, not {log_format!r}")
+    formatter = (
+        {"()": f"{__name__}.JsonFormatter"}
+        if log_format == "json"
+        else {"format": KSERVE_LOGGER_FORMAT, "datefmt": KSERVE_LOGGER_DATE_FORMAT}
+    )
+    propagate = {"handlers": [], "propagate": True}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"main": formatter},
+        "handlers": {"stderr": {"()": f"{__name__}.stderr_handler", "formatter": "main"}},
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "kserve": {**propagate, "level": level},
+            "kserve.trace": {**propagate, "level": level},
+            "uvicorn": {**propagate, "level": "INFO"},
+            "uvicorn.error": {**propagate, "level": "INFO"},
+            "uvicorn.access": {**propagate, "level": "WARNING"},
+            # Off, the per-request line is skipped before it is formatted; the metrics still count.
+            "contract.access": {**propagate, "level": level if access_log else "WARNING"},
+        },
+    }
