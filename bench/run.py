@@ -225,6 +225,21 @@ def backend_table(run: Run, model_dir: Path, backends: list[str]) -> dict:
     return table
 
 
+def concurrency_sweep(run: Run, model_dir: Path, levels: list[int]) -> dict:
+    """Uncached throughput and latency straight at one predictor as concurrency grows: sizes scaleTarget."""
+    server = run.predictor(model_dir)
+    sweep = {}
+    try:
+        for level in levels:
+            result = run.load(f"{server.url}/v1/models/{MODEL}:predict", f"sweep-{level}", "--mode", "closed",
+                              "--concurrency", str(level))
+            sweep[level] = {"rps": result["rps"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
+                            "errors": result["errors"]}
+    finally:
+        server.stop()
+    return sweep
+
+
 def arithmetic_limit(model_dir: Path, texts: list[str], texts_per_s: float) -> dict:
     """How the achieved rate compares with what this CPU's matrix units could do at best."""
     from tokenizers import Tokenizer
@@ -284,6 +299,10 @@ def markdown(results: dict) -> str:
         f"Errors in all side-by-side runs: {u['errors'] + f['errors'] + r['errors']}. "
         f"Transformer peak RSS: {rss['transformer_mb']} MB.",
     ]
+    if results.get("concurrency_sweep"):
+        lines += ["", "| in-flight requests (one predictor, uncached) | req/s | p50 | p99 |", "|---|---|---|---|"]
+        for level, point in results["concurrency_sweep"].items():
+            lines.append(f"| {level} | {point['rps']} | {point['p50_ms']} ms | {point['p99_ms']} ms |")
     if results.get("backends"):
         lines += ["", "| backend | cold start | uncached req/s (16 clients, predictor only) | p99 | peak RSS |",
                   "|---|---|---|---|---|"]
@@ -308,6 +327,7 @@ def main() -> None:
     parser.add_argument("--cold_starts", type=int, default=3, help="spawn-to-ready repeats per server")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="inference threads, the same for both")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="backends for the table ('' for none)")
+    parser.add_argument("--sweep", default="1,2,4,8,16,32", help="in-flight levels for the concurrency sweep")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -319,6 +339,7 @@ def main() -> None:
         print("case 4: cold start", flush=True)
         cold = cold_starts(run, model_dir, args.cold_starts)
         results["cases"] = side_by_side(run, model_dir) | {"cold_start": cold}
+        results["concurrency_sweep"] = concurrency_sweep(run, model_dir, [int(x) for x in args.sweep.split(",") if x])
         results["backends"] = backend_table(run, model_dir, [b for b in args.backends.split(",") if b])
         results["arithmetic_limit"] = arithmetic_limit(
             model_dir, run.texts, results["cases"]["uncached_throughput"]["predictor_only_rps"])
