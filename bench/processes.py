@@ -23,6 +23,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen | None, grace_s: float = 15) -> None:
+    """SIGTERM (a graceful stop, as Kubernetes sends), then SIGKILL if it outlives ``grace_s``."""
+    if process and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class RedisProcess:
     """A real redis-server of our own on a free port (nothing persisted); restartable on the same port."""
 
@@ -108,10 +119,4 @@ class TimedServer:
 
     def stop(self) -> None:
         self._sampling.set()
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)

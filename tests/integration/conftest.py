@@ -1,6 +1,6 @@
 import pytest
 
-from tests.integration.servers import ServerProcess
+from tests.integration.servers import RedisProcess, ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -15,5 +15,13 @@ def predictor(tiny_model_dir, tmp_path_factory):
     server = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
                                          "--backend", "onnx"], log)
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory):
+    """A redis-server of the test module's own, on a free port."""
+    server = RedisProcess(tmp_path_factory.mktemp("redis") / "redis.log").start()
     yield server
     server.stop()

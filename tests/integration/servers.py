@@ -1,11 +1,9 @@
-"""Start the project's real server processes on free ports, and stop them."""
+"""Start the project's real server processes on free ports, and stop them (Redis: bench/processes.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +11,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, free_port, terminate  # noqa: F401  (RedisProcess: for the tests)
 
 
 class ServerProcess:
@@ -49,7 +41,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self, ready_timeout_s: float = 90) -> ServerProcess:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = {**os.environ, **SERVER_ENV}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + ready_timeout_s
@@ -69,13 +61,7 @@ class ServerProcess:
         raise RuntimeError(f"{self.command} not ready after {ready_timeout_s} s:\n{self.log()[-3000:]}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 def triton_grpc_infer(target: str, model: str, texts: list) -> dict:
@@ -84,41 +70,6 @@ def triton_grpc_infer(target: str, model: str, texts: list) -> dict:
     done = subprocess.run([sys.executable, str(script), target, model], input=json.dumps(texts),
                           capture_output=True, text=True, timeout=60, check=True)
     return json.loads(done.stdout)
-
-
-class RedisProcess:
-    """A real redis-server of our own on a free port (nothing persisted); restartable on the same port."""
-
-    def __init__(self, log_path: Path, *extra: str):
-        self.port = free_port()
-        self.log_path = log_path
-        self.extra = list(extra)
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisProcess:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                   *self.extra]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start:\n{self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def metric(url: str, name: str, **labels: str) -> float:

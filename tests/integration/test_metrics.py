@@ -18,22 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chart.observability import dashboard_metric_names, rule_metric_names
 from tests.integration.adversarial import V1, V2, v2_body
-from tests.integration.servers import ROOT, RedisProcess, ServerProcess, metric, triton_grpc_infer
+from tests.integration.servers import ROOT, ServerProcess, metric, triton_grpc_infer
 
 pytestmark = pytest.mark.integration
-
-# Defined in predictor/metrics.py and queried by the dashboard, but observed by the
-# model code (predictor/classifier.py), which does not call them yet: remove a name
-# from here once its observe_* function is wired.
-NOT_YET_OBSERVED: set[str] = set()
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory):
-    server = RedisProcess(tmp_path_factory.mktemp("redis") / "redis.log").start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture(scope="module")
 def transformer(predictor, redis, tmp_path_factory):
@@ -172,4 +159,4 @@ def test_every_metric_the_dashboard_and_the_alerts_use_is_exported(transformer, 
     exported = sample_names(transformer.url) | sample_names(predictor.url)
     used = dashboard_metric_names() | rule_metric_names()
     assert len(used) >= 10  # the parsing found the queries
-    assert used - exported - NOT_YET_OBSERVED == set(), f"used but not exported; exported: {sorted(exported)}"
+    assert used - exported == set(), f"used but not exported; exported: {sorted(exported)}"

@@ -25,13 +25,6 @@ def transformer_for(predictor: ServerProcess, redis: RedisProcess, log, *extra: 
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory):
-    server = RedisProcess(tmp_path_factory.mktemp("redis") / "redis.log").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def transformer(predictor, redis, tmp_path_factory):
     server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
     yield server
