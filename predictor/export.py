@@ -12,10 +12,12 @@ on first use. Only the export needs torch; serving reads the files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from predictor.backends import ONNX_FILES
@@ -24,6 +26,17 @@ logger = logging.getLogger(__name__)
 
 ONNX_DIR = "onnx"
 OPSET = 17
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def export_onnx(model_dir: Path, out_dir: Path) -> Path:
@@ -47,16 +60,20 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     raw = staging / "raw.onnx"
     try:
-        with torch.no_grad():
+        # The tracer's warnings (shape-dependent Python branches in transformers' mask code,
+        # which are constant for an encoder) and the quantizer's per-tensor INFO lines on
+        # the root logger are noise here: the unit tests compare every backend's answers.
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_root_logger():
+            warnings.simplefilter("ignore")
             # The TorchScript exporter: dynamic batch and length axes, one self-contained file.
             torch.onnx.export(model, (), str(raw), kwargs={name: sample[name] for name in names}, input_names=names,
                               output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-        fused = optimize_model(str(raw), model_type="bert", num_heads=model.config.num_attention_heads,
-                               hidden_size=model.config.hidden_size)
-        fused.save_model_to_file(str(staging / ONNX_FILES["onnx"]))
-        # Fused contrib ops carry no inferred output types; the tensors are float32.
-        quantize_dynamic(staging / ONNX_FILES["onnx"], staging / ONNX_FILES["onnx-int8"], weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            fused = optimize_model(str(raw), model_type="bert", num_heads=model.config.num_attention_heads,
+                                   hidden_size=model.config.hidden_size)
+            fused.save_model_to_file(str(staging / ONNX_FILES["onnx"]))
+            # Fused contrib ops carry no inferred output types; the tensors are float32.
+            quantize_dynamic(staging / ONNX_FILES["onnx"], staging / ONNX_FILES["onnx-int8"],
+                             weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         raw.unlink()
         staging.chmod(0o755)  # mkdtemp makes it private; the serving user may differ from the builder
         staging.rename(out_dir)  # atomic, as for merged adapters: a concurrent start sees all or nothing
