@@ -1,5 +1,7 @@
 """The classifier on tiny models: activation per problem type, truncation, label order, chunking."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,23 @@ def test_chunks_are_the_cheapest_split():
 
 def test_empty_batch(classifier):
     assert classifier.classify([]).shape == (0, 2)
+
+
+def test_onnx_serving_path_imports_neither_torch_nor_transformers(tiny_model_dir, tmp_path):
+    """Cold start: the ONNX backends' serving process must not pay for torch's and transformers' imports."""
+    import subprocess
+    import sys
+
+    from predictor.export import ONNX_DIR, export_onnx
+
+    baked = tmp_path / "baked"
+    shutil.copytree(tiny_model_dir, baked)
+    export_onnx(baked, baked / ONNX_DIR)  # as the image build does
+    script = (
+        "import sys\nfrom pathlib import Path\nimport contract.server\n"
+        "from predictor.model import PredictorOptions, TextClassifierModel\n"
+        f"model = TextClassifierModel('m', PredictorOptions(model_dir=Path({str(baked)!r}), model_version='v'))\n"
+        "assert model.load()\nprint(sorted(n for n in ('torch', 'transformers') if n in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
