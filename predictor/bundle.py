@@ -114,6 +114,10 @@ def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory() as cache:
         source = resolve_model_dir(model_dir, model_name, Path(cache))
         shutil.copytree(source, out_dir, dirs_exist_ok=True)
+    if not (out_dir / "tokenizer.json").is_file():  # models saved with a slow tokenizer only: serve the fast one
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(out_dir, use_fast=True).save_pretrained(out_dir)
     if not (out_dir / ONNX_DIR).is_dir():
         export_onnx(out_dir, out_dir / ONNX_DIR)
     for record in (TRAINING_RECORD, "README.md"):  # keep the model card with the weights

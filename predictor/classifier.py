@@ -42,6 +42,18 @@ def _pad_id(model_dir: Path, tokenizer: Tokenizer, config: dict) -> int:
     return token_id if token_id is not None else int(config.get("pad_token_id") or 0)
 
 
+def load_tokenizer(model_dir: Path) -> Tokenizer:
+    """The model's fast tokenizer from ``tokenizer.json``; converted by transformers when a model ships none."""
+    path = model_dir / "tokenizer.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    logger.warning("No tokenizer.json in %s: converting its tokenizer with transformers (a slow start; "
+                   "python -m predictor.bundle --out writes one at build time)", model_dir)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir, use_fast=True).backend_tokenizer
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
@@ -71,7 +83,7 @@ class TextClassifier:
             logger.warning("max_length %d exceeds the model's %d positions; using %d", max_length, positions, positions)
         self.max_length = min(max_length, positions)
         self.max_batch_tokens = max(max_batch_tokens, self.max_length)
-        self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        self.tokenizer = load_tokenizer(self.model_dir)
         self.tokenizer.no_padding()  # we pad per chunk, to that chunk's longest text
         self.tokenizer.enable_truncation(self.max_length)
         self.pad_id = _pad_id(self.model_dir, self.tokenizer, config)

@@ -117,6 +117,17 @@ def test_empty_batch(classifier):
     assert classifier.classify([]).shape == (0, 2)
 
 
+def test_a_model_without_tokenizer_json_gets_the_same_token_ids(classifier, tiny_model_dir, tmp_path):
+    """As older hub models ship it: vocab.txt and tokenizer_config.json, no tokenizer.json."""
+    slow_only = tmp_path / "slow-only"
+    shutil.copytree(tiny_model_dir, slow_only)
+    vocab = classifier.tokenizer.get_vocab()
+    (slow_only / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.__getitem__)) + "\n")
+    (slow_only / "tokenizer.json").unlink()
+    converted = TextClassifier(slow_only, backend="onnx", cache_dir=tmp_path / "cache")
+    assert converted.token_ids(TEXTS) == classifier.token_ids(TEXTS)
+
+
 def test_onnx_serving_path_imports_neither_torch_nor_transformers(tiny_model_dir, tmp_path):
     """Cold start: the ONNX backends' serving process must not pay for torch's and transformers' imports."""
     import subprocess
