@@ -81,7 +81,14 @@ class Run:
         self.results: dict = {}
 
     def text_file(self, name: str, count: int, take: bool = True) -> Path:
-        """The next ``count`` never-used sentences in a file; ``take=False`` leaves them in the supply."""
+        """The next ``count`` unused sentences in a file; ``take=False`` leaves them in the supply.
+
+        When the supply runs short it starts over: every case flushes Redis first and
+        the predictor caches nothing, so a sentence sent again in a later case is still
+        a miss (the two designs' cache keys never meet).
+        """
+        if self.used + count > len(self.texts):
+            self.used = 0
         chunk = self.texts[self.used : self.used + count]
         self.used += len(chunk) if take else 0
         path = self.out / f"texts-{name}.txt"
