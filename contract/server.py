@@ -5,6 +5,10 @@ KServe registers its own exception handlers (``{"error": ...}`` without an
 beforehand. So the REST server class is subclassed to add ours *after* KServe's, and
 ``ModelServer.start`` is repeated with that class: it is the only place KServe picks
 the class. Keep ``start`` in step with the pinned kserve version (see pyproject.toml).
+
+It also adds what KServe leaves out: a graceful shutdown that flips readiness first
+(contract/shutdown.py), and a place for a service's own middleware and gRPC
+interceptors (the transformer's rate limit).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from concurrent import futures
 
 import kserve
@@ -32,7 +37,7 @@ from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from timing_asgi import TimingMiddleware
 
-from contract import flags, multiproc
+from contract import flags, multiproc, shutdown
 from contract.accesslog import AccessLog, GrpcAccessLog
 from contract.errors import ServiceError, error_response, install_rest_handlers, method_not_allowed
 from contract.metrics import INFO, metrics_handler
@@ -80,6 +85,18 @@ class BodySizeLimit:
 
 
 class DataPlane(kserve_dataplane.DataPlane):
+    async def ready(self) -> bool:
+        """Not ready once shutting down (contract/shutdown.py); inference goes on meanwhile."""
+        return not shutdown.draining() and await super().ready()
+
+    async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+        # KServe's inference routes call this with disable_predictor_health_check=True: those
+        # must keep answering during the drain; only the readiness endpoints (False) flip.
+        if shutdown.draining() and not disable_predictor_health_check:
+            self.get_model_from_registry(model_name)  # an unknown model is still a 404
+            return False
+        return await super().model_ready(model_name, disable_predictor_health_check)
+
     def decode_inference_request(self, body, headers, model_name):
         """KServe's V2 decoding, with JSON sent without a JSON content type accepted.
 
@@ -102,8 +119,38 @@ class DataPlane(kserve_dataplane.DataPlane):
             ) from None
 
 
+class DrainingServer(kserve_rest._RefreshingServer):
+    """uvicorn's server with the drain of contract/shutdown.py: the first SIGTERM flips readiness and
+    stops the server ``drain_s`` later; uvicorn then answers every request it has before it exits."""
+
+    drain_s = 0.0
+    _drain_until: float | None = None
+
+    def handle_exit(self, sig, frame) -> None:
+        if sig == signal.SIGTERM and self._drain_until is None and self.drain_s > 0 and not shutdown.draining():
+            shutdown.begin(self.drain_s)
+            self._captured_signals.append(sig)  # raised again after serving: KServe's handler then stops gRPC
+            self._drain_until = time.monotonic() + self.drain_s
+            return
+        shutdown.begin()
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
 class RESTServer(kserve_rest.RESTServer):
-    max_body_bytes = Limits().max_body_bytes  # set per server by ModelServer.start
+    max_body_bytes = Limits().max_body_bytes  # set per server by configure()
+    extra_middlewares: tuple = ()  # (class, kwargs), inside the access log
+
+    def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple) -> None:
+        """ModelServer.start's settings; also for the instance KServe's multi-process server built."""
+        self.max_body_bytes = max_body_bytes
+        self.extra_middlewares = tuple(middlewares)
+        self._server.__class__ = DrainingServer
+        self._server.drain_s = drain_s
 
     def _add_middlewares(self, app: FastAPI) -> None:
         super()._add_middlewares(app)
@@ -112,6 +159,8 @@ class RESTServer(kserve_rest.RESTServer):
         # for numbers that /metrics already has as histograms. Dropped.
         app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
         app.add_middleware(BodySizeLimit, max_bytes=self.max_body_bytes)
+        for middleware, options in self.extra_middlewares:  # outside the body limit: checked before the body is read
+            app.add_middleware(middleware, **options)
         app.add_middleware(AccessLog, model_version=self._served_version)  # added last: outermost, sees every answer
         app.state.is_served = self._is_served  # errors are counted by model only for served models
 
@@ -162,6 +211,8 @@ def _version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: 
 
 
 class GRPCServer(kserve_grpc.GRPCServer):
+    extra_interceptors: tuple = ()  # innermost, after the access log (which so sees their errors)
+
     async def start(self, max_workers):
         """``kserve.protocol.grpc.server.GRPCServer.start`` (kserve 0.21.0) with our access log and metrics
         as the innermost interceptor: it sees ServiceError before KServe's interceptor makes it a status."""
@@ -171,6 +222,7 @@ class GRPCServer(kserve_grpc.GRPCServer):
                 LoggingInterceptor(),
                 ExceptionToStatusInterceptor(),
                 GrpcAccessLog(lambda name: _version_or_lookup_error(self._data_plane, name)),
+                *self.extra_interceptors,
             ),
             options=[
                 ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
@@ -196,10 +248,30 @@ class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
 
 
 class ModelServer(kserve.ModelServer):
-    def __init__(self, *args, limits: Limits = Limits(), **kwargs):
+    def __init__(self, *args, limits: Limits = Limits(), drain_s: float = 0.0, rest_middlewares: tuple = (),
+                 grpc_interceptors: tuple = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.limits = limits
+        self.drain_s = drain_s
+        self.rest_middlewares = tuple(rest_middlewares)
+        self.grpc_interceptors = tuple(grpc_interceptors)
         self.dataplane = DataPlane(model_registry=self.registered_models)
+
+    def stop(self, sig: int) -> None:
+        """KServe's stop, after the drain of contract/shutdown.py when this process has not drained yet.
+
+        With one worker uvicorn has drained before this runs (DrainingServer); with
+        ``--workers`` this process serves gRPC only and the workers learn of the drain
+        from the marker file."""
+        if sig == signal.SIGTERM and self.drain_s > 0 and not shutdown.draining():
+            shutdown.begin(self.drain_s)
+            asyncio.get_running_loop().call_later(self.drain_s, self._stop_now, sig)
+            return
+        self._stop_now(sig)
+
+    def _stop_now(self, sig: int) -> None:
+        shutdown.begin()
+        super().stop(sig)
 
     async def _serve(self) -> None:
         """Wait for every server, not just the first to finish or fail.
@@ -213,7 +285,7 @@ class ModelServer(kserve.ModelServer):
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         if pending:
             if any(task.exception() for task in done):
-                self.stop(signal.SIGTERM)
+                self._stop_now(signal.SIGTERM)  # no drain: a server already failed
             await asyncio.wait(pending)
         for task in tasks:
             if task.exception():
@@ -237,18 +309,22 @@ class ModelServer(kserve.ModelServer):
             ssl_keyfile=self.ssl_keyfile,
         )
         app = FASTAPI_APP_IMPORT_STRING
+        rest_settings = dict(max_body_bytes=self.limits.max_body_bytes, drain_s=self.drain_s,
+                             middlewares=self.rest_middlewares)
         if self.workers > 1:
+            marker = shutdown.share_with_workers()  # before they are spawned: they inherit the environment
             self._rest_multiprocess_server = RESTServerMultiProcess(
                 app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options,
                 log_config_file=flags.applied_logging_config,  # a dict: each spawned worker logs like this process
             )
-            self._rest_multiprocess_server._rest_server.max_body_bytes = self.limits.max_body_bytes
+            self._rest_multiprocess_server._rest_server.configure(**rest_settings)
             self.servers.append(self._rest_multiprocess_server.start())
         else:
+            marker = None
             self._rest_server = RESTServer(
                 app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options
             )
-            self._rest_server.max_body_bytes = self.limits.max_body_bytes
+            self._rest_server.configure(**rest_settings)
             self.servers.append(self._rest_server.start())
         if self.enable_grpc:
             self._grpc_server = GRPCServer(
@@ -258,10 +334,15 @@ class ModelServer(kserve.ModelServer):
                 kwargs={**vars(kserve.model_server.args), "grpc_max_receive_message_length": self.limits.max_body_bytes},
                 grace_period=self.grace_period,
             )
+            self._grpc_server.extra_interceptors = self.grpc_interceptors
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
         self.register_signal_handler()
-        asyncio.run(self._serve())
+        try:
+            asyncio.run(self._serve())
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
 
 
 def serve(model: BaseKServeModel, args, **server_options) -> None:
@@ -277,5 +358,6 @@ def serve(model: BaseKServeModel, args, **server_options) -> None:
         enable_docs_url=args.enable_docs_url,
         enable_latency_logging=args.enable_latency_logging,
         limits=limits_from(args),
+        drain_s=args.shutdown_drain_s,
         **server_options,
     ).start([model])
