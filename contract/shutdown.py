@@ -14,9 +14,9 @@ still routed to it. So, on the first SIGTERM:
    with the same grace.
 
 A second SIGTERM, or SIGINT (Ctrl-C), skips the wait. In Knative mode the queue-proxy
-already holds SIGTERM back until it has drained (its preStop hook), so the chart's
-default is a short drain; with RawDeployment or any plain Deployment it is what keeps
-scale-down free of errors.
+in front of the container drains as well, so the chart's drain is short (5 s); with
+KServe's RawDeployment mode or a plain Deployment, this drain is what keeps scale-down
+free of errors.
 
 With ``--workers`` > 1 the REST workers are processes of their own: the parent marks the
 drain in a file they check (``MARKER_ENV``), so their readiness flips with it, and once

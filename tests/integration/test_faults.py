@@ -167,7 +167,7 @@ class SteadyLoad:
             thread.join(timeout=60)
 
 
-def check_predictor_outage(results, killed_at: float, back_at: float, deadline_s: float) -> None:
+def check_predictor_outage(results, killed_at: float, restarting_at: float, back_at: float, deadline_s: float) -> None:
     assert results, "no requests were sent"
     assert all(status != 0 for *_, status, _ in results), "a request failed at the connection level"
     assert max(seconds for _, seconds, *_ in results) < deadline_s + 1, "a request hung past its deadline"
@@ -177,7 +177,7 @@ def check_predictor_outage(results, killed_at: float, back_at: float, deadline_s
         elif status != 200:
             assert (status, error_type) == (503, "predictor_unavailable")
             assert seconds < 1.5  # fast, not a wait for the deadline
-    outage = [r for r in results if not r[2] and killed_at + 0.2 < r[0] < back_at]
+    outage = [r for r in results if not r[2] and killed_at + 0.2 < r[0] < restarting_at]
     assert outage and all(r[3] == 503 for r in outage)
     recovered = [r for r in results if not r[2] and r[0] > back_at + 3]
     assert recovered and all(r[3] == 200 for r in recovered)  # on its own: nothing restarted the transformer
@@ -197,10 +197,11 @@ def predictor_killed_under_load(tiny_model_dir, redis, tmp_path, protocol: str) 
             backend.process.kill()  # SIGKILL: no goodbye
             backend.process.wait()
             time.sleep(2)
+            restarting_at = time.monotonic()
             backend.start()  # same ports, as a new pod behind the same Service would be
             back_at = time.monotonic()
             time.sleep(4)
-        check_predictor_outage(load.results, killed_at, back_at, deadline_s=5)
+        check_predictor_outage(load.results, killed_at, restarting_at, back_at, deadline_s=5)
     finally:
         front.stop()
         backend.stop()
