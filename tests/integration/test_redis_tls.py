@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import redis as redis_client
 
 from tests.integration.servers import RedisProcess, ServerProcess, metric
 from tests.integration.test_transformer import post_v1, unique
@@ -43,10 +45,6 @@ class TlsRedis(RedisProcess):
         self.certs = certs
 
     def start(self) -> TlsRedis:
-        import time
-
-        import redis as redis_client
-
         command = ["redis-server", "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
                    "--save", "", "--appendonly", "no", "--requirepass", PASSWORD,
                    "--tls-cert-file", str(self.certs / "server.crt"), "--tls-key-file", str(self.certs / "server.key"),
