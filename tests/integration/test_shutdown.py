@@ -1,7 +1,9 @@
 """Graceful shutdown, as Kubernetes does it on scale-down: SIGTERM to one of two replicas under load.
 
-A client-side balancer stands in for kube-proxy / Knative: it polls each replica's
-readiness every 50 ms and sends only to the ready ones. The replica that gets SIGTERM
+A client-side balancer stands in for kube-proxy / Knative: it probes each replica's
+readiness every 50 ms but acts on a result only ``PROPAGATION_S`` later, so, as in a
+cluster (kubelet's probe period, then the endpoint update reaching every proxy), it
+keeps routing to a replica for a moment after that replica has started to shut down. The replica that gets SIGTERM
 must flip readiness before it stops accepting connections, answer every request it
 has, and the load must see zero errors while the other replica takes over.
 """
@@ -22,14 +24,14 @@ from tests.integration.servers import RedisProcess, ServerProcess
 
 pytestmark = pytest.mark.integration
 DRAIN_S = "1"
+PROPAGATION_S = 0.5  # below the drain; with --shutdown_drain_s 0 this test fails (refused connections)
 
 
 class Balancer:
-    """Sends to the replicas whose /v2/health/ready answered 200 at the last poll."""
+    """Sends to the replicas whose /v2/health/ready answered 200 at the last probe older than PROPAGATION_S."""
 
     def __init__(self, urls: list[str]):
         self.urls = urls
-        self.ready = dict.fromkeys(urls, True)
         self.probes: dict[str, list[tuple[float, int]]] = {url: [] for url in urls}  # (time, status; 0 refused)
         self._stop = threading.Event()
         self._cycle = itertools.cycle(urls)
@@ -45,14 +47,18 @@ class Balancer:
                     except httpx.HTTPError:
                         status = 0
                     self.probes[url].append((time.monotonic(), status))
-                    self.ready[url] = status == 200
                 time.sleep(0.05)
+
+    def ready(self, url: str) -> bool:
+        known = time.monotonic() - PROPAGATION_S
+        seen = [status for at, status in self.probes[url] if at <= known]
+        return not seen or seen[-1] == 200
 
     def pick(self) -> str:
         with self._lock:
             for _ in self.urls:
                 url = next(self._cycle)
-                if self.ready[url]:
+                if self.ready(url):
                     return url
         raise AssertionError("no replica is ready")
 
