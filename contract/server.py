@@ -21,8 +21,9 @@ from concurrent import futures
 
 import kserve
 import pydantic
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from grpc import aio
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
@@ -30,8 +31,8 @@ from kserve.model import BaseKServeModel
 from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as kserve_grpc
+from kserve.protocol.grpc import servicer as kserve_servicer
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
-from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
@@ -39,7 +40,7 @@ from timing_asgi import TimingMiddleware
 
 from contract import flags, multiproc, shutdown
 from contract.accesslog import AccessLog, GrpcAccessLog
-from contract.errors import ServiceError, error_response, install_rest_handlers, method_not_allowed
+from contract.errors import ServiceError, answer, error_response, install_rest_handlers, method_not_allowed
 from contract.metrics import INFO, metrics_handler
 from contract.schema import Limits
 
@@ -181,6 +182,12 @@ class RESTServer(kserve_rest.RESTServer):
             app.add_api_route(
                 f"/v1/models/{{model_name}}:{verb}", method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"]
             )
+        # KServe's model repository extension lets any client load and unload models: one
+        # `POST /v2/repository/models/<name>/unload` took the served model down (found by
+        # tests/integration/test_fuzz.py). Each server here serves the one model it started
+        # with, so these answer 404 route_not_found first. gRPC: InferenceServicer below.
+        app.add_api_route("/v2/repository/{path:path}", repository_disabled,
+                          methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
         super()._register_endpoints(app)
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
@@ -208,6 +215,21 @@ def _version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: 
     if model is None:
         raise LookupError(model_name)
     return served_version(model)
+
+
+async def repository_disabled(request: Request) -> JSONResponse:
+    return answer(request, "route_not_found", f"No route {request.method} {request.url.path}: this server serves "
+                                              "the model it started with; loading and unloading are not offered.")
+
+
+class InferenceServicer(kserve_servicer.InferenceServicer):
+    """KServe's servicer without the model repository extension (see RESTServer._register_endpoints)."""
+
+    async def RepositoryModelLoad(self, request, context):
+        raise ServiceError("route_not_found", "Loading models is not offered: this server serves the model it started with.")
+
+    async def RepositoryModelUnload(self, request, context):
+        raise ServiceError("route_not_found", "Unloading models is not offered: this server serves the model it started with.")
 
 
 class GRPCServer(kserve_grpc.GRPCServer):

@@ -180,3 +180,18 @@ def test_texts_never_reach_logs_metrics_or_redis(transformer, predictor, redis):
     assert keys and all(secret.encode() not in key for key in keys)
     assert all(secret.encode() not in (store.get(key) or b"") for key in keys)
     assert all(len(store.get(key) or b"") == 8 for key in keys)  # two float32 probabilities, nothing else
+
+
+@pytest.mark.parametrize("service", ["predictor", "transformer"])
+def test_clients_cannot_load_or_unload_models(service, request):
+    """KServe's model repository extension is off: one unload call used to take the served model down."""
+    server = request.getfixturevalue(service)
+    for action in ("unload", "load"):
+        response = httpx.post(f"{server.url}/v2/repository/models/sentiment/{action}")
+        assert response.status_code == 404 and response.json()["error_type"] == "route_not_found"
+    stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(server.grpc_target))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="sentiment"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert httpx.get(f"{server.url}/v2/models/sentiment/ready").status_code == 200
+    assert httpx.post(server.url + V1, json={"instances": ["still served"]}).status_code == 200
