@@ -292,6 +292,9 @@ class ModelServer(kserve.ModelServer):
         self._stop_now(sig)
 
     def _stop_now(self, sig: int) -> None:
+        if getattr(self, "_stopped", False):  # e.g. a second SIGTERM: KServe's stop would unload twice and fail
+            return
+        self._stopped = True
         shutdown.begin()
         super().stop(sig)
 
