@@ -124,7 +124,7 @@ def test_request_id_goes_to_the_predictor_and_back(transformer, predictor):
     request_id = f"req-{uuid.uuid4()}"
     response = post_v1(transformer, unique(1), **{"x-request-id": request_id})
     assert response.headers["x-request-id"] == request_id
-    assert f"requestId: {request_id}" in predictor.log()  # KServe's per-request log line on the predictor
+    assert f"request_id={request_id}" in predictor.log()  # the access line (contract/accesslog.py) of the predictor
     generated = post_v1(transformer, unique(1)).headers["x-request-id"]
     assert len(generated) >= 32
 
