@@ -384,5 +384,8 @@ def serve(model: BaseKServeModel, args, **server_options) -> None:
         enable_latency_logging=args.enable_latency_logging,
         limits=limits_from(args),
         drain_s=args.shutdown_drain_s,
+        # From our parse, not KServe's import-time parse_known_args, which reads `--access_log false`
+        # as an abbreviation of --access_log_format and then fails on the missing asgi_logger.
+        access_log_format=args.access_log_format,
         **server_options,
     ).start([model])
