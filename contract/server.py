@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from concurrent import futures
 
 import kserve
@@ -120,28 +119,6 @@ class DataPlane(kserve_dataplane.DataPlane):
             ) from None
 
 
-class DrainingServer(kserve_rest._RefreshingServer):
-    """uvicorn's server with the drain of contract/shutdown.py: the first SIGTERM flips readiness and
-    stops the server ``drain_s`` later; uvicorn then answers every request it has before it exits."""
-
-    drain_s = 0.0
-    _drain_until: float | None = None
-
-    def handle_exit(self, sig, frame) -> None:
-        if sig == signal.SIGTERM and self._drain_until is None and self.drain_s > 0 and not shutdown.draining():
-            shutdown.begin(self.drain_s)
-            self._captured_signals.append(sig)  # raised again after serving: KServe's handler then stops gRPC
-            self._drain_until = time.monotonic() + self.drain_s
-            return
-        shutdown.begin()
-        super().handle_exit(sig, frame)
-
-    async def on_tick(self, counter: int) -> bool:
-        if self._drain_until is not None and time.monotonic() >= self._drain_until:
-            self.should_exit = True
-        return await super().on_tick(counter)
-
-
 class RESTServer(kserve_rest.RESTServer):
     max_body_bytes = Limits().max_body_bytes  # set per server by configure()
     extra_middlewares: tuple = ()  # (class, kwargs), inside the access log
@@ -150,7 +127,7 @@ class RESTServer(kserve_rest.RESTServer):
         """ModelServer.start's settings; also for the instance KServe's multi-process server built."""
         self.max_body_bytes = max_body_bytes
         self.extra_middlewares = tuple(middlewares)
-        self._server.__class__ = DrainingServer
+        self._server.__class__ = shutdown.DrainingServer
         self._server.drain_s = drain_s
 
     def _add_middlewares(self, app: FastAPI) -> None:
