@@ -97,11 +97,11 @@ def markdown(result: dict) -> str:
         f"{result['minutes']} min at {result['rate']} requests/s (open loop, Poisson), {result['cache_rate']:.0%} "
         f"from a warmed hot set of {HOT_SET}, the {MODEL} model; {result['machine']}, {result['date']}.",
         "",
-        "| minute | requests | errors | p50 ms | p99 ms | predictor RSS MB | transformer RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| minute | requests | errors | p50 ms | p99 ms | max ms | predictor RSS MB | transformer RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in result["per_minute"]:
-        lines.append(f"| {m['minute']} | {m['requests']} | {m['errors']} | {m['p50_ms']} | {m['p99_ms']} | "
+        lines.append(f"| {m['minute']} | {m['requests']} | {m['errors']} | {m['p50_ms']} | {m['p99_ms']} | {m['max_ms']} | "
                      f"{m['predictor_rss_mb']:.0f} | {m['transformer_rss_mb']:.0f} |")
     lines += ["", f"Errors: {result['errors']}. RSS growth from minute 1 to minute {result['minutes']}: predictor "
               f"{result['rss_growth']['predictor']:+.1%}, transformer {result['rss_growth']['transformer']:+.1%}. "
