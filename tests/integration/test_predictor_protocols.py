@@ -110,7 +110,8 @@ def test_batched_request_equals_texts_sent_one_by_one(predictor):
 def test_several_uvicorn_workers_serve_the_same_answers(tiny_model_dir, tmp_path, predictor):
     """--workers 2: KServe forks REST workers; each rebuilds its batcher and keeps the error table."""
     server = ServerProcess(
-        "predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir), "--workers", "2"],
+        "predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir), "--workers", "2",
+                      "--backend", "onnx"],  # the fixture's backend: fp32 answers compare exactly
         tmp_path / "workers.log",
     ).start()
     try:
