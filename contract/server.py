@@ -163,8 +163,10 @@ class RESTServer(kserve_rest.RESTServer):
         # `POST /v2/repository/models/<name>/unload` took the served model down (found by
         # tests/integration/test_fuzz.py). Each server here serves the one model it started
         # with, so these answer 404 route_not_found first. gRPC: InferenceServicer below.
-        app.add_api_route("/v2/repository/{path:path}", repository_disabled,
-                          methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+        # KServe's own shapes first: `{model_name}` matches a newline, which `{path:path}` does not.
+        for path in ("/v2/repository/models/{model_name}/load", "/v2/repository/models/{model_name}/unload",
+                     "/v2/repository/{path:path}"):
+            app.add_api_route(path, repository_disabled, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
         super()._register_endpoints(app)
 
     def _add_exception_handlers(self, app: FastAPI) -> None:

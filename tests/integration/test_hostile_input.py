@@ -187,9 +187,9 @@ def test_texts_never_reach_logs_metrics_or_redis(transformer, predictor, redis):
 def test_clients_cannot_load_or_unload_models(service, request):
     """KServe's model repository extension is off: one unload call used to take the served model down."""
     server = request.getfixturevalue(service)
-    for action in ("unload", "load"):
-        response = httpx.post(f"{server.url}/v2/repository/models/sentiment/{action}")
-        assert response.status_code == 404 and response.json()["error_type"] == "route_not_found"
+    for path in ("models/sentiment/unload", "models/sentiment/load", "models/x%0A/load", "index"):
+        response = httpx.post(f"{server.url}/v2/repository/{path}")
+        assert response.status_code == 404 and response.json()["error_type"] == "route_not_found", path
     stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(server.grpc_target))
     with pytest.raises(grpc.RpcError) as caught:
         stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="sentiment"), timeout=10)
