@@ -58,6 +58,10 @@ ERRORS: dict[str, ErrorKind] = {
     "overloaded": ErrorKind(
         429, StatusCode.RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff"
     ),
+    "rate_limited": ErrorKind(
+        429, StatusCode.RESOURCE_EXHAUSTED,
+        "this client sent more than `--rate_limit_rps`; retry after the `Retry-After` seconds",
+    ),
     "internal": ErrorKind(500, StatusCode.INTERNAL, "a bug: the server log has the traceback"),
     "not_implemented": ErrorKind(501, StatusCode.UNIMPLEMENTED, "e.g. explicit model versions"),
     "bad_gateway": ErrorKind(502, StatusCode.INTERNAL, "the predictor answered something the transformer cannot use"),

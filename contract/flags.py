@@ -31,6 +31,9 @@ def service_parser(prog: str, description: str | None) -> argparse.ArgumentParse
     # is dear on sandboxed nodes); the same latencies are histograms on /metrics.
     parser.set_defaults(model_name=env("MODEL_NAME", "model"),
                         enable_latency_logging=env("ENABLE_LATENCY_LOGGING", False, strtobool))
+    parser.add_argument("--shutdown_drain_s", type=float, default=env("SHUTDOWN_DRAIN_S", 0.0, float),
+                        help="On SIGTERM, answer not-ready but keep serving this many seconds before draining, so "
+                             "load balancers stop sending first (contract/shutdown.py) [SHUTDOWN_DRAIN_S].")
     return parser
 
 

@@ -5,6 +5,10 @@ KServe registers its own exception handlers (``{"error": ...}`` without an
 beforehand. So the REST server class is subclassed to add ours *after* KServe's, and
 ``ModelServer.start`` is repeated with that class: it is the only place KServe picks
 the class. Keep ``start`` in step with the pinned kserve version (see pyproject.toml).
+
+It also adds what KServe leaves out: a graceful shutdown that flips readiness first
+(contract/shutdown.py), and a place for a service's own middleware and gRPC
+interceptors (the transformer's rate limit).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from concurrent import futures
 
 import kserve
 import pydantic
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from grpc import aio
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
@@ -25,16 +30,16 @@ from kserve.model import BaseKServeModel
 from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as kserve_grpc
+from kserve.protocol.grpc import servicer as kserve_servicer
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
-from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from timing_asgi import TimingMiddleware
 
-from contract import flags, multiproc
+from contract import flags, multiproc, shutdown
 from contract.accesslog import AccessLog, GrpcAccessLog
-from contract.errors import ServiceError, error_response, install_rest_handlers, method_not_allowed
+from contract.errors import ServiceError, answer, error_response, install_rest_handlers, method_not_allowed
 from contract.metrics import INFO, metrics_handler
 from contract.schema import Limits
 
@@ -80,6 +85,18 @@ class BodySizeLimit:
 
 
 class DataPlane(kserve_dataplane.DataPlane):
+    async def ready(self) -> bool:
+        """Not ready once shutting down (contract/shutdown.py); inference goes on meanwhile."""
+        return not shutdown.draining() and await super().ready()
+
+    async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+        # KServe's inference routes call this with disable_predictor_health_check=True: those
+        # must keep answering during the drain; only the readiness endpoints (False) flip.
+        if shutdown.draining() and not disable_predictor_health_check:
+            self.get_model_from_registry(model_name)  # an unknown model is still a 404
+            return False
+        return await super().model_ready(model_name, disable_predictor_health_check)
+
     def decode_inference_request(self, body, headers, model_name):
         """KServe's V2 decoding, with JSON sent without a JSON content type accepted.
 
@@ -103,7 +120,15 @@ class DataPlane(kserve_dataplane.DataPlane):
 
 
 class RESTServer(kserve_rest.RESTServer):
-    max_body_bytes = Limits().max_body_bytes  # set per server by ModelServer.start
+    max_body_bytes = Limits().max_body_bytes  # set per server by configure()
+    extra_middlewares: tuple = ()  # (class, kwargs), inside the access log
+
+    def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple) -> None:
+        """ModelServer.start's settings; also for the instance KServe's multi-process server built."""
+        self.max_body_bytes = max_body_bytes
+        self.extra_middlewares = tuple(middlewares)
+        self._server.__class__ = shutdown.DrainingServer
+        self._server.drain_s = drain_s
 
     def _add_middlewares(self, app: FastAPI) -> None:
         super()._add_middlewares(app)
@@ -112,6 +137,8 @@ class RESTServer(kserve_rest.RESTServer):
         # for numbers that /metrics already has as histograms. Dropped.
         app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
         app.add_middleware(BodySizeLimit, max_bytes=self.max_body_bytes)
+        for middleware, options in self.extra_middlewares:  # outside the body limit: checked before the body is read
+            app.add_middleware(middleware, **options)
         app.add_middleware(AccessLog, model_version=self._served_version)  # added last: outermost, sees every answer
         app.state.is_served = self._is_served  # errors are counted by model only for served models
 
@@ -132,6 +159,14 @@ class RESTServer(kserve_rest.RESTServer):
             app.add_api_route(
                 f"/v1/models/{{model_name}}:{verb}", method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"]
             )
+        # KServe's model repository extension lets any client load and unload models: one
+        # `POST /v2/repository/models/<name>/unload` took the served model down (found by
+        # tests/integration/test_fuzz.py). Each server here serves the one model it started
+        # with, so these answer 404 route_not_found first. gRPC: InferenceServicer below.
+        # KServe's own shapes first: `{model_name}` matches a newline, which `{path:path}` does not.
+        for path in ("/v2/repository/models/{model_name}/load", "/v2/repository/models/{model_name}/unload",
+                     "/v2/repository/{path:path}"):
+            app.add_api_route(path, repository_disabled, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
         super()._register_endpoints(app)
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
@@ -161,7 +196,24 @@ def _version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: 
     return served_version(model)
 
 
+async def repository_disabled(request: Request) -> JSONResponse:
+    return answer(request, "route_not_found", f"No route {request.method} {request.url.path}: this server serves "
+                                              "the model it started with; loading and unloading are not offered.")
+
+
+class InferenceServicer(kserve_servicer.InferenceServicer):
+    """KServe's servicer without the model repository extension (see RESTServer._register_endpoints)."""
+
+    async def RepositoryModelLoad(self, request, context):
+        raise ServiceError("route_not_found", "Loading models is not offered: this server serves the model it started with.")
+
+    async def RepositoryModelUnload(self, request, context):
+        raise ServiceError("route_not_found", "Unloading models is not offered: this server serves the model it started with.")
+
+
 class GRPCServer(kserve_grpc.GRPCServer):
+    extra_interceptors: tuple = ()  # innermost, after the access log (which so sees their errors)
+
     async def start(self, max_workers):
         """``kserve.protocol.grpc.server.GRPCServer.start`` (kserve 0.21.0) with our access log and metrics
         as the innermost interceptor: it sees ServiceError before KServe's interceptor makes it a status."""
@@ -171,6 +223,7 @@ class GRPCServer(kserve_grpc.GRPCServer):
                 LoggingInterceptor(),
                 ExceptionToStatusInterceptor(),
                 GrpcAccessLog(lambda name: _version_or_lookup_error(self._data_plane, name)),
+                *self.extra_interceptors,
             ),
             options=[
                 ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
@@ -196,10 +249,33 @@ class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
 
 
 class ModelServer(kserve.ModelServer):
-    def __init__(self, *args, limits: Limits = Limits(), **kwargs):
+    def __init__(self, *args, limits: Limits = Limits(), drain_s: float = 0.0, rest_middlewares: tuple = (),
+                 grpc_interceptors: tuple = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.limits = limits
+        self.drain_s = drain_s
+        self.rest_middlewares = tuple(rest_middlewares)
+        self.grpc_interceptors = tuple(grpc_interceptors)
         self.dataplane = DataPlane(model_registry=self.registered_models)
+
+    def stop(self, sig: int) -> None:
+        """KServe's stop, after the drain of contract/shutdown.py when this process has not drained yet.
+
+        With one worker uvicorn has drained before this runs (DrainingServer); with
+        ``--workers`` this process serves gRPC only and the workers learn of the drain
+        from the marker file."""
+        if sig == signal.SIGTERM and self.drain_s > 0 and not shutdown.draining():
+            shutdown.begin(self.drain_s)
+            asyncio.get_running_loop().call_later(self.drain_s, self._stop_now, sig)
+            return
+        self._stop_now(sig)
+
+    def _stop_now(self, sig: int) -> None:
+        if getattr(self, "_stopped", False):  # e.g. a second SIGTERM: KServe's stop would unload twice and fail
+            return
+        self._stopped = True
+        shutdown.begin()
+        super().stop(sig)
 
     async def _serve(self) -> None:
         """Wait for every server, not just the first to finish or fail.
@@ -213,7 +289,7 @@ class ModelServer(kserve.ModelServer):
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         if pending:
             if any(task.exception() for task in done):
-                self.stop(signal.SIGTERM)
+                self._stop_now(signal.SIGTERM)  # no drain: a server already failed
             await asyncio.wait(pending)
         for task in tasks:
             if task.exception():
@@ -237,18 +313,22 @@ class ModelServer(kserve.ModelServer):
             ssl_keyfile=self.ssl_keyfile,
         )
         app = FASTAPI_APP_IMPORT_STRING
+        rest_settings = dict(max_body_bytes=self.limits.max_body_bytes, drain_s=self.drain_s,
+                             middlewares=self.rest_middlewares)
         if self.workers > 1:
+            marker = shutdown.share_with_workers()  # before they are spawned: they inherit the environment
             self._rest_multiprocess_server = RESTServerMultiProcess(
                 app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options,
                 log_config_file=flags.applied_logging_config,  # a dict: each spawned worker logs like this process
             )
-            self._rest_multiprocess_server._rest_server.max_body_bytes = self.limits.max_body_bytes
+            self._rest_multiprocess_server._rest_server.configure(**rest_settings)
             self.servers.append(self._rest_multiprocess_server.start())
         else:
+            marker = None
             self._rest_server = RESTServer(
                 app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options
             )
-            self._rest_server.max_body_bytes = self.limits.max_body_bytes
+            self._rest_server.configure(**rest_settings)
             self.servers.append(self._rest_server.start())
         if self.enable_grpc:
             self._grpc_server = GRPCServer(
@@ -258,10 +338,15 @@ class ModelServer(kserve.ModelServer):
                 kwargs={**vars(kserve.model_server.args), "grpc_max_receive_message_length": self.limits.max_body_bytes},
                 grace_period=self.grace_period,
             )
+            self._grpc_server.extra_interceptors = self.grpc_interceptors
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
         self.register_signal_handler()
-        asyncio.run(self._serve())
+        try:
+            asyncio.run(self._serve())
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
 
 
 def serve(model: BaseKServeModel, args, **server_options) -> None:
@@ -277,5 +362,9 @@ def serve(model: BaseKServeModel, args, **server_options) -> None:
         enable_docs_url=args.enable_docs_url,
         enable_latency_logging=args.enable_latency_logging,
         limits=limits_from(args),
+        drain_s=args.shutdown_drain_s,
+        # From our parse, not KServe's import-time parse_known_args, which reads `--access_log false`
+        # as an abbreviation of --access_log_format and then fails on the missing asgi_logger.
+        access_log_format=args.access_log_format,
         **server_options,
     ).start([model])

@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--cache_model_version", default=env("CACHE_MODEL_VERSION", None),
         help="Read only entries of this model version (pin it on a canary's transformer); default: the "
              "version the predictor reports [CACHE_MODEL_VERSION].")
+    add("--rate_limit_rps", type=float, default=env("RATE_LIMIT_RPS", 0.0, float),
+        help="Inference requests per second each client may send; more is a 429 rate_limited with Retry-After; "
+             "0: no limit [RATE_LIMIT_RPS].")
+    add("--rate_limit_burst", type=int, default=env("RATE_LIMIT_BURST", 0, int),
+        help="Requests a client may send at once before the rate applies; 0: the rate rounded up "
+             "[RATE_LIMIT_BURST].")
+    add("--rate_limit_key", default=env("RATE_LIMIT_KEY", ""),
+        help="Header (gRPC: metadata) that names the client, e.g. x-api-key; without it, or when a request lacks "
+             "it, the client is its IP address [RATE_LIMIT_KEY].")
     add_limit_flags(parser)
     add_logging_flags(parser)
     return parser
@@ -67,7 +76,13 @@ def main(argv: list[str] | None = None) -> None:
     model = CachingTransformer(args.model_name, predictor, cache, limits=limits_from(args),
                                pinned_version=args.cache_model_version)
     model.load()
-    serve(model, args, predictor_config=PredictorConfig(
+    middlewares, interceptors = (), ()
+    if args.rate_limit_rps > 0:
+        from transformer.ratelimit import GrpcRateLimit, RateLimiter, RateLimitMiddleware
+
+        limiter = RateLimiter(args.rate_limit_rps, args.rate_limit_burst, args.rate_limit_key)
+        middlewares, interceptors = ((RateLimitMiddleware, {"limiter": limiter}),), (GrpcRateLimit(limiter),)
+    serve(model, args, rest_middlewares=middlewares, grpc_interceptors=interceptors, predictor_config=PredictorConfig(
         predictor_host=args.predictor_host,
         predictor_protocol=args.predictor_protocol,
         predictor_use_ssl=args.predictor_use_ssl,

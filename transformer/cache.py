@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from transformer.breaker import STATE_NAMES, CircuitBreaker
 from transformer.metrics import CACHE_ERRORS, CACHE_SKIPPED, CIRCUIT_STATE
 
 logger = logging.getLogger(__name__)
 
-# A failed connection, a timeout, a refused command (e.g. OOM when Redis is full).
+# A failed connection or a timeout (a refused command, ResponseError, is handled apart).
 CACHE_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -64,6 +64,13 @@ class TextCache:
             return None
         try:
             result = await asyncio.wait_for(call(), self.timeout_s)
+        except ResponseError as exc:
+            # Redis answered, and fast, but refused: e.g. OOM when it is full with noeviction. Counted,
+            # but it does not open the circuit: reads of the entries it holds still work.
+            CACHE_ERRORS.labels(self.model_name, operation).inc()
+            logger.debug("cache %s refused: %r", operation, exc)
+            self.breaker.record_success()
+            return None
         except CACHE_FAILURES as exc:
             CACHE_ERRORS.labels(self.model_name, operation).inc()
             logger.debug("cache %s failed: %r", operation, exc)

@@ -52,6 +52,12 @@ at once, so a user fixes them in one round.
 {{- if gt (int .Values.transformer.minReplicas) (int .Values.transformer.maxReplicas) -}}
 {{- $messages = append $messages "transformer: minReplicas must not exceed maxReplicas" -}}
 {{- end -}}
+{{- if and .Values.redis.enabled .Values.redis.tls.enabled (not .Values.redis.tls.secretName) -}}
+{{- $messages = append $messages "redis.tls: set redis.tls.secretName (a Secret with tls.crt, tls.key and ca.crt)" -}}
+{{- end -}}
+{{- if and .Values.istio.jwt.enabled (or (not .Values.istio.jwt.issuer) (not .Values.istio.jwt.jwksUri)) -}}
+{{- $messages = append $messages "istio.jwt: set issuer and jwksUri to require tokens" -}}
+{{- end -}}
 {{- if $messages -}}
 {{- printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages) | fail -}}
 {{- end -}}

@@ -1,0 +1,101 @@
+"""The chart's security settings (SECURITY.md): hardened containers everywhere, Redis password and TLS, mTLS,
+authorization, JWT, rate limits and the shutdown drain, as rendered."""
+
+import pytest
+
+from tests.chart.helm import CHART, VALUES_FILES, by_kind, render
+
+pytestmark = pytest.mark.chart
+SECURITY = CHART / "ci" / "security-values.yaml"
+HARDENED = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def containers(objects: list[dict]):
+    for obj in objects:
+        if obj["kind"] == "InferenceService":
+            for component in ("predictor", "transformer"):
+                for container in obj["spec"][component]["containers"]:
+                    yield f"{obj['metadata']['name']}/{component}", container
+        elif obj["kind"] in ("StatefulSet", "Pod"):
+            pod = obj["spec"]["template"]["spec"] if obj["kind"] == "StatefulSet" else obj["spec"]
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                yield f"{obj['metadata']['name']}/{container['name']}", container
+
+
+@pytest.mark.parametrize("values", VALUES_FILES, ids=["default" if v is None else v.name for v in VALUES_FILES])
+def test_every_container_runs_hardened(values):
+    found = list(containers(render(values)))
+    assert len(found) >= 3
+    for name, container in found:
+        context = container.get("securityContext", {})
+        assert {key: context.get(key) for key in HARDENED} == HARDENED, name
+
+
+def env_of(isvc: dict, component: str) -> dict:
+    return {e["name"]: e.get("value") for e in isvc["spec"][component]["containers"][0].get("env", [])}
+
+
+def test_defaults_drain_on_shutdown_and_leave_rate_limits_and_jwt_off():
+    objects = render()
+    for isvc in by_kind(objects, "InferenceService"):
+        assert env_of(isvc, "predictor")["SHUTDOWN_DRAIN_S"] == "5"
+        transformer = env_of(isvc, "transformer")
+        assert transformer["SHUTDOWN_DRAIN_S"] == "5"
+        assert not {"RATE_LIMIT_RPS", "RATE_LIMIT_BURST", "RATE_LIMIT_KEY"} & set(transformer)
+    assert not by_kind(objects, "RequestAuthentication")
+    assert by_kind(objects, "PeerAuthentication")[0]["spec"]["mtls"]["mode"] == "STRICT"
+    secret = by_kind(objects, "Secret")[0]["stringData"]
+    assert len(secret["password"]) >= 32 and secret["url"].startswith(f"redis://:{secret['password']}@")
+    redis = by_kind(objects, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert "--requirepass" in redis["args"][0] and "--tls-port" not in redis["args"][0]
+
+
+def test_security_scenario_renders_tls_jwt_and_rate_limits():
+    objects = render(SECURITY)
+    secret = by_kind(objects, "Secret")[0]["stringData"]
+    assert secret["url"].startswith("rediss://:") and secret["url"].endswith("?ssl_ca_certs=/run/secrets/redis-ca/ca.crt")
+    redis = by_kind(objects, "StatefulSet")[0]["spec"]["template"]["spec"]
+    args = redis["containers"][0]["args"][0]
+    assert "--port 0 --tls-port 6379" in args and "--tls-cert-file /run/secrets/redis-tls/tls.crt" in args
+    assert "--tls" in redis["containers"][0]["readinessProbe"]["exec"]["command"][2]
+    assert {"name": "tls", "secret": {"secretName": "text-classifier-redis-tls"}} in redis["volumes"]
+    for isvc in by_kind(objects, "InferenceService"):
+        name = isvc["metadata"]["name"]
+        transformer = isvc["spec"]["transformer"]
+        assert {"name": "redis-ca", "mountPath": "/run/secrets/redis-ca", "readOnly": True} in \
+            transformer["containers"][0]["volumeMounts"]
+        assert transformer["volumes"][-1]["secret"]["secretName"] == "text-classifier-redis-tls"
+        env = env_of(isvc, "transformer")
+        assert (env["RATE_LIMIT_RPS"], env["RATE_LIMIT_BURST"], env["RATE_LIMIT_KEY"]) == ("10", "20", "x-api-key")
+        selector = {"serving.kserve.io/inferenceservice": name, "component": "transformer"}
+        jwt = next(o for o in by_kind(objects, "RequestAuthentication") if o["metadata"]["name"].endswith(f"{name}-jwt"))
+        assert jwt["spec"]["selector"]["matchLabels"] == selector
+        assert jwt["spec"]["jwtRules"] == [{"issuer": "https://auth.example.com/", "audiences": ["text-classifier"],
+                                            "jwksUri": "https://auth.example.com/.well-known/jwks.json"}]
+        deny = next(o for o in by_kind(objects, "AuthorizationPolicy") if o["metadata"]["name"].endswith("require-jwt")
+                    and o["spec"]["selector"]["matchLabels"] == selector)
+        assert deny["spec"]["action"] == "DENY"
+        assert deny["spec"]["rules"][0]["from"] == [{"source": {"notRequestPrincipals": ["*"]}}]
+        assert "/v2/health/ready" in deny["spec"]["rules"][0]["to"][0]["operation"]["notPaths"]
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["redis.tls.enabled=true"], "set redis.tls.secretName"),
+    (["istio.jwt.enabled=true"], "set issuer and jwksUri"),
+    (["transformer.rateLimit.rps=0"], "rps"),
+    (["istio.jwt.jwksUri=http://insecure"], "jwksUri"),
+])
+def test_incomplete_security_values_are_rejected(sets, message):
+    from tests.chart.helm import helm
+
+    args = ["template", "demo", str(CHART)]
+    for item in sets:
+        args += ["--set", item]
+    done = helm(*args, check=False)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
