@@ -97,19 +97,30 @@ class AccessLog:
                    scope.get("state", {}).get("error_type"))  # noted by contract/errors.py
 
 
-class GrpcAccessLog(ServerInterceptor):
-    """The access line, request metrics and error count of every gRPC ``ModelInfer``."""
+class ModelInferInterceptor(ServerInterceptor):
+    """Wraps gRPC ``ModelInfer`` calls (every other method passes untouched); subclasses say how."""
 
-    def __init__(self, model_version: VersionOf):
-        self.model_version = model_version
+    def wrap(self, infer, metadata: dict):
+        """An ``async (request, context)`` callable that calls ``infer`` around what the subclass adds."""
+        raise NotImplementedError
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None or details.method != GRPC_INFER or handler.unary_unary is None:
             return handler
-        infer = handler.unary_unary
-        metadata = dict(details.invocation_metadata or ())
+        return grpc.unary_unary_rpc_method_handler(
+            self.wrap(handler.unary_unary, dict(details.invocation_metadata or ())),
+            request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer,
+        )
 
+
+class GrpcAccessLog(ModelInferInterceptor):
+    """The access line, request metrics and error count of every gRPC ``ModelInfer``."""
+
+    def __init__(self, model_version: VersionOf):
+        self.model_version = model_version
+
+    def wrap(self, infer, metadata: dict):
         async def observed(request, context):
             started = time.perf_counter()
             status, error_type = 500, None
@@ -126,8 +137,4 @@ class GrpcAccessLog(ServerInterceptor):
                 record(request.model_name, self.model_version, "gRPC", "ModelInfer", status,
                        time.perf_counter() - started, metadata.get("x-request-id", "-"), None, error_type)
 
-        return grpc.unary_unary_rpc_method_handler(
-            observed, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
+        return observed

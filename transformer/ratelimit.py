@@ -22,10 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-import grpc
-from grpc.aio import ServerInterceptor
-
-from contract.accesslog import GRPC_INFER, INFERENCE_ROUTE
+from contract.accesslog import INFERENCE_ROUTE, ModelInferInterceptor
 from contract.errors import ServiceError, error_response
 
 MAX_CLIENTS = 100_000  # ~100 bytes each: 10 MB at most
@@ -107,19 +104,14 @@ def _peer_ip(peer: str) -> str:
     return address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
 
 
-class GrpcRateLimit(ServerInterceptor):
+class GrpcRateLimit(ModelInferInterceptor):
     """The same limit on gRPC ``ModelInfer``: RESOURCE_EXHAUSTED, with ``retry-after`` trailing metadata."""
 
     def __init__(self, limiter: RateLimiter):
         self.limiter = limiter
 
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if handler is None or details.method != GRPC_INFER or handler.unary_unary is None:
-            return handler
-        infer = handler.unary_unary
-        header = dict(details.invocation_metadata or ()).get(self.limiter.key_header) if self.limiter.key_header \
-            else None
+    def wrap(self, infer, metadata: dict):
+        header = metadata.get(self.limiter.key_header) if self.limiter.key_header else None
 
         async def limited(request, context):
             wait = self.limiter.wait_s(self.limiter.client(header, _peer_ip(context.peer() or "")))
@@ -129,7 +121,4 @@ class GrpcRateLimit(ServerInterceptor):
                 raise error
             return await infer(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            limited, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return limited

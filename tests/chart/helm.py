@@ -29,13 +29,24 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-def render(values: Path | None = None, *sets: str, namespace: str = "text") -> list[dict]:
+def template_args(values: Path | None = None, *sets: str, namespace: str = "text") -> list[str]:
     args = ["template", "demo", str(CHART), "--namespace", namespace]
     if values:
         args += ["-f", str(values)]
     for item in sets:
         args += ["--set", item]
-    return [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
+    return args
+
+
+def render(values: Path | None = None, *sets: str, namespace: str = "text") -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(helm(*template_args(values, *sets, namespace=namespace)).stdout) if doc]
+
+
+def rejection(*sets: str) -> str:
+    """What ``helm template`` prints for ``--set`` values the chart must refuse; fails if it accepts them."""
+    done = helm(*template_args(None, *sets), check=False)
+    assert done.returncode != 0, f"helm template accepted {sets}"
+    return done.stderr
 
 
 def by_kind(objects: list[dict], kind: str) -> list[dict]:

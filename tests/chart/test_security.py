@@ -3,7 +3,7 @@ authorization, JWT, rate limits and the shutdown drain, as rendered."""
 
 import pytest
 
-from tests.chart.helm import CHART, VALUES_FILES, by_kind, render
+from tests.chart.helm import CHART, VALUES_FILES, by_kind, rejection, render
 
 pytestmark = pytest.mark.chart
 SECURITY = CHART / "ci" / "security-values.yaml"
@@ -92,10 +92,5 @@ def test_security_scenario_renders_tls_jwt_and_rate_limits():
     (["istio.jwt.jwksUri=http://insecure"], "jwksUri"),
 ])
 def test_incomplete_security_values_are_rejected(sets, message):
-    from tests.chart.helm import helm
-
-    args = ["template", "demo", str(CHART)]
-    for item in sets:
-        args += ["--set", item]
-    done = helm(*args, check=False)
-    assert done.returncode != 0 and message in done.stderr, done.stderr
+    stderr = rejection(*sets)
+    assert message in stderr, stderr
