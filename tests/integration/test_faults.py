@@ -26,13 +26,6 @@ from tests.integration.test_transformer import post_v1, transformer_for, unique
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory):
-    server = RedisProcess(tmp_path_factory.mktemp("redis") / "redis.log").start()
-    yield server
-    server.stop()
-
-
 def cache_metric(server: ServerProcess, name: str, **labels: str) -> float:
     return metric(server.url, name, model_name="sentiment", **labels)
 

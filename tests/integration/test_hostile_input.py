@@ -22,7 +22,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from tests.integration.adversarial import V1, V2, v2_body
-from tests.integration.servers import RedisProcess, ServerProcess
+from tests.integration.servers import ServerProcess
 from tests.integration.test_transformer import transformer_for
 
 pytestmark = pytest.mark.integration
@@ -70,13 +70,6 @@ def send(url: str, case) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     response = httpx.post(url + path, content=content, headers={"content-type": content_type}, timeout=30)
     return response, time.monotonic() - started
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory):
-    server = RedisProcess(tmp_path_factory.mktemp("redis") / "redis.log").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
