@@ -65,4 +65,5 @@ class GrpcAccessLog(ModelInferInterceptor):
 
 def repository_disabled(what: str) -> ServiceError:
     """KServe's model repository extension is closed here (runtime/rest.py says why)."""
-    return ServiceError("route_not_found", f"{what} models is not offered: this server serves the model it started with.")
+    return ServiceError("route_not_found",
+                        f"{what} models is not offered: this server serves the model it started with.")

@@ -175,7 +175,8 @@ def install_rest_handlers(app: FastAPI) -> None:
 
 async def method_not_allowed(request: Request) -> JSONResponse:
     """A route handler for paths that exist for other methods only, where a looser path would match."""
-    response = answer(request, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}; use POST.")
+    message = f"{request.method} is not allowed on {request.url.path}; use POST."
+    response = answer(request, "method_not_allowed", message)
     response.headers["allow"] = "POST"
     return response
 

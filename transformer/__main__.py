@@ -33,10 +33,12 @@ def main(argv: list[str] | None = None) -> None:
     if not settings.predictor_host:
         sys.exit("transformer: --predictor_host (or PREDICTOR_HOST) is required, e.g. 127.0.0.1:8090")
     s = settings
-    predictor_config = s.predictor_config(use_ssl=args.predictor_use_ssl, health_check=args.enable_predictor_health_check)
+    # KServe's own flags, read from its parse
+    predictor_config = s.predictor_config(args.predictor_use_ssl, args.enable_predictor_health_check)
     cache = TextCache(s.redis_url, s.model_name, s.cache_ttl_s, s.cache_timeout_ms / 1000, s.cache_failure_threshold,
                       s.cache_reset_s)
-    model = CachingTransformer(s.model_name, PredictorClient(predictor_config), cache, s.limits(), s.cache_model_version)
+    predictor = PredictorClient(predictor_config)
+    model = CachingTransformer(s.model_name, predictor, cache, s.limits(), s.cache_model_version)
     model.load()
     middlewares, interceptors = (), ()
     if s.rate_limit_rps > 0:

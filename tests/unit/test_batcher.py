@@ -65,7 +65,8 @@ async def test_deadline_answers_timeout_and_drops_queued_texts():
 
 
 async def test_event_loop_stays_responsive_during_inference():
-    batcher = DynamicBatcher(Recorder(delay_s=0.3), num_outputs=2, max_delay_s=0.0, max_batch_size=32, max_queue_texts=10_000)
+    batcher = DynamicBatcher(Recorder(delay_s=0.3), num_outputs=2, max_delay_s=0.0, max_batch_size=32,
+                             max_queue_texts=10_000)
     ticks = 0
 
     async def ticker():
@@ -81,7 +82,8 @@ async def test_event_loop_stays_responsive_during_inference():
 
 
 async def test_full_queue_answers_overloaded():
-    batcher = DynamicBatcher(Recorder(delay_s=0.2), num_outputs=2, max_batch_size=1, max_queue_texts=3, max_delay_s=0.002)
+    batcher = DynamicBatcher(Recorder(delay_s=0.2), num_outputs=2, max_batch_size=1, max_queue_texts=3,
+                             max_delay_s=0.002)
     first = asyncio.create_task(batcher.submit(["a", "b", "c"], timeout_s=5))
     await asyncio.sleep(0)
     with pytest.raises(ServiceError) as caught:
@@ -108,5 +110,6 @@ async def test_model_failure_fails_its_requests_not_the_batcher():
 
 async def test_empty_request_skips_the_model():
     infer = Recorder()
-    assert (await DynamicBatcher(infer, num_outputs=2, max_batch_size=32, max_delay_s=0.002, max_queue_texts=10_000).submit([], timeout_s=1)).shape == (0, 2)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=32, max_delay_s=0.002, max_queue_texts=10_000)
+    assert (await batcher.submit([], timeout_s=1)).shape == (0, 2)
     assert infer.calls == []
