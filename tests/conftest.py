@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny DistilBERT models built from a config (random weights, the real uncased vocabulary)."""
+"""Shared fixtures: hermetic caches, and tiny DistilBERT models built from a config (random weights, the real
+uncased vocabulary)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,24 @@ from predictor.demo_model import build_tiny_model
 
 EMOTIONS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory) -> Path:
+    """Every cache of this session, ours (merged adapters, exported ONNX graphs) and the libraries', in one temp dir.
+
+    Nothing is read from or written to the user's ~/.cache, and every server a test
+    starts inherits the variables, so a model's ONNX graphs are exported once per
+    session and shared by the unit tests and every predictor process.
+    """
+    cache = tmp_path_factory.mktemp("cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(cache))  # ours (predictor.bundle.default_cache_dir), Hugging Face, torch
+    patch.setenv("MPLCONFIGDIR", str(cache / "matplotlib"))  # the locust report's plot
+    patch.delenv("MODEL_CACHE_DIR", raising=False)
+    patch.delenv("HF_HOME", raising=False)
+    yield cache
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

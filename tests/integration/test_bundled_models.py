@@ -30,9 +30,9 @@ def serve_bundled(tmp_path_factory):
     def start(name: str) -> ServerProcess:
         if name not in servers:
             tmp = tmp_path_factory.mktemp(name)
-            servers[name] = ServerProcess(
-                "predictor", ["--model_name", name, "--model_cache_dir", str(tmp / "cache")], tmp / "server.log"
-            ).start(ready_timeout_s=180)
+            # The session's model cache: the merge and the export are shared with test_backends.
+            servers[name] = ServerProcess("predictor", ["--model_name", name], tmp / "server.log").start(
+                ready_timeout_s=240)
         return servers[name]
 
     yield start

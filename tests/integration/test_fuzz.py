@@ -18,8 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.integration.servers import RedisProcess
-from tests.integration.test_transformer import transformer_for
+from tests.integration.servers import RedisProcess, transformer_for
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))

@@ -22,8 +22,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from tests.integration.adversarial import V1, V2, v2_body
-from tests.integration.servers import ServerProcess
-from tests.integration.test_transformer import transformer_for
+from tests.integration.servers import ServerProcess, transformer_for
 
 pytestmark = pytest.mark.integration
 

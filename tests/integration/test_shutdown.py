@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.integration.adversarial import V1
-from tests.integration.servers import RedisProcess, ServerProcess
+from tests.integration.servers import RedisProcess, ServerProcess, transformer_for
 
 pytestmark = pytest.mark.integration
 DRAIN_S = "1"
@@ -139,9 +139,7 @@ def test_sigterm_to_a_predictor_under_load_loses_nothing(slow_predictor_args, tm
 def test_sigterm_to_a_transformer_under_load_loses_nothing(slow_predictor_args, tmp_path):
     redis = RedisProcess(tmp_path / "redis.log").start()
     backend = ServerProcess("predictor", slow_predictor_args, tmp_path / "predictor.log")
-    replicas = [ServerProcess("transformer", ["--model_name", "sentiment", "--predictor_host",
-                                              f"127.0.0.1:{backend.http_port}", "--redis_url", redis.url,
-                                              "--shutdown_drain_s", DRAIN_S], tmp_path / f"transformer-{i}.log")
+    replicas = [transformer_for(backend, redis, tmp_path / f"transformer-{i}.log", "--shutdown_drain_s", DRAIN_S)
                 for i in range(2)]
     try:
         backend.start()

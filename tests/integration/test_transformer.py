@@ -11,17 +11,9 @@ import redis as redis_client
 
 from contract.cachekey import cache_key
 from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, send_error_case, send_ok_case, v2_body
-from tests.integration.servers import RedisProcess, ServerProcess, metric, triton_grpc_infer
+from tests.integration.servers import RedisProcess, ServerProcess, metric, transformer_for, triton_grpc_infer
 
 pytestmark = pytest.mark.integration
-
-
-
-def transformer_for(predictor: ServerProcess, redis: RedisProcess, log, *extra: str, name: str = "sentiment",
-                    protocol: str = "v2") -> ServerProcess:
-    target = predictor.grpc_target if protocol == "grpc-v2" else f"127.0.0.1:{predictor.http_port}"
-    return ServerProcess("transformer", ["--model_name", name, "--predictor_host", target, "--predictor_protocol",
-                                         protocol, "--redis_url", redis.url, *extra], log)
 
 
 @pytest.fixture(scope="module")
