@@ -12,6 +12,13 @@ import httpx
 
 from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, free_port  # noqa: F401  (for the tests)
 
+# One client for the tests' plain calls (httpx.Client may be shared by threads). ``httpx.post`` builds a
+# client, and so an SSL context from the CA bundle, per call: 10 ms on an idle machine, 0.7 s measured on
+# this 2-core machine under load, which then slows every test and blurs every timing it checks. Tests
+# that need a new connection per request (worker spreading, readiness seen by a new client) send CLOSE.
+HTTP = httpx.Client(timeout=30)
+CLOSE = {"connection": "close"}  # HTTP's headers for a request on a connection of its own (none is kept alive)
+
 
 def triton_grpc_infer(target: str, model: str, texts: list) -> dict:
     """tritonclient.grpc's answer, from a subprocess (see triton_grpc_call.py for why)."""
@@ -25,7 +32,7 @@ def metric(url: str, name: str, **labels: str) -> float:
     """The value of one Prometheus sample on ``url``/metrics (0 when absent)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    text = HTTP.get(f"{url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):

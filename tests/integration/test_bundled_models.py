@@ -2,14 +2,13 @@
 
 import json
 
-import httpx
 import pytest
 
 from predictor.bundle import BUNDLED_DIR
 from predictor.data import read_labelled
 from predictor.evaluate import holdout_examples
 from tests.conftest import SHARED
-from tests.integration.servers import ServerProcess
+from tests.integration.servers import HTTP, ServerProcess
 
 pytestmark = [
     pytest.mark.integration,
@@ -43,7 +42,7 @@ def serve_bundled(tmp_path_factory):
 def predict(server: ServerProcess, name: str, texts: list[str]) -> list[str]:
     labels = []
     for start in range(0, len(texts), 100):
-        response = httpx.post(f"{server.url}/v1/models/{name}:predict", json={"instances": texts[start : start + 100]},
+        response = HTTP.post(f"{server.url}/v1/models/{name}:predict", json={"instances": texts[start : start + 100]},
                               timeout=120)
         assert response.status_code == 200, response.text
         labels += [p["label"] for p in response.json()["predictions"]]

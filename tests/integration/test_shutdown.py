@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.integration.adversarial import V1
-from tests.integration.servers import RedisProcess, ServerProcess, transformer_for
+from tests.integration.servers import CLOSE, HTTP, RedisProcess, ServerProcess, transformer_for
 
 pytestmark = pytest.mark.integration
 # The drain leaves 2.5 s for the balancer's next probe to see the 503 (its probes can lag on a loaded machine)
@@ -159,12 +159,12 @@ def test_with_workers_the_drain_covers_every_worker(tiny_model_dir, tmp_path):
                                          "--backend", "onnx", "--workers", "2", "--shutdown_drain_s", DRAIN_S],
                            tmp_path / "predictor.log").start()
     try:
-        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
-        terminated_at = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        time.sleep(1.0)  # the parent tells every worker (a moment on a loaded machine); 2 s of the drain remain
-        with httpx.Client(base_url=server.url, timeout=5) as client:
-            readiness = {httpx.get(f"{server.url}/v2/health/ready").status_code for _ in range(6)}  # new connections
+        assert HTTP.get(f"{server.url}/v2/health/ready", headers=CLOSE).status_code == 200
+        with httpx.Client(base_url=server.url, timeout=5) as client:  # made before: making one can take 0.7 s
+            terminated_at = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)  # the parent tells every worker (a moment on a loaded machine); 2 s of the drain remain
+            readiness = {HTTP.get(f"{server.url}/v2/health/ready", headers=CLOSE).status_code for _ in range(6)}
             assert readiness == {503}
             assert client.get("/v2/models/sentiment/ready").status_code == 503
             assert client.get("/v2/health/live").status_code == 200

@@ -11,7 +11,7 @@ import redis as redis_client
 
 from contract.cachekey import cache_key
 from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, send_error_case, send_ok_case, v2_body
-from tests.integration.servers import RedisProcess, ServerProcess, metric, transformer_for, triton_grpc_infer
+from tests.integration.servers import HTTP, RedisProcess, ServerProcess, metric, transformer_for, triton_grpc_infer
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def predictor_texts(predictor) -> float:
 
 
 def post_v1(server, texts, **headers):
-    return httpx.post(f"{server.url}{V1}", json={"instances": texts}, headers=headers, timeout=30)
+    return HTTP.post(f"{server.url}{V1}", json={"instances": texts}, headers=headers, timeout=30)
 
 
 def test_a_repeated_request_is_a_hit_that_never_reaches_the_predictor(transformer, predictor):
@@ -94,8 +94,8 @@ def test_hard_but_valid_requests_are_answered(transformer, case):
 
 def test_v2_rest_and_grpc_give_the_predictors_answers(transformer, predictor):
     texts = unique(4)
-    direct = httpx.post(predictor.url + V2, json=v2_body(texts)).json()
-    via = httpx.post(transformer.url + V2, json=v2_body(texts)).json()
+    direct = HTTP.post(predictor.url + V2, json=v2_body(texts)).json()
+    via = HTTP.post(transformer.url + V2, json=v2_body(texts)).json()
     expected = {o["name"]: o["data"] for o in direct["outputs"]}
     got = {o["name"]: o["data"] for o in via["outputs"]}
     assert got["label"] == expected["label"]
@@ -186,9 +186,9 @@ def test_two_models_on_one_redis_never_share_entries(tiny_model_dir, tiny_multil
               transformer_for(emotion, redis, tmp_path / "t2.log", name="emotion").start()]
     try:
         texts = unique(3)
-        first = [httpx.post(f"{f.url}/v1/models/{n}:predict", json={"instances": texts}) for f, n in
+        first = [HTTP.post(f"{f.url}/v1/models/{n}:predict", json={"instances": texts}) for f, n in
                  zip(fronts, ["sentiment", "emotion"])]
-        again = [httpx.post(f"{f.url}/v1/models/{n}:predict", json={"instances": texts}) for f, n in
+        again = [HTTP.post(f"{f.url}/v1/models/{n}:predict", json={"instances": texts}) for f, n in
                  zip(fronts, ["sentiment", "emotion"])]
         assert [r.headers["x-cache"] for r in first] == ["miss", "miss"]  # emotion did not read sentiment's entries
         assert [r.headers["x-cache"] for r in again] == ["hit", "hit"]
@@ -206,7 +206,7 @@ def test_answers_and_cache_keys_carry_the_predictors_model_version(tiny_model_di
     front = transformer_for(backend, redis, tmp_path / "transformer.log", protocol=protocol).start()
     try:
         text = unique(1)[0]
-        answer = httpx.post(f"{front.url}{V2}", json=v2_body([text])).json()
+        answer = HTTP.post(f"{front.url}{V2}", json=v2_body([text])).json()
         assert answer["model_version"] == "sentiment-7"
         store = redis_client.Redis.from_url(redis.url)
         assert store.exists(cache_key("sentiment", "sentiment-7", text))  # written under the version that computed it
