@@ -177,13 +177,12 @@ def test_a_slow_predictor_is_a_504_at_the_deadline(tiny_model_dir, redis, tmp_pa
         slow.stop()
 
 
-def test_two_models_on_one_redis_never_share_entries(tiny_model_dir, tiny_multilabel_dir, redis, tmp_path):
-    sentiment = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir)],
-                              tmp_path / "sentiment.log").start()
+def test_two_models_on_one_redis_never_share_entries(transformer, tiny_multilabel_dir, redis, tmp_path):
+    # sentiment: the module's transformer (and predictor) on the same Redis as emotion's
     emotion = ServerProcess("predictor", ["--model_name", "emotion", "--model_dir", str(tiny_multilabel_dir)],
                             tmp_path / "emotion.log").start()
-    fronts = [transformer_for(sentiment, redis, tmp_path / "t1.log").start(),
-              transformer_for(emotion, redis, tmp_path / "t2.log", name="emotion").start()]
+    emotion_front = transformer_for(emotion, redis, tmp_path / "t2.log", name="emotion").start()
+    fronts = [transformer, emotion_front]
     try:
         texts = unique(3)
         first = [HTTP.post(f"{f.url}/v1/models/{n}:predict", json={"instances": texts}) for f, n in
@@ -195,14 +194,23 @@ def test_two_models_on_one_redis_never_share_entries(tiny_model_dir, tiny_multil
         labels = [{s["label"] for s in r.json()["predictions"][0]["scores"]} for r in again]
         assert labels == [{"NEGATIVE", "POSITIVE"}, {"sadness", "joy", "love", "anger", "fear", "surprise"}]
     finally:
-        for server in [*fronts, sentiment, emotion]:
+        for server in (emotion_front, emotion):
             server.stop()
 
 
+@pytest.fixture(scope="module")
+def versioned_predictor(tiny_model_dir, tmp_path_factory):
+    """One predictor with an explicit --model_version, for both protocols' transformers."""
+    server = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
+                                         "--model_version", "sentiment-7"],
+                           tmp_path_factory.mktemp("logs") / "predictor.log").start()
+    yield server
+    server.stop()
+
+
 @pytest.mark.parametrize("protocol", ["v2", "grpc-v2"])
-def test_answers_and_cache_keys_carry_the_predictors_model_version(tiny_model_dir, redis, tmp_path, protocol):
-    backend = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
-                                          "--model_version", "sentiment-7"], tmp_path / "predictor.log").start()
+def test_answers_and_cache_keys_carry_the_predictors_model_version(versioned_predictor, redis, tmp_path, protocol):
+    backend = versioned_predictor
     front = transformer_for(backend, redis, tmp_path / "transformer.log", protocol=protocol).start()
     try:
         text = unique(1)[0]
@@ -213,4 +221,3 @@ def test_answers_and_cache_keys_carry_the_predictors_model_version(tiny_model_di
         assert not store.keys("tc:sentiment:unversioned:*")
     finally:
         front.stop()
-        backend.stop()
