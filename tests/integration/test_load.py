@@ -27,7 +27,7 @@ def run_load(transformer, out, *extra):
     return subprocess.run(
         [sys.executable, "load/run.py", "--host", transformer.url, "--grpc-host", transformer.grpc_target,
          "--peak-users", "3", "--ramp-s", "1", "--hold-s", "4", "--out", str(out), *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
 
 
