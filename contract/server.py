@@ -241,6 +241,24 @@ class GRPCServer(kserve_grpc.GRPCServer):
         await self._server.wait_for_termination()
 
 
+class PatientWorkerProcess(kserve_multiprocess.RESTServerProcess):
+    """A ``--workers`` process that may take longer than KServe's 5 s to answer a health ping.
+
+    A spawned worker imports kserve (and the model's libraries) before its pong thread
+    starts; on a CPU-throttled pod or a busy machine that takes longer than 5 s, and
+    KServe (0.21.0, ``keep_subprocess_alive``) then kills it and spawns another, which is
+    as slow: the workers never start. A dead worker is still replaced at once
+    (``is_alive`` checks the process first); only a hung one waits the longer timeout.
+    """
+
+    def is_alive(self, timeout: float = 60) -> bool:
+        return super().is_alive(timeout)
+
+
+# KServe's RESTServerMultiProcess makes its workers by this module-level name (init_processes, keep_subprocess_alive).
+kserve_multiprocess.RESTServerProcess = PatientWorkerProcess
+
+
 class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
