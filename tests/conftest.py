@@ -31,14 +31,28 @@ def session_cache(tmp_path_factory) -> Path:
     patch.undo()
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sentiment")
+def exported_once(model_dir: Path) -> Path:
+    """``model_dir`` with its ONNX graphs exported into the session cache now, in this process.
+
+    Otherwise the first predictor process to serve it exports them while it starts, which on
+    a loaded machine takes longer than a server may take to become ready; every later user
+    (unit tests, every predictor) finds them in the cache.
+    """
+    from predictor.export import onnx_artifact
+
+    onnx_artifact(model_dir, "onnx-int8")  # writes both graphs (fp32 and int8) to the default cache
+    return model_dir
 
 
 @pytest.fixture(scope="session")
-def tiny_multilabel_dir(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-emotion", labels=EMOTIONS, multi_label=True)
+def tiny_model_dir(tmp_path_factory, session_cache) -> Path:
+    return exported_once(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sentiment"))
+
+
+@pytest.fixture(scope="session")
+def tiny_multilabel_dir(tmp_path_factory, session_cache) -> Path:
+    return exported_once(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-emotion", labels=EMOTIONS,
+                                          multi_label=True))
 
 
 @pytest.fixture(scope="session")
