@@ -96,7 +96,11 @@ def sigterm_one_of_two(replicas: list[ServerProcess]) -> None:
         threads = [threading.Thread(target=run_load, args=(balancer, stop, results)) for _ in range(4)]
         for thread in threads:
             thread.start()
-        time.sleep(1.5)
+        # SIGTERM once both replicas carry load (on a loaded machine the clients take a while to start)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and min(sum(r[0] == url for r in results) for url in balancer.urls) < 10:
+            time.sleep(0.1)
+        time.sleep(0.5)
         terminated_at = time.monotonic()
         leaving.process.send_signal(signal.SIGTERM)
         leaving.process.wait(timeout=30)
