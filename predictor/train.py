@@ -21,9 +21,7 @@ the predictor merges into the base at load time.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import math
 import random
 import shlex
@@ -37,9 +35,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from predictor.card import model_card
+from predictor.card import machine, model_card
 from predictor.data import Example, HoldOut, calibration_split, read_labelled, split_three
-from predictor.evaluate import TRAINING_RECORD
+from predictor.files import resolve_base
+from predictor.layout import TRAINING_RECORD
 
 
 @dataclass
@@ -137,8 +136,6 @@ def load_hub_dataset(args) -> tuple[list[Example], list[Example], dict]:
 def build_model(args, labels: list[str]):
     from transformers import AutoModelForSequenceClassification
 
-    from predictor.bundle import resolve_base
-
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_base(args.base_model),
         num_labels=len(labels),
@@ -165,18 +162,6 @@ def build_model(args, labels: list[str]):
     return model
 
 
-def machine() -> str:
-    """The CPU model and the load when training ended: the time on the card depends on both."""
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu} ({os.cpu_count()} cores, load average {load:.1f})"
-
-
 def train(args) -> dict:
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -184,8 +169,6 @@ def train(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
-
-    from predictor.bundle import resolve_base
 
     started, started_at = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     labels = args.labels.split(",")
