@@ -7,6 +7,9 @@ never merges or exports anything at start (predictor/Dockerfile runs this).
 ``python -m predictor.bake --in_place`` (run by ``make setup``) bakes the graphs of
 every bundled model into ``predictor/bundled/<name>/onnx/`` (git-ignored), stamped with
 the weights' revision, so the first ``make serve`` only loads files.
+
+``python -m predictor.bake --pack TRAINED_DIR --out predictor/bundled/<name>`` writes a
+trained model the way the bundled ones are committed (predictor/restore.py).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import tempfile
 from pathlib import Path
 
 from predictor.export import export_onnx
-from predictor.files import resolve_model_dir
+from predictor.files import encoder_dir, resolve_model_dir
 from predictor.layout import (
     BAKED_FROM,
     BUNDLED_DIR,
+    FP16_WEIGHTS,
     MODEL_CARD,
     ONNX_DIR,
     ONNX_INT8,
@@ -29,7 +33,7 @@ from predictor.layout import (
     bundled_models,
     model_revision,
 )
-from predictor.restore import is_packed
+from predictor.restore import is_packed, pack
 
 
 def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
@@ -67,10 +71,15 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name", default="sentiment", help="bundled model to bake when --model_dir is not given")
     parser.add_argument("--model_dir", type=Path, default=None, help="a model or adapter directory to bake instead")
+    parser.add_argument("--pack", type=Path, default=None, help="a trained model directory to pack into --out")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="write a whole servable model directory here")
     target.add_argument("--in_place", action="store_true", help="bake every bundled model's graphs next to it")
     args = parser.parse_args()
+    if args.pack:
+        weights = pack(args.pack, args.out, encoder_dir()) / FP16_WEIGHTS
+        print(f"packed {args.pack} into {weights} ({weights.stat().st_size / 1e6:.1f} MB)")
+        return
     if args.out:
         print(f"baked {bake(args.model_dir, args.model_name, args.out)}")
         return

@@ -18,18 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-FP16_WEIGHTS = "weights.fp16.safetensors"
+from predictor.layout import FP16_WEIGHTS
+
 FP32_WEIGHTS = "model.safetensors"
-# Tensors training keeps frozen, by their name in the classifier and in the base encoder.
-FROM_BASE = {"bert.embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight"}
+# The tensor ``train --freeze_embeddings`` keeps at the base's values (named with or without
+# the classifier's "bert." prefix).
+FROZEN = "embeddings.word_embeddings.weight"
 COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json")
 
 
 def base_tensors(base_dir: Path, names) -> dict[str, np.ndarray]:
+    """The base encoder's tensors for the classifier's ``names`` (its own keys lack the "bert." prefix)."""
     from safetensors.numpy import safe_open
 
     with safe_open(str(Path(base_dir) / FP32_WEIGHTS), "np") as base:
-        return {name: base.get_tensor(FROM_BASE[name]) for name in names}
+        keys = set(base.keys())
+        return {name: base.get_tensor(name if name in keys else name.split(".", 1)[1]) for name in names}
 
 
 def pack(model_dir: Path, out_dir: Path, base_dir: Path) -> Path:
@@ -37,7 +41,7 @@ def pack(model_dir: Path, out_dir: Path, base_dir: Path) -> Path:
     from safetensors.numpy import load_file, save_file
 
     tensors = load_file(str(Path(model_dir) / FP32_WEIGHTS))
-    shared = base_tensors(base_dir, [name for name in FROM_BASE if name in tensors])
+    shared = base_tensors(base_dir, [name for name in tensors if name.endswith(FROZEN)])
     for name, value in shared.items():
         if not np.array_equal(tensors[name], value):
             raise ValueError(f"{name} differs from the base encoder's: train with --freeze_embeddings to pack it")
@@ -76,3 +80,4 @@ def restore(packed_dir: Path, out_dir: Path, base_dir: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+

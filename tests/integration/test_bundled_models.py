@@ -5,8 +5,7 @@ import json
 import httpx
 import pytest
 
-from predictor.data import read_labelled
-from predictor.evaluate import holdout_examples
+from predictor.evaluate import holdout_slices, validation_slices
 from predictor.layout import BUNDLED_DIR
 from tests.conftest import SHARED
 from tests.integration.servers import ServerProcess
@@ -15,9 +14,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not (SHARED / "data").is_dir(), reason=f"{SHARED}/data is absent: the labelled data lives there"),
 ]
-
-EMOTION_SAMPLE_ROWS = 500  # the first rows of validation.csv, as recorded in the emotion model card
-
 
 def card(name: str) -> dict:
     return json.loads((BUNDLED_DIR / name / "training.json").read_text())
@@ -56,17 +52,30 @@ def served_accuracy(server, name, examples) -> float:
     return sum(p == names[e.label] for p, e in zip(predicted, examples)) / len(examples)
 
 
-def test_sentiment_accuracy_on_held_out_sentences(serve_bundled):
-    examples = holdout_examples(BUNDLED_DIR / "sentiment", SHARED / "data/sst2/train.tsv")
-    assert len(examples) == 1000 and all(e.text.rstrip()[-1] in ".!?" for e in examples)
+def test_sentiment_accuracy_on_held_out_whole_sentences(serve_bundled):
+    _, examples = holdout_slices(BUNDLED_DIR / "sentiment", SHARED / "data/sst2/train.tsv")
+    assert len(examples) == card("sentiment")["validation_examples"]
+    assert all(e.text.rstrip()[-1] in ".!?" and len(e.text.split()) >= 5 for e in examples)
     accuracy = served_accuracy(serve_bundled("sentiment"), "sentiment", examples)
-    assert accuracy >= card("sentiment")["validation_accuracy"] - 0.01
+    assert accuracy >= card("sentiment")["ci_sample"]["accuracy"] - 0.01
 
 
-def test_emotion_accuracy_on_validation_rows(serve_bundled):
-    examples = read_labelled(SHARED / "data/emotion/validation.csv")[:EMOTION_SAMPLE_ROWS]
+def test_emotion_accuracy_on_held_out_validation_rows(serve_bundled):
+    _, examples = validation_slices(BUNDLED_DIR / "emotion", SHARED / "data/emotion/validation.csv")
+    assert len(examples) == card("emotion")["validation_examples"]
     accuracy = served_accuracy(serve_bundled("emotion"), "emotion", examples)
     assert accuracy >= card("emotion")["ci_sample"]["accuracy"] - 0.01
+
+
+@pytest.mark.parametrize("name", ["sentiment", "emotion"])
+def test_scores_carry_the_fitted_temperature(serve_bundled, name):
+    """The served probabilities are softmax(logits / T) with the card's T: a confident answer is not 0.9999."""
+    temperature = json.loads((BUNDLED_DIR / name / "config.json").read_text())["temperature"]
+    assert temperature == card(name)["evaluation"]["calibration"]["temperature"]
+    response = httpx.post(f"{serve_bundled(name).url}/v1/models/{name}:predict",
+                          json={"instances": ["a text of no particular feeling"]}, timeout=60)
+    scores = [s["score"] for s in response.json()["predictions"][0]["scores"]]
+    assert sum(scores) == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.mark.parametrize(
