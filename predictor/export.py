@@ -3,7 +3,12 @@
 ``model.onnx`` is the PyTorch graph exported and then fused by ONNX Runtime's
 transformer optimizer (attention, layer norm and GELU become single kernels);
 ``model.int8.onnx`` is that graph with int8 weights (dynamic quantization:
-activations are quantized on the fly, so no calibration data is needed).
+activations are quantized on the fly, so no calibration data is needed), one scale
+per output channel: on the bundled sentiment model's held-out sentences per-channel
+weights agree with fp32 on 98.2% of answers against 97.0% per tensor, at the same
+speed and size. (Measured and not taken: static quantization, which ONNX Runtime
+cannot apply to the fused attention op; keeping the six FFN output matmuls in fp32,
+which matched fp32's accuracy but ran 1.2-1.6x slower — see the model cards.)
 
 Where they live (predictor/layout.py): ``<model_dir>/onnx/`` when baked there
 (``python -m predictor.bake --out``, at image build time), otherwise in the cache,
@@ -72,8 +77,8 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
                                    hidden_size=model.config.hidden_size)
             fused.save_model_to_file(str(staging / ONNX_FP32))
             # Fused contrib ops carry no inferred output types; the tensors are float32.
-            quantize_dynamic(staging / ONNX_FP32, staging / ONNX_INT8,
-                             weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            quantize_dynamic(staging / ONNX_FP32, staging / ONNX_INT8, weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         raw.unlink()
         staging.chmod(0o755)  # mkdtemp makes it private; the serving user may differ from the builder
         staging.rename(out_dir)  # atomic, as for merged adapters: a concurrent start sees all or nothing

