@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements.lock scripts/install-tools.sh
 	touch $@
 
 # Export + int8-quantize each bundled model once here, so the first `make serve` only loads files.
-predictor/bundled/%/onnx/REVISION: predictor/bundled/%/weights.fp16.safetensors predictor/bundled/%/config.json | $(STAMP)
+predictor/bundled/%/onnx/REVISION: predictor/bundled/%/weights.fp16.safetensors | $(STAMP)
 	$(PY) -m predictor.bake --in_place
 
 serve: setup

@@ -31,7 +31,7 @@ from predictor.layout import (
     TOKENIZER,
     TRAINING_RECORD,
     bundled_models,
-    model_revision,
+    weights_revision,
 )
 from predictor.restore import is_packed, pack
 
@@ -56,7 +56,7 @@ def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
 
 def bake_in_place(model_dir: Path) -> bool:
     """Export the graphs of a packed model next to it, once per revision of its weights; True if it did."""
-    stamp, revision = model_dir / ONNX_DIR / BAKED_FROM, model_revision(model_dir)
+    stamp, revision = model_dir / ONNX_DIR / BAKED_FROM, weights_revision(model_dir)
     if (model_dir / ONNX_DIR / ONNX_INT8).is_file() and stamp.is_file() and stamp.read_text().strip() == revision:
         return False
     shutil.rmtree(model_dir / ONNX_DIR, ignore_errors=True)

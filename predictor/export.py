@@ -37,7 +37,7 @@ OPSET = 17
 def _quiet_root_logger():
     root = logging.getLogger()
     level = root.level
-    root.setLevel(max(level, logging.WARNING))
+    root.setLevel(max(level, logging.ERROR))
     try:
         yield
     finally:
@@ -52,7 +52,10 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
     started = time.perf_counter()
+    hf_logging.disable_progress_bar()  # a bake prints one line, not a "Loading weights" bar per model
     # Eager attention exports the plain matmul-softmax pattern that ONNX Runtime's optimizer fuses into one op.
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -67,7 +70,8 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     try:
         # The tracer's warnings (shape-dependent Python branches in transformers' mask code,
         # which are constant for an encoder) and the quantizer's per-tensor INFO lines on
-        # the root logger are noise here: the unit tests compare every backend's answers.
+        # the root logger (and its advice to pre-process) are noise here: the unit tests compare
+        # every backend's answers.
         with torch.no_grad(), warnings.catch_warnings(), _quiet_root_logger():
             warnings.simplefilter("ignore")
             # The TorchScript exporter: dynamic batch and length axes, one self-contained file.

@@ -35,6 +35,7 @@ from predictor.layout import (
     bundled_models,
     cached,
     model_revision,
+    weights_revision,
 )
 from predictor.restore import is_packed, restore
 
@@ -110,7 +111,7 @@ def baked_graph(model_dir: Path, onnx_file: str) -> Path | None:
     if not baked.is_file():
         return None
     stamp = baked.parent / BAKED_FROM
-    if stamp.is_file() and stamp.read_text().strip() != model_revision(model_dir):
+    if stamp.is_file() and stamp.read_text().strip() != weights_revision(model_dir):
         logger.info("Ignoring %s: baked from other weights than %s now holds", baked, model_dir)
         return None  # a checkout updated since `make setup` baked: never serve a stale graph
     return baked

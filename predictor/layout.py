@@ -21,7 +21,7 @@ TRAINING_RECORD = "training.json"  # written by predictor.train: labels, base mo
 MODEL_CARD = "README.md"
 ONNX_DIR = "onnx"  # <model_dir>/onnx/: graphs baked at image build time (python -m predictor.bake)
 ONNX_FP32, ONNX_INT8 = "model.onnx", "model.int8.onnx"
-BAKED_FROM = "REVISION"  # in onnx/ when baked in place: the model_revision the graphs were made from
+BAKED_FROM = "REVISION"  # in onnx/ when baked in place: the weights_revision the graphs were made from
 FP16_WEIGHTS = "weights.fp16.safetensors"  # a packed model (the bundled ones): see predictor/restore.py
 
 # What the cache holds, per model: an adapter merged into its base, a packed model restored to
@@ -46,6 +46,20 @@ def model_revision(model_dir: Path) -> str:
     """
     digest = hashlib.sha256()
     for path in sorted(p for p in Path(model_dir).iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def weights_revision(model_dir: Path) -> str:
+    """A short content hash of a model directory's weight files only: what its ONNX graphs are made from.
+
+    config.json may change without the graphs going stale (the fitted temperature lives there).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
         digest.update(path.name.encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from predictor.files import baked_graph
-from predictor.layout import BAKED_FROM, FP16_WEIGHTS, ONNX_DIR, ONNX_INT8, model_revision
+from predictor.layout import BAKED_FROM, FP16_WEIGHTS, ONNX_DIR, ONNX_INT8
 from predictor.restore import is_packed, pack, restore
 
 
@@ -80,5 +80,5 @@ def test_a_graph_baked_from_other_weights_is_never_served(base_and_trained):
     (packed / ONNX_DIR / ONNX_INT8).write_bytes(b"graph")
     (packed / ONNX_DIR / BAKED_FROM).write_text("0123456789ab\n")  # baked before the weights changed
     assert baked_graph(packed, ONNX_INT8) is None
-    (packed / ONNX_DIR / BAKED_FROM).write_text(model_revision(packed) + "\n")
+    (packed / ONNX_DIR / BAKED_FROM).write_text(weights_revision(packed) + "\n")
     assert baked_graph(packed, ONNX_INT8) == packed / ONNX_DIR / ONNX_INT8
