@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from predictor.files import baked_graph
-from predictor.layout import BAKED_FROM, FP16_WEIGHTS, ONNX_DIR, ONNX_INT8
+from predictor.layout import BAKED_FROM, FP16_WEIGHTS, ONNX_DIR, ONNX_INT8, weights_revision
 from predictor.restore import is_packed, pack, restore
 
 
