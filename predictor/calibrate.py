@@ -57,6 +57,11 @@ def calibrate(model_dir: Path, calibration, test, backends: list[str], descripti
     record_path = Path(model_dir) / TRAINING_RECORD
     record = json.loads(record_path.read_text())
     record["evaluation"] = evaluation
+    record["ci_sample"] = {  # what tests/integration/test_bundled_models.py holds the served model to
+        "rows": len(test), "accuracy": evaluation["backends"][served]["all"]["accuracy"],
+        "description": f"the test slice ({description}), served by the predictor with its default backend {served}",
+        "command": "pytest tests/integration/test_bundled_models.py",
+    }
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     (Path(model_dir) / "README.md").write_text(model_card(record))
     return evaluation
