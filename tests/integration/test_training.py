@@ -53,7 +53,7 @@ def test_trained_output_is_served(tiny_model_dir, tiny_tsv, tmp_path, lora):
         assert {s["label"] for s in response.json()["predictions"][0]["scores"]} == {"NEGATIVE", "POSITIVE"}
     finally:
         server.stop()
-    merged = list(cache.glob("trained-*/config.json")) if cache.exists() else []
+    merged = list(cache.glob("merged-trained-*/config.json")) if cache.exists() else []
     assert len(merged) == (1 if lora else 0)  # adapters are merged once into the cache; full models are not
 
 
