@@ -24,7 +24,7 @@ import numpy as np
 
 from predictor.backends import DEFAULT_BACKEND
 from predictor.card import machine, model_card
-from predictor.evaluate import TRAINING_RECORD, holdout_slices, logits_of, quality_report, validation_slices
+from predictor.evaluate import TRAINING_RECORD, add_slice_source, logits_of, quality_report, recorded_slices
 from predictor.quality import ECE_BINS, fit_temperature
 
 CONFIG = "config.json"
@@ -71,19 +71,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m predictor.calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", type=Path, required=True)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--holdout_of", type=Path, help="the training file the model's held-out slices come from")
-    source.add_argument("--validation_of", type=Path, help="the validation file the model's slices come from")
+    add_slice_source(parser)
     parser.add_argument("--backends", default=f"{DEFAULT_BACKEND},onnx,torch",
                         help="comma-separated; the first is the served one, on whose logits T is fitted")
     parser.add_argument("--test_description", required=True, help="what the test slice is, for the card")
     parser.add_argument("--calibration_description", required=True, help="what the calibration slice is")
     parser.add_argument("--cache_dir", type=Path, default=None)
     args = parser.parse_args()
-    if args.holdout_of:
-        calibration, test = holdout_slices(args.model_dir, args.holdout_of)
-    else:
-        calibration, test = validation_slices(args.model_dir, args.validation_of)
+    calibration, test = recorded_slices(args)
     command = "python -m predictor.calibrate " + shlex.join(sys.argv[1:])
     evaluation = calibrate(args.model_dir, calibration, test, args.backends.split(","), args.test_description,
                            command, args.calibration_description, args.cache_dir)

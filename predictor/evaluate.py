@@ -75,14 +75,27 @@ def quality_report(model_dir: Path, examples: list[Example], cache_dir: Path | N
     return out
 
 
+def add_slice_source(parser: argparse.ArgumentParser):
+    """--holdout_of / --validation_of: where the slices recorded in a model's training.json come from."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--holdout_of", type=Path, help="the training file the model's held-out slices come from")
+    source.add_argument("--validation_of", type=Path, help="the validation file the model's slices come from")
+    return source
+
+
+def recorded_slices(args: argparse.Namespace) -> tuple[list[Example], list[Example]]:
+    """(calibration, test) for ``args.model_dir`` from the file ``add_slice_source`` named."""
+    if args.holdout_of:
+        return holdout_slices(args.model_dir, args.holdout_of)
+    return validation_slices(args.model_dir, args.validation_of)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m predictor.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", type=Path, required=True)
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = add_slice_source(parser)
     source.add_argument("--file", type=Path, help="labelled CSV/TSV (text, label)")
-    source.add_argument("--holdout_of", type=Path, help="the training file whose recorded held-out slice to use")
-    source.add_argument("--validation_of", type=Path, help="the validation file whose recorded test part to use")
     parser.add_argument("--slice", choices=["test", "calibration"], default="test")
     parser.add_argument("--limit", type=int, default=0, help="only the first N rows")
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help="the inference backend to measure")
@@ -91,8 +104,7 @@ def main() -> None:
     if args.file:
         examples = read_labelled(args.file)
     else:
-        split = holdout_slices if args.holdout_of else validation_slices
-        calibration, test = split(args.model_dir, args.holdout_of or args.validation_of)
+        calibration, test = recorded_slices(args)
         examples = test if args.slice == "test" else calibration
     examples = examples[: args.limit] if args.limit else examples
     if args.report:

@@ -38,19 +38,23 @@ def cached(cache_dir: Path, kind: str, model_dir: Path) -> Path:
     return Path(cache_dir) / f"{kind}-{Path(model_dir).name}-{model_revision(model_dir)}"
 
 
+def _digest(paths) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
 def model_revision(model_dir: Path) -> str:
     """A short content hash of a model directory's files: it changes when the model does.
 
     The predictor reports it as the model version (cache keys use it) and the cache
     names its entries by it.
     """
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(model_dir).iterdir() if p.is_file() and not p.name.startswith(".")):
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
+    return _digest(p for p in Path(model_dir).iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def weights_revision(model_dir: Path) -> str:
@@ -58,13 +62,7 @@ def weights_revision(model_dir: Path) -> str:
 
     config.json may change without the graphs going stale (the fitted temperature lives there).
     """
-    digest = hashlib.sha256()
-    for path in sorted(Path(model_dir).glob("*.safetensors")):
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
+    return _digest(Path(model_dir).glob("*.safetensors"))
 
 
 def bundled_models() -> list[str]:

@@ -14,6 +14,7 @@ pytestmark = [
     pytest.mark.skipif(not (SHARED / "data").is_dir(), reason=f"{SHARED}/data is absent: the labelled data lives there"),
 ]
 
+
 def card(name: str) -> dict:
     return json.loads((BUNDLED_DIR / name / "training.json").read_text())
 
@@ -68,13 +69,21 @@ def test_emotion_accuracy_on_held_out_validation_rows(serve_bundled):
 
 @pytest.mark.parametrize("name", ["sentiment", "emotion"])
 def test_scores_carry_the_fitted_temperature(serve_bundled, name):
-    """The served probabilities are softmax(logits / T) with the card's T: a confident answer is not 0.9999."""
+    """The served probabilities are softmax(logits / T) with the card's T, not the raw softmax."""
+    from predictor.data import Example
+    from predictor.evaluate import logits_of
+    from predictor.quality import softmax
+
     temperature = json.loads((BUNDLED_DIR / name / "config.json").read_text())["temperature"]
-    assert temperature == card(name)["evaluation"]["calibration"]["temperature"]
-    response = httpx.post(f"{serve_bundled(name).url}/v1/models/{name}:predict",
-                          json={"instances": ["a text of no particular feeling"]}, timeout=60)
-    scores = [s["score"] for s in response.json()["predictions"][0]["scores"]]
-    assert sum(scores) == pytest.approx(1.0, abs=1e-4)
+    assert temperature == card(name)["evaluation"]["calibration"]["temperature"] and temperature != 1.0
+    text = "it is fine i guess , though not what i hoped for"
+    logits, _ = logits_of(BUNDLED_DIR / name, [Example(text, 0)], backend="onnx-int8")
+    response = HTTP.post(f"{serve_bundled(name).url}/v1/models/{name}:predict", json={"instances": [text]}, timeout=60)
+    served = {s["label"]: s["score"] for s in response.json()["predictions"][0]["scores"]}
+    labels = card(name)["labels"]
+    expected, raw = softmax(logits, temperature)[0], softmax(logits)[0]
+    assert [served[label] for label in labels] == pytest.approx(list(expected), abs=0.01)
+    assert max(abs(expected - raw)) > 0.01  # the check can tell a scaled softmax from a raw one
 
 
 @pytest.mark.parametrize(
