@@ -173,7 +173,11 @@ def test_with_workers_the_drain_covers_every_worker(tiny_model_dir, tmp_path):
             assert client.get("/v2/models/sentiment/ready").status_code == 503
             assert client.get("/v2/health/live").status_code == 200
             assert client.post(V1, json={"instances": ["still served while draining"]}).status_code == 200
-        server.process.wait(timeout=20)
-        assert float(DRAIN_S) <= time.monotonic() - terminated_at < float(DRAIN_S) + 10  # one drain, not one per worker
+        server.process.wait(timeout=60)
+        assert time.monotonic() - terminated_at >= float(DRAIN_S)  # it served the whole drain
+        # One drain, not one per worker: a process that starts a drain logs this line with its length (a worker
+        # stopped after the parent's drain logs it with 0 s). A wall-clock bound cannot tell one drain from two
+        # on a loaded machine: exiting two workers alone took 16 s there.
+        assert server.log().count(f"serving for {DRAIN_S} s more") == 1, server.log()
     finally:
         server.stop()
