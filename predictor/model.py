@@ -11,7 +11,7 @@ from typing import Any
 import kserve
 from prometheus_client import Counter
 
-from contract import schema
+from contract import answers, schema
 from predictor.backends import DEFAULT_BACKEND
 from predictor.batcher import DynamicBatcher
 from predictor.bundle import model_revision
@@ -84,6 +84,7 @@ class TextClassifierModel(kserve.Model):
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None, response_headers=None):
         probs = await self.batcher.submit(request.texts, self.options.request_timeout_s)
         TEXTS_INFERRED.labels(self.name).inc(len(request.texts))
+        answers.observe(self.name, self.model_version, self.labels, probs)
         if request.v2 is None:
             return schema.v1_response(probs, self.labels)
         return schema.v2_response(request.v2, probs, self.labels, self.name, self.model_version)

@@ -48,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("--rate_limit_key", default=env("RATE_LIMIT_KEY", ""),
         help="Header (gRPC: metadata) that names the client, e.g. x-api-key; without it, or when a request lacks "
              "it, the client is its IP address [RATE_LIMIT_KEY].")
+    add("--shadow_predictor_host", default=env("SHADOW_PREDICTOR_HOST", None),
+        help="A candidate model's predictor (host:port, same protocol as --predictor_protocol): it also scores "
+             "--shadow_percent of the cache misses, for comparison only; its answers are never returned or cached "
+             "[SHADOW_PREDICTOR_HOST].")
+    add("--shadow_percent", type=float, default=env("SHADOW_PERCENT", 100.0, float),
+        help="Share of the texts sent to the predictor that are also sent to the shadow, 0-100 [SHADOW_PERCENT].")
+    add("--shadow_max_in_flight", type=int, default=env("SHADOW_MAX_IN_FLIGHT", 8, int),
+        help="Most shadow calls at once per worker; beyond it texts are dropped from shadowing (and counted) "
+             "[SHADOW_MAX_IN_FLIGHT].")
+    add("--shadow_timeout_ms", type=float, default=env("SHADOW_TIMEOUT_MS", 1000.0, float),
+        help="Deadline of each shadow call; slower counts as a shadow timeout [SHADOW_TIMEOUT_MS].")
     add_limit_flags(parser)
     add_logging_flags(parser)
     return parser
@@ -73,8 +84,18 @@ def main(argv: list[str] | None = None) -> None:
                       failure_threshold=args.cache_failure_threshold, reset_after_s=args.cache_reset_s)
     predictor = PredictorClient(args.predictor_host, args.predictor_protocol,
                                 timeout_s=args.predictor_request_timeout_seconds, use_ssl=args.predictor_use_ssl)
+    shadow = None
+    if args.shadow_predictor_host:
+        from transformer.shadow import ShadowScorer
+
+        try:
+            shadow = ShadowScorer(args.model_name, PredictorClient(
+                args.shadow_predictor_host, args.predictor_protocol, timeout_s=args.shadow_timeout_ms / 1000,
+                use_ssl=args.predictor_use_ssl), percent=args.shadow_percent, max_in_flight=args.shadow_max_in_flight)
+        except ValueError as exc:
+            sys.exit(f"transformer: {exc}")
     model = CachingTransformer(args.model_name, predictor, cache, limits=limits_from(args),
-                               pinned_version=args.cache_model_version)
+                               pinned_version=args.cache_model_version, shadow=shadow)
     model.load()
     middlewares, interceptors = (), ()
     if args.rate_limit_rps > 0:
