@@ -210,7 +210,8 @@ def _shadow_checks(primary: Revision | None, canary: Revision | None, shadow: di
         enough = compared >= t.min_texts
         found.append(Check(f"shadow agreement {primary_version} vs {shadow_version}",
                            "fail" if enough and agreement < t.min_shadow_agreement else "pass" if enough else "skipped",
-                           f"{agreement:.1%} same top label", f">= {t.min_shadow_agreement:.0%} (>= {t.min_texts} texts)",
+                           f"{agreement:.1%} same top label" if compared >= 1 else "no text compared",
+                           f">= {t.min_shadow_agreement:.0%} (>= {t.min_texts} texts)",
                            f"{compared:.0f} texts compared"))
     return found
 
