@@ -44,13 +44,15 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, required=True, help="the other checkout (its code runs as B)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-ab")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    parser.add_argument("--model_dir", type=Path, default=None,
+                        help="another model directory (ONNX graphs baked in); default: the make-bench DistilBERT")
     parser.add_argument("--duration_s", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     args.cache.mkdir(parents=True, exist_ok=True)
-    model_dir = bench_model(args.cache)
+    model_dir = args.model_dir or bench_model(args.cache)
     run = Run(args.out, args.duration_s, args.threads)
     checkouts = {"ours": ROOT, "baseline": args.baseline.resolve()}
     servers = {name: stack(run, root, model_dir, name) for name, root in checkouts.items()}
@@ -72,7 +74,8 @@ def main() -> None:
             for server in pair:
                 server.stop()
         run.redis.stop()
-    summary: dict = {"machine": machine(), "duration_s": args.duration_s, "rounds": args.rounds}
+    summary: dict = {"machine": machine(), "duration_s": args.duration_s, "rounds": args.rounds,
+                     "model_dir": str(model_dir), "load_average_at_end": os.getloadavg()}
     for case, by_name in results.items():
         medians = {name: {"rps": statistics.median(r["rps"] for r in runs),
                           "p99_ms": statistics.median(r["p99_ms"] for r in runs),

@@ -7,9 +7,9 @@ its model computed, the transformer what users received (cache hits included), s
 dashboard can compare revisions (``revision`` comes from the scrape) and
 ``python -m rollout.verdict`` can measure how far a canary's label shares moved.
 
-Cost: one ``argmax`` and one ``bincount`` per request, one counter increment per label
-present and one bulk histogram update, whatever the number of texts (BENCHMARKS.md,
-"Label metrics").
+Cost: one ``argmax`` per request, then for a few texts one counter increment and one
+histogram observation each, for more one increment per label present and one bulk
+histogram update, whatever the number of texts (BENCHMARKS.md, "Label metrics").
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ CONFIDENCE = Histogram(
     buckets=CONFIDENCE_BUCKETS,
 )
 
+BULK_FROM = 8  # texts per request from which the bulk update is cheaper (measured: BENCHMARKS.md, "Label metrics")
 _children: dict[tuple[str, str, tuple[str, ...]], tuple[list, object]] = {}
 
 
@@ -71,7 +72,13 @@ def observe(model: str, version: str, labels: Sequence[str], probs: np.ndarray) 
         return
     best = probs.argmax(axis=1)
     label_series, confidence = _series(model, version, labels)
+    top = probs[np.arange(len(probs)), best]
+    if len(probs) <= BULK_FROM:  # a few texts: plain increments are cheaper than numpy's per-call overhead
+        for index, score in zip(best.tolist(), top.tolist()):
+            label_series[index].inc()
+            confidence.observe(score)
+        return
     counts = np.bincount(best, minlength=len(labels))
     for index in np.flatnonzero(counts):
         label_series[index].inc(int(counts[index]))
-    observe_many(confidence, probs[np.arange(len(probs)), best].astype(np.float64))
+    observe_many(confidence, top.astype(np.float64))
