@@ -31,7 +31,7 @@ def main() -> None:
         counters = [answers.ANSWERS.labels("m", "w", label) for label in LABELS]
         histogram = answers.CONFIDENCE.labels("m", "w")
 
-        def one_by_one(probs=probs):
+        def one_by_one(probs=probs, counters=counters, histogram=histogram):
             for row in probs:
                 best = int(row.argmax())
                 counters[best].inc()
