@@ -1,4 +1,4 @@
-"""``python -m bench.answers_cost``: CPU time of the per-version answer metrics (contract/answers.py) per request.
+"""``python -m bench.answers_cost``: CPU time of the per-version answer metrics (runtime/answers.py) per request.
 
 A load test on a shared 2-core machine cannot resolve a cost of a few microseconds
 (BENCHMARKS.md, "Label metrics"); process CPU time of the call itself can. Prints the
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from contract import answers
+from runtime import answers
 
 LABELS = ["NEGATIVE", "POSITIVE"]
 

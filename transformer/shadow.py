@@ -27,7 +27,8 @@ import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 from contract.errors import ServiceError
-from transformer.upstream import PredictorClient, Scores
+from contract.model import Scores
+from transformer.upstream import PredictorClient
 
 logger = logging.getLogger(__name__)
 

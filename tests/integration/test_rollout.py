@@ -73,13 +73,14 @@ class Texts:
 
 @pytest.fixture(scope="module")
 def stack(tiny_model_dir, redis, tmp_path_factory):
-    from predictor.export import ONNX_DIR, onnx_artifact
+    from predictor.files import onnx_graph
+    from predictor.layout import ONNX_DIR, ONNX_FP32, default_cache_dir
 
     work = tmp_path_factory.mktemp("rollout")
     # The ONNX graph baked in (exported once, or found in the cache the other tests filled): the four
     # predictors then start in seconds. The graph does not depend on id2label, read from config.json.
     primary = shutil.copytree(tiny_model_dir, work / "primary")
-    shutil.copytree(onnx_artifact(tiny_model_dir, "onnx").parent, primary / ONNX_DIR)
+    shutil.copytree(onnx_graph(tiny_model_dir, ONNX_FP32, default_cache_dir()).parent, primary / ONNX_DIR)
     inverted = inverted_copy(primary, work / "inverted")
     # fp32 ONNX: scores independent of batch mates, so answers compare exactly across processes
     def predictor(name: str, model_dir: Path, version: str) -> ServerProcess:

@@ -3,7 +3,7 @@
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
-from contract import answers
+from runtime import answers
 
 
 def samples(histogram) -> dict:

@@ -5,8 +5,8 @@ import asyncio
 import numpy as np
 
 from contract.errors import ServiceError
+from contract.model import Scores
 from transformer.shadow import ShadowScorer, compare
-from transformer.upstream import Scores
 
 LABELS = ["NEGATIVE", "POSITIVE"]
 

@@ -122,7 +122,7 @@ predictor:
         - --backend={{ $root.Values.predictor.backend }}
         - --threads={{ $root.Values.predictor.threads }}
       env:
-        - name: SHUTDOWN_DRAIN_S  # readiness flips first on SIGTERM; in-flight requests complete (contract/shutdown.py)
+        - name: SHUTDOWN_DRAIN_S  # readiness flips first on SIGTERM; in-flight requests complete (runtime/shutdown.py)
           value: {{ $root.Values.predictor.drainSeconds | quote }}
         {{- if .storageUri }}
         - name: STORAGE_URI  # KServe's storage initializer downloads it into /mnt/models
