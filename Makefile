@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench clean
+.PHONY: setup serve test test-unit test-integration chaos soak load bench inferenceservices clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,11 @@ load: setup
 # Ours against the reference design, side by side (~10 min; see BENCHMARKS.md). BENCH_ARGS: python -m bench.run --help.
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# inferenceservices/*.yaml are the chart's InferenceServices rendered with their why-comments: run after
+# editing charts/text-classifier/templates/inferenceservices.yaml (make test fails while they differ).
+inferenceservices: setup
+	$(PY) scripts/render_inferenceservices.py --helm $(VENV)/bin/helm
 
 clean:
 	rm -rf $(VENV) .cache

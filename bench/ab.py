@@ -21,20 +21,17 @@ import os
 import statistics
 from pathlib import Path
 
-from bench.processes import ROOT, TimedServer, free_port
+from bench.processes import ROOT, ServerProcess
 from bench.run import HOT_SET, MODEL, Run, bench_model, machine, warm
 
 
-def stack(run: Run, root: Path, model_dir: Path, name: str) -> tuple[TimedServer, TimedServer]:
-    predictor_port, transformer_port = free_port(), free_port()
-    predictor = TimedServer("predictor", [
+def stack(run: Run, root: Path, model_dir: Path, name: str) -> tuple[ServerProcess, ServerProcess]:
+    predictor = ServerProcess("predictor", [
         "--model_name", MODEL, "--model_dir", str(model_dir), "--model_version", "bench", "--threads",
-        str(run.threads), "--http_port", str(predictor_port), "--grpc_port", str(free_port())],
-        "/v2/health/ready", run.out / f"{name}-predictor.log", predictor_port, root=root).start()
-    transformer = TimedServer("transformer", [
-        "--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor_port}", "--redis_url", run.redis.url,
-        "--http_port", str(transformer_port), "--grpc_port", str(free_port())],
-        "/v2/health/ready", run.out / f"{name}-transformer.log", transformer_port, root=root).start()
+        str(run.threads)], run.out / f"{name}-predictor.log", root=root).start()
+    transformer = ServerProcess("transformer", [
+        "--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.http_port}", "--redis_url", run.redis.url],
+        run.out / f"{name}-transformer.log", root=root).start()
     return predictor, transformer
 
 

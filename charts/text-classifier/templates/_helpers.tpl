@@ -80,8 +80,8 @@ at once, so a user fixes them in one round.
 {{- end -}}
 
 {{/*
-The predictor component of an InferenceService: the primary (or its canary) and the
-shadow share it. dict: root, name (the model name served), image, version,
+The predictor component of the shadow InferenceService (templates/inferenceservices.yaml
+writes the primary's inline, with the comments copied into inferenceservices/). dict: root, name (the model name served), image, version,
 storageUri, minReplicas, canary (bool) and canaryPercent.
 */}}
 {{- define "tc.predictor" -}}
