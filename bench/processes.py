@@ -166,8 +166,9 @@ class ServerProcess:
     """``python -m <module> <args> --http_port P [--grpc_port Q]``, logging to a file; ready on its health endpoints."""
 
     def __init__(self, module: str, args: list[str], log_path: Path, *, ready_path: str = "/v2/health/ready",
-                 grpc: bool = True, sample_rss: bool = False):
+                 grpc: bool = True, sample_rss: bool = False, root: Path = ROOT):
         self.module, self.args, self.log_path = module, list(args), log_path
+        self.root = root  # the checkout whose code runs (bench/ab.py runs two)
         self.ready_path, self.grpc, self.sample_rss = ready_path, grpc, sample_rss
         self._pick_ports()
         self.process: subprocess.Popen | None = None
@@ -219,7 +220,8 @@ class ServerProcess:
         client = _probe_client()  # made before the spawn: not part of the cold start
         with self.log_path.open("ab") as log:
             started = time.perf_counter()
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env={**os.environ, **SERVER_ENV}, stdout=log,
+            self.process = subprocess.Popen(self.command, cwd=self.root,
+                                            env={**os.environ, **SERVER_ENV, "PYTHONPATH": str(self.root)}, stdout=log,
                                             stderr=subprocess.STDOUT)
         http_ready = False
         while time.perf_counter() - started < ready_timeout_s:

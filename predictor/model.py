@@ -17,6 +17,7 @@ from contract.model import Scores, TextClassificationModel
 from predictor.batcher import DynamicBatcher
 from predictor.classifier import TextClassifier, build_classifier
 from predictor.settings import PredictorSettings
+from runtime import answers
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class PredictorModel(TextClassificationModel):
     async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None) -> Scores:
         probs = await self.batcher.submit(texts, self.settings.request_timeout_s)
         TEXTS_INFERRED.labels(self.name).inc(len(texts))
+        answers.observe(self.name, self.model_version, self.labels, probs)
         return Scores(probs, self.labels, self.model_version)
 
     def describe(self) -> dict:

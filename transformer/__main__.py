@@ -38,7 +38,16 @@ def main(argv: list[str] | None = None) -> None:
     cache = TextCache(s.redis_url, s.model_name, s.cache_ttl_s, s.cache_timeout_ms / 1000, s.cache_failure_threshold,
                       s.cache_reset_s)
     predictor = PredictorClient(predictor_config)
-    model = CachingTransformer(s.model_name, predictor, cache, s.limits(), s.cache_model_version)
+    shadow = None
+    if s.shadow_predictor_host:
+        from transformer.shadow import ShadowScorer
+
+        try:
+            shadow = ShadowScorer(s.model_name, PredictorClient(s.shadow_config(args.predictor_use_ssl)),
+                                  s.shadow_percent, s.shadow_max_in_flight)
+        except ValueError as exc:
+            sys.exit(f"transformer: {exc}")
+    model = CachingTransformer(s.model_name, predictor, cache, s.limits(), s.cache_model_version, shadow)
     model.load()
     middlewares, interceptors = (), ()
     if s.rate_limit_rps > 0:

@@ -21,9 +21,11 @@ import numpy as np
 from contract import schema
 from contract.cachekey import cache_key
 from contract.model import Scores, TextClassificationModel
+from runtime import answers
 from transformer.cache import TextCache
 from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
+from transformer.shadow import ShadowScorer
 from transformer.upstream import PredictorClient
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ class ModelInfo:
 
 class CachingTransformer(TextClassificationModel):
     def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits,
-                 pinned_version: str | None):
+                 pinned_version: str | None, shadow: ShadowScorer | None = None):
         super().__init__(name, limits, return_response_headers=True)
         self.predictor = predictor
         self.cache = cache
@@ -53,6 +55,7 @@ class CachingTransformer(TextClassificationModel):
         # version that computed the answer.
         self.pinned_version = pinned_version
         self.coalescer = Coalescer()
+        self.shadow = shadow  # also scores a share of the misses on a candidate model; never answers
         self._info: ModelInfo | None = None
         self._info_lock = asyncio.Lock()
 
@@ -93,10 +96,13 @@ class CachingTransformer(TextClassificationModel):
         scores = await self.predictor.infer(self.name, texts, request_id)
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
         self._learn(scores)
+        if self.shadow is not None:
+            self.shadow.submit(texts, scores, request_id)  # in the background: this answer never waits for it
         await self.cache.set_many(
             {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
         )
-        return dict(zip(keys_and_texts, scores.probs))
+        # with the version that computed each row: the answer metrics count it under that version
+        return {key_and_text: (row, scores.model_version) for key_and_text, row in zip(keys_and_texts, scores.probs)}
 
     async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None) -> Scores:
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
@@ -105,19 +111,32 @@ class CachingTransformer(TextClassificationModel):
         keys = [cache_key(self.name, self.read_version, text) for text in distinct]
         cached = await self.cache.get_many(keys, len(info.labels))
         rows = {text: row for text, row in zip(distinct, cached) if row is not None}
+        versions = dict.fromkeys(rows, self.read_version)
         misses = [(key, text) for key, text, row in zip(keys, distinct, cached) if row is None]
         CACHE_LOOKUPS.labels(self.name, "hit").inc(len(rows))
         CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
         if misses:
             computed, coalesced = await self.coalescer.compute(misses, lambda todo: self._fetch(todo, request_id))
             COALESCED.labels(self.name).inc(coalesced)
-            rows.update({text: row for (_, text), row in computed.items()})
+            rows.update({text: row for (_, text), (row, _) in computed.items()})
+            versions.update({text: version for (_, text), (_, version) in computed.items()})
         width = len(self._info.labels)
         probs = np.stack([rows[text] for text in texts]) if texts else np.zeros((0, width), np.float32)
+        self._count_answers(texts, probs, versions)
         if response_headers is not None:
             response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
             response_headers["x-request-id"] = request_id
         return Scores(probs, self._info.labels, self.read_version)
+
+    def _count_answers(self, texts: Sequence[str], probs: np.ndarray, versions: dict[str, str]) -> None:
+        """What users received, per model version: cache hits under the version read, misses under the computing one."""
+        distinct_versions = set(versions.values())
+        if len(distinct_versions) <= 1:  # the usual case: one version for the whole request
+            answers.observe(self.name, distinct_versions.pop() if distinct_versions else "", self._info.labels, probs)
+            return
+        of_text = np.array([versions[text] for text in texts])
+        for version in distinct_versions:
+            answers.observe(self.name, version, self._info.labels, probs[of_text == version])
 
     def describe(self) -> dict:
         return {"cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state}}

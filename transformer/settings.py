@@ -29,6 +29,14 @@ class TransformerSettings(ServiceSettings):
     rate_limit_key: str = setting(
         "", "header (gRPC: metadata key) naming the client, e.g. `x-api-key`; requests without it are keyed by IP",
         shown="none: the client's IP")
+    shadow_predictor_host: str | None = setting(
+        None, "a candidate model's predictor (`host:port`, same protocol as `--predictor_protocol`) that also scores "
+              "`--shadow_percent` of the cache misses, for comparison only (see \"Rolling out a model\")",
+        shown="none (no shadow)")
+    shadow_percent: float = setting(100.0, "share of the texts sent to the predictor that are also sent to the shadow")
+    shadow_max_in_flight: int = setting(
+        8, "most shadow calls at once per worker; beyond it texts are not shadowed and are counted as `dropped`")
+    shadow_timeout_ms: float = setting(1000.0, "deadline of each shadow call (the user's answer never waits for it)")
 
     def predictor_config(self, use_ssl: bool, health_check: bool):
         """KServe's PredictorConfig: what the transformer's client and KServe's health check both read."""
@@ -40,4 +48,16 @@ class TransformerSettings(ServiceSettings):
             predictor_use_ssl=use_ssl,
             predictor_request_timeout_seconds=self.predictor_request_timeout_seconds,
             predictor_health_check=health_check,
+        )
+
+    def shadow_config(self, use_ssl: bool):
+        """The shadow predictor's PredictorConfig: the same protocol, its own host and (short) deadline."""
+        from kserve.predictor_config import PredictorConfig
+
+        return PredictorConfig(
+            predictor_host=self.shadow_predictor_host,
+            predictor_protocol=self.predictor_protocol,
+            predictor_use_ssl=use_ssl,
+            predictor_request_timeout_seconds=self.shadow_timeout_ms / 1000,
+            predictor_health_check=False,
         )

@@ -71,6 +71,10 @@ def test_external_redis_has_no_redis_workload():
         (["models.sentiment.canary.trafficPercent=150"], "maximum"),
         (["redis.enabled=false"], "set redis.external.url or redis.existingSecret"),
         (["models.sentiment.canary.enabled=true"], "set image and modelVersion"),
+        (["models.sentiment.shadow.enabled=true"], "set image and modelVersion to shadow-score"),
+        (["models.sentiment.shadow.enabled=true", "models.sentiment.shadow.image=p:2",
+          "models.sentiment.shadow.modelVersion=sentiment-0.1.0"], "shadow.modelVersion must differ"),
+        (["models.sentiment.shadow.percent=101"], "maximum"),
         (["models.sentiment.enabled=false", "models.emotion.enabled=false"], "enable at least one model"),
         (["predictor.minReplicas=5"], "minReplicas must not exceed maxReplicas"),
     ],
@@ -116,3 +120,25 @@ def test_notes_say_how_to_call_every_model():
         assert f"http://text.example.com/{name}/v1/models/{name}:predict" in notes
         assert f"http://{name}.text.svc.cluster.local/v2/models/{name}/infer" in notes
     assert "canary sentiment-0.2.0 at 10%" in notes and "helm test demo -n text" in notes
+
+
+def test_a_shadow_is_a_predictor_only_inference_service_the_transformer_scores_on():
+    objects = render(CHART / "ci" / "shadow-values.yaml")
+    isvcs = {o["metadata"]["name"]: o for o in by_kind(objects, "InferenceService")}
+    shadow = isvcs["sentiment-shadow"]["spec"]
+    assert set(shadow) == {"predictor"} and shadow["predictor"]["minReplicas"] == 0  # scale-to-zero, no transformer
+    args = shadow["predictor"]["containers"][0]["args"]
+    assert "--model_name=sentiment" in args and "--model_version=sentiment-0.2.0" in args  # answers the same route
+    assert shadow["predictor"]["containers"][0]["image"].endswith("/predictor:sentiment-0.2.0")
+    assert "canaryTrafficPercent" not in shadow["predictor"]
+    env = {e["name"]: e.get("value") for e in isvcs["sentiment"]["spec"]["transformer"]["containers"][0]["env"]}
+    assert env["SHADOW_PREDICTOR_HOST"] == "sentiment-shadow-predictor.text.svc.cluster.local:80"
+    assert env["SHADOW_PERCENT"] == "50" and env["SHADOW_MAX_IN_FLIGHT"] == "8" and env["SHADOW_TIMEOUT_MS"] == "1000"
+    assert "SHADOW_PREDICTOR_HOST" not in {e["name"] for e in isvcs["emotion"]["spec"]["transformer"]["containers"][0]["env"]}
+    policies = {p["spec"]["selector"]["matchLabels"]["serving.kserve.io/inferenceservice"]
+                for p in by_kind(objects, "AuthorizationPolicy")}
+    assert policies == {"sentiment", "sentiment-shadow", "emotion"}
+    monitored = render(CHART / "ci" / "shadow-values.yaml", "monitoring.podMonitor.enabled=true")
+    (monitor,) = by_kind(monitored, "PodMonitor")
+    selected = {e["key"]: e["values"] for e in monitor["spec"]["selector"]["matchExpressions"]}
+    assert "sentiment-shadow" in selected["serving.kserve.io/inferenceservice"]

@@ -74,3 +74,20 @@ def test_the_canary_is_the_base_with_a_new_model_and_ten_percent():
     pinned = canary["spec"]["transformer"]["containers"][0]["env"].pop()
     assert pinned == {"name": "CACHE_MODEL_VERSION", "value": "sentiment-0.1.0"}  # reads stay on the primary
     assert canary == base
+
+
+SHADOW_FILES = sorted((ISVC_DIR / "shadow").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHADOW_FILES, ids=[p.name for p in SHADOW_FILES])
+def test_the_shadow_alternatives_validate_against_their_crds(path):
+    validate(load(path))
+
+
+def test_the_shadow_is_predictor_only_and_the_mirror_mirrors_a_share():
+    shadow = load(ISVC_DIR / "shadow" / "sentiment-shadow.yaml")
+    assert set(shadow["spec"]) == {"predictor"} and shadow["spec"]["predictor"]["minReplicas"] == 0
+    assert "--model_name=sentiment" in shadow["spec"]["predictor"]["containers"][0]["args"]
+    (route,) = load(ISVC_DIR / "shadow" / "istio-mirror.yaml")["spec"]["http"]
+    assert route["mirror"]["host"].startswith("sentiment-shadow-predictor-")
+    assert 0 < route["mirrorPercentage"]["value"] <= 100

@@ -50,7 +50,8 @@ def test_the_dashboard_loads_and_every_panel_has_a_query():
     assert len({p["id"] for p in board["panels"]}) == len(board["panels"])
     titles = " | ".join(p["title"] for p in panels).lower()
     for what in ("request rate", "p50 / p95 / p99", "error ratio", "cache hit ratio", "batch size", "replicas",
-                 "by revision", "queue", "tokens per text", "by backend", "error_type"):
+                 "by revision", "queue", "tokens per text", "by backend", "error_type", "top-label share",
+                 "confidence", "shadow agreement"):
         assert what in titles, what
 
 
@@ -74,7 +75,7 @@ def test_every_query_names_its_metrics_with_braces():
 def test_promtool_accepts_the_rendered_rules(tmp_path):
     rules = rendered_rules(tmp_path)
     done = subprocess.run([promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False)
-    assert done.returncode == 0 and "SUCCESS: 5 rules found" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "SUCCESS: 6 rules found" in done.stdout, done.stdout + done.stderr
 
 
 def test_the_alerts_fire_when_they_should(tmp_path):
@@ -108,7 +109,7 @@ def test_monitoring_objects_render_as_configured():
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
     assert set(alerts) == {"TextClassifierLatencyP99High", "TextClassifierErrorRatioHigh",
                            "TextClassifierCacheHitRatioLow", "TextClassifierCacheCircuitOpen",
-                           "TextClassifierPredictorQueueSaturated"}
+                           "TextClassifierPredictorQueueSaturated", "TextClassifierLabelSharesMoved"}
     assert "< 0.7" in alerts["TextClassifierCacheHitRatioLow"]["expr"]  # the configured floor
     assert alerts["TextClassifierLatencyP99High"]["for"] == "5m" and "> 0.2" in alerts[
         "TextClassifierLatencyP99High"]["expr"]

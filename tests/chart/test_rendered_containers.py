@@ -7,6 +7,8 @@ the Redis Secret's URL a local redis-server, KServe's injected ``--predictor_hos
 the local predictor, and ports free local ones (appended, so they win).
 """
 
+import time
+
 import pytest
 
 from tests.chart.helm import CHART, by_kind, render
@@ -57,4 +59,45 @@ def test_rendered_containers_serve_a_request(values, tiny_model_dir, tmp_path, m
             transformer.stop()
     finally:
         predictor.stop()
+        redis.stop()
+
+
+def test_rendered_shadow_is_scored_by_the_rendered_transformer(tiny_model_dir, tmp_path, monkeypatch):
+    """ci/shadow-values.yaml: the shadow InferenceService's predictor and the transformer wired to it, as processes."""
+    from tests.integration.servers import metric
+
+    isvcs = {o["metadata"]["name"]: o for o in by_kind(render(CHART / "ci" / "shadow-values.yaml"), "InferenceService")}
+    started = []
+    redis = RedisProcess(tmp_path / "redis.log").start()
+    try:
+        hosts = {}
+        for name in ("sentiment", "sentiment-shadow"):
+            args = [a.replace("/opt/model", str(tiny_model_dir)) for a in container(isvcs[name], "predictor")["args"]]
+            started.append(ServerProcess("predictor", args, tmp_path / f"{name}.log").start())
+            hosts[name] = f"127.0.0.1:{started[-1].http_port}"
+        spec = container(isvcs["sentiment"], "transformer")
+        for item in spec["env"]:
+            value = redis.url if "valueFrom" in item else item["value"]
+            if item["name"] == "SHADOW_PREDICTOR_HOST":  # the cluster's service name: here, the local shadow
+                assert value == "sentiment-shadow-predictor.text.svc.cluster.local:80"
+                value = hosts["sentiment-shadow"]
+            monkeypatch.setenv(item["name"], value)
+        transformer = ServerProcess("transformer", [*spec["args"], f"--predictor_host={hosts['sentiment']}"],
+                                    tmp_path / "transformer.log")
+        started.append(transformer.start())
+        for i in range(20):
+            response = HTTP.post(f"{transformer.url}/v1/models/sentiment:predict",
+                                 json={"instances": [f"shadowed text {i}"]}, timeout=30)
+            assert response.status_code == 200, response.text
+        versions = {"model_name": "sentiment", "primary_version": "sentiment-0.1.0", "shadow_version": "sentiment-0.2.0"}
+        deadline = time.monotonic() + 10  # shadow calls finish after the answers
+        while metric(transformer.url, "transformer_shadow_compared_texts_total", **versions) == 0:
+            assert time.monotonic() < deadline, transformer.log()[-2000:]
+            time.sleep(0.2)
+        # the same weights under two versions: whatever percent sampled, every compared text agrees
+        compared = metric(transformer.url, "transformer_shadow_compared_texts_total", **versions)
+        assert metric(transformer.url, "transformer_shadow_agreed_texts_total", **versions) == compared
+    finally:
+        for server in reversed(started):
+            server.stop()
         redis.stop()

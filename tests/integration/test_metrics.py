@@ -157,12 +157,26 @@ def test_access_log_is_one_json_line_per_request_without_the_text(transformer):
     assert len(access_lines_where(transformer, lambda line: line["request_id"] == generated)) == 1
 
 
-def test_every_metric_the_dashboard_and_the_alerts_use_is_exported(transformer, predictor):
+def test_every_metric_the_dashboard_and_the_alerts_use_is_exported(transformer, predictor, redis, tmp_path):
     texts = [f"dashboard {uuid.uuid4().hex}", "a hot text"]
     for _ in range(3):
         assert HTTP.post(f"{transformer.url}{V1}", json={"instances": texts}, timeout=30).status_code == 200
     HTTP.post(f"{transformer.url}{V1}", json={"instances": [None]}, timeout=10)
     exported = sample_names(transformer.url) | sample_names(predictor.url)
+    # the shadow-scoring metrics: a transformer shadowing onto the same predictor
+    shadowing = ServerProcess("transformer", [
+        "--model_name", "sentiment", "--predictor_host", f"127.0.0.1:{predictor.http_port}", "--redis_url", redis.url,
+        "--shadow_predictor_host", f"127.0.0.1:{predictor.http_port}"], tmp_path / "shadowing.log").start()
+    try:
+        body = {"instances": [f"shadowed {uuid.uuid4().hex}"]}
+        assert httpx.post(f"{shadowing.url}{V1}", json=body, timeout=30).status_code == 200
+        deadline = time.monotonic() + 10  # the shadow call finishes after the answer
+        while metric(shadowing.url, "transformer_shadow_texts_total", outcome="compared") < 1:
+            assert time.monotonic() < deadline, shadowing.log()[-2000:]
+            time.sleep(0.1)
+        exported |= sample_names(shadowing.url)
+    finally:
+        shadowing.stop()
     used = dashboard_metric_names() | rule_metric_names()
     assert len(used) >= 10  # the parsing found the queries
     assert used - exported == set(), f"used but not exported; exported: {sorted(exported)}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("contract", "runtime", "predictor", "transformer", "bench", "load")
+PACKAGES = ("contract", "runtime", "predictor", "transformer", "rollout", "bench", "load")
 
 
 def module_name(path: Path) -> str:

@@ -39,6 +39,12 @@ at once, so a user fixes them in one round.
 {{- if and $model.enabled $model.canary.enabled (or (not $model.canary.image) (not $model.canary.modelVersion)) -}}
 {{- $messages = append $messages (printf "models.%s.canary: set image and modelVersion to roll out a canary" $name) -}}
 {{- end -}}
+{{- if and $model.enabled $model.shadow.enabled (or (not $model.shadow.image) (not $model.shadow.modelVersion)) -}}
+{{- $messages = append $messages (printf "models.%s.shadow: set image and modelVersion to shadow-score a candidate" $name) -}}
+{{- end -}}
+{{- if and $model.enabled $model.shadow.enabled (eq $model.shadow.modelVersion $model.modelVersion) -}}
+{{- $messages = append $messages (printf "models.%s.shadow.modelVersion must differ from modelVersion, or the comparisons cannot tell the models apart" $name) -}}
+{{- end -}}
 {{- if and $model.enabled $model.canary.enabled (eq $model.canary.modelVersion $model.modelVersion) -}}
 {{- $messages = append $messages (printf "models.%s.canary.modelVersion must differ from modelVersion, or the cache mixes both models" $name) -}}
 {{- end -}}
@@ -63,11 +69,83 @@ at once, so a user fixes them in one round.
 {{- end -}}
 {{- end -}}
 
-{{/* The enabled models' names, comma-separated (one InferenceService each). */}}
+{{/* The InferenceServices of the enabled models, comma-separated: one each, and <name>-shadow where shadowed. */}}
 {{- define "tc.enabledModels" -}}
 {{- $names := list -}}
 {{- range $name, $model := .Values.models -}}
 {{- if $model.enabled -}}{{- $names = append $names $name -}}{{- end -}}
+{{- if and $model.enabled $model.shadow.enabled -}}{{- $names = append $names (printf "%s-shadow" $name) -}}{{- end -}}
 {{- end -}}
 {{- join ", " $names -}}
+{{- end -}}
+
+{{/*
+The predictor component of the shadow InferenceService (templates/inferenceservices.yaml
+writes the primary's inline, with the comments copied into inferenceservices/). dict: root, name (the model name served), image, version,
+storageUri, minReplicas, canary (bool) and canaryPercent.
+*/}}
+{{- define "tc.predictor" -}}
+{{- $root := .root -}}
+predictor:
+  minReplicas: {{ .minReplicas }}
+  maxReplicas: {{ $root.Values.predictor.maxReplicas }}
+  scaleMetric: concurrency
+  scaleTarget: {{ $root.Values.predictor.scaleTarget }}
+  containerConcurrency: {{ $root.Values.predictor.containerConcurrency }}
+  timeout: {{ $root.Values.predictor.timeout }}
+  {{- if .canary }}
+  canaryTrafficPercent: {{ .canaryPercent }}
+  {{- end }}
+  {{- with $root.Values.image.pullSecrets }}
+  imagePullSecrets:
+    {{- range . }}
+    - name: {{ . }}
+    {{- end }}
+  {{- end }}
+  annotations:
+    prometheus.io/scrape: "true"
+    prometheus.io/port: "8080"
+    prometheus.io/path: /metrics
+  containers:
+    - name: kserve-container
+      image: {{ include "tc.image" (dict "root" $root "image" .image) }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args:
+        - --model_name={{ .name }}
+        - --model_dir={{ ternary "/mnt/models" "/opt/model" (not (empty .storageUri)) }}
+        - --model_version={{ .version }}
+        - --http_port=8080
+        - --grpc_port=8081
+        - --workers=1
+        - --request_timeout_s={{ $root.Values.predictor.requestTimeoutSeconds }}
+        - --max_batch_size={{ $root.Values.predictor.maxBatchSize }}
+        - --backend={{ $root.Values.predictor.backend }}
+        - --threads={{ $root.Values.predictor.threads }}
+      env:
+        - name: SHUTDOWN_DRAIN_S  # readiness flips first on SIGTERM; in-flight requests complete (runtime/shutdown.py)
+          value: {{ $root.Values.predictor.drainSeconds | quote }}
+        {{- if .storageUri }}
+        - name: STORAGE_URI  # KServe's storage initializer downloads it into /mnt/models
+          value: {{ .storageUri | quote }}
+        {{- end }}
+      ports:
+        {{- if eq $root.Values.transformer.predictorProtocol "grpc-v2" }}
+        - {name: h2c, containerPort: 8081, protocol: TCP}  # Knative exposes one port: gRPC (HTTP/2 cleartext)
+        {{- else }}
+        - {name: http1, containerPort: 8080, protocol: TCP}
+        {{- end }}
+      resources:
+        {{- toYaml $root.Values.predictor.resources | nindent 8 }}
+      readinessProbe:
+        httpGet: {path: /v2/health/ready, port: 8080}
+      livenessProbe:
+        httpGet: {path: /v2/health/live, port: 8080}
+      securityContext:
+        runAsUser: 10001
+        {{- include "tc.containerSecurity" $root | nindent 8 }}
+      volumeMounts:
+        - {name: tmp, mountPath: /tmp}
+  volumes:
+    - name: tmp
+      emptyDir: {sizeLimit: 256Mi}
 {{- end -}}
