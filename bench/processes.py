@@ -72,12 +72,12 @@ class RedisProcess:
 class TimedServer:
     """``python -m <module> <args>``: started, timed from spawn to its ready URL answering 200, RSS sampled.
 
-    ``python`` and ``env`` run it elsewhere: a peer server from its own virtualenv (bench/peers.py).
+    ``python``, ``env`` and ``cwd`` run it elsewhere: a peer server from its own virtualenv (bench/peers).
     """
 
     def __init__(self, module: str, args: list[str], ready_path: str, log_path: Path, port: int,
-                 python: str = sys.executable, env: dict | None = None):
-        self.command = [python, "-m", module, *args]
+                 python: str = sys.executable, env: dict | None = None, cwd: Path = ROOT):
+        self.command, self.cwd = [python, "-m", module, *args], cwd
         self.env = {**os.environ, **SERVER_ENV} if env is None else env
         self.ready_path, self.log_path, self.port = ready_path, log_path, port
         self.process: subprocess.Popen | None = None
@@ -92,7 +92,7 @@ class TimedServer:
     def start(self, timeout_s: float = 180) -> TimedServer:
         with self.log_path.open("ab") as log:
             started = time.perf_counter()
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         with httpx.Client(timeout=0.5) as client:
             while time.perf_counter() - started < timeout_s:
                 if self.process.poll() is not None:

@@ -34,10 +34,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, TimedServer, free_port
 from bench.peers import PEERS
 from bench.peers.compare import compare
 from bench.peers.compare import markdown as peers_markdown
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, TimedServer, free_port
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
 
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"

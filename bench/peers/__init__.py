@@ -58,8 +58,10 @@ class Peer:
 
     def server(self, served: Path, work: Path, log: Path) -> TimedServer:
         port = free_port()
+        # Started inside what it serves: Infinity finds its ONNX file only by a path relative to
+        # --model-id (see _infinity_args), and MLServer reads settings.json from its cwd's repository.
         return TimedServer(self.module, self.args(served, port), self.ready_path, log, port, python=str(self.python),
-                           env=self.env(work))
+                           env=self.env(work), cwd=served)
 
 
 def install(venv: str) -> Path:
@@ -128,7 +130,7 @@ def prepare_mlserver(peer: Peer, model_dir: Path, work: Path) -> Path:
         # Adaptive batching (MLServer's docs: max_batch_size and max_batch_time in seconds).
         "max_batch_size": int(os.environ.get("MLSERVER_BENCH_BATCH", "16")), "max_batch_time": 0.002,
         "parameters": {"extra": {"task": "text-classification", "pretrained_model": str(model_dir),
-                                 "optimum_model": os.environ.get("MLSERVER_BENCH_OPTIMUM", "1") == "1"}},
+                                 "optimum_model": os.environ.get("MLSERVER_BENCH_OPTIMUM", "0") == "1"}},
     }
     (repo / "bench" / "model-settings.json").write_text(json.dumps(settings, indent=2))
     return repo
@@ -136,8 +138,12 @@ def prepare_mlserver(peer: Peer, model_dir: Path, work: Path) -> Path:
 
 def _infinity_args(engine: str) -> Callable[[Path, int], list[str]]:
     def args(served: Path, port: int) -> list[str]:
-        return ["v2", "--model-id", str(served), "--served-model-name", "bench", "--engine", engine, "--device", "cpu",
-                "--port", str(port), "--host", "127.0.0.1", "--no-model-warmup"]
+        # "--model-id ." from inside the model directory: with an absolute local path, Infinity
+        # 0.0.78 hands optimum-onnx the ONNX file's absolute path as its file_name, which
+        # optimum-onnx rejects ("Could not find any ONNX files with target file name /abs/...,
+        # only found: [model_quantized.onnx]"); relative to "." the two agree.
+        return ["v2", "--model-id", ".", "--served-model-name", "bench", "--engine", engine, "--device", "cpu",
+                "--port", str(port), "--host", "127.0.0.1"]
     return args
 
 
@@ -155,7 +161,7 @@ PEERS = {
                              "infinity_emb.cli", "/health", "/classify", "infinity"),
     "infinity-torch": Peer("infinity-torch", "infinity", "Infinity 0.0.78, torch engine (fp32)", prepare_plain,
                            _infinity_args("torch"), "infinity_emb.cli", "/health", "/classify", "infinity"),
-    "mlserver": Peer("mlserver", "mlserver", "MLServer 1.7.1 + mlserver-huggingface, optimum (ONNX Runtime) "
-                     "pipeline, adaptive batching", prepare_mlserver, _mlserver_args, "mlserver.cli.main",
+    "mlserver": Peer("mlserver", "mlserver", "MLServer 1.7.1 + mlserver-huggingface 1.7.1, transformers "
+                     "pipeline (PyTorch fp32), adaptive batching", prepare_mlserver, _mlserver_args, "mlserver.cli.main",
                      "/v2/health/ready", "/v2/models/bench/infer", "v2"),
 }
