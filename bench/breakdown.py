@@ -23,6 +23,7 @@ from bench.processes import ROOT
 from bench.run import bench_model, sentences
 from predictor.backends import BACKENDS
 from predictor.classifier import TextClassifier
+from predictor.files import resolve
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -63,7 +64,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
     model_dir = bench_model(args.cache)
-    classifier = TextClassifier(model_dir, backend=args.backend, threads=args.threads)
+    files = resolve(model_dir, "bench", args.cache, args.backend)
+    classifier = TextClassifier(files, max_length=512, max_batch_tokens=16384, threads=args.threads)
     texts = sentences()
     print(f"backend `{args.backend}`, {args.threads} threads, load {os.getloadavg()[0]:.1f}\n")
     print("| batch | tokenize + pad ms | model call ms | whole classify() ms | top operators (ms per call) |")
@@ -76,9 +78,8 @@ def main() -> None:
         call = _median_ms(lambda: classifier.backend(ids, mask), args.repeats)  # noqa: B023
         whole = _median_ms(lambda: classifier.classify(chunk), args.repeats)  # noqa: B023
         ops = ""
-        path = getattr(classifier.backend, "path", None)
-        if args.backend.startswith("onnx") and path is not None:
-            profile = ort_profile(path, ids, mask, args.threads, args.repeats)
+        if args.backend.startswith("onnx"):
+            profile = ort_profile(files.weights, ids, mask, args.threads, args.repeats)
             total = sum(profile.values())
             ops = ", ".join(f"{op} {ms:.2f} ({ms / total:.0%})" for op, ms in list(profile.items())[:6])
         print(f"| {batch} x {ids.shape[1]} tokens | {prep:.2f} | {call:.2f} | {whole:.2f} | {ops} |")

@@ -142,8 +142,12 @@ def _infinity_args(engine: str) -> Callable[[Path, int], list[str]]:
         # 0.0.78 hands optimum-onnx the ONNX file's absolute path as its file_name, which
         # optimum-onnx rejects ("Could not find any ONNX files with target file name /abs/...,
         # only found: [model_quantized.onnx]"); relative to "." the two agree.
+        # No warm-up for the optimum engine: its classifier runs the pipeline without truncation and
+        # Infinity's warm-up text is 514 tokens, past DistilBERT's 512 positions, so the start fails
+        # ("Non-zero status code returned while running Add node ... /distilbert/embeddings/Add").
+        warmup = ["--no-model-warmup"] if engine == "optimum" else []
         return ["v2", "--model-id", ".", "--served-model-name", "bench", "--engine", engine, "--device", "cpu",
-                "--port", str(port), "--host", "127.0.0.1"]
+                "--port", str(port), "--host", "127.0.0.1", *warmup]
     return args
 
 
