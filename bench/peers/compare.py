@@ -89,6 +89,7 @@ def compare(run, model_dir: Path, cache: Path, names: list[str], rounds: int = 1
             print(f"peers round {round_ + 1}: {name}", flush=True)
             try:
                 figures[name].append(measure(run, name, starter, path, payload, cold_starts))
+                print(f"  {name}: {figures[name][-1]}", flush=True)  # each server's figures as soon as they exist
             except Exception as exc:  # noqa: BLE001
                 failed[name] = f"{type(exc).__name__}: {str(exc)[-800:]}"
                 print(f"  {name}: FAILED: {failed[name]}", flush=True)
