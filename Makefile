@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers clean
+.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,11 @@ bench: setup
 # Only the peer table: ours beside each peer, alternating, same client and cases.
 bench-peers: setup
 	$(PY) -m bench.run --only_peers $(BENCH_ARGS)
+
+# inferenceservices/*.yaml are the chart's InferenceServices rendered with their why-comments: run after
+# editing charts/text-classifier/templates/inferenceservices.yaml (make test fails while they differ).
+inferenceservices: setup
+	$(PY) scripts/render_inferenceservices.py --helm $(VENV)/bin/helm
 
 clean:
 	rm -rf $(VENV) .cache

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.processes import ROOT, TimedServer, free_port
+from bench.processes import ROOT, ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 VENVS = ROOT / ".cache" / "peers"
@@ -56,12 +56,23 @@ class Peer:
                 "TOKENIZERS_PARALLELISM": "false", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-    def server(self, served: Path, work: Path, log: Path) -> TimedServer:
-        port = free_port()
+    def server(self, served: Path, work: Path, log: Path) -> ServerProcess:
         # Started inside what it serves: Infinity finds its ONNX file only by a path relative to
-        # --model-id (see _infinity_args), and MLServer reads settings.json from its cwd's repository.
-        return TimedServer(self.module, self.args(served, port), self.ready_path, log, port, python=str(self.python),
-                           env=self.env(work), cwd=served)
+        # --model-id (see _infinity_args), and MLServer reads settings.json from its repository.
+        return PeerProcess(self, served, work, log)
+
+
+class PeerProcess(ServerProcess):
+    """A peer from its own venv, in its own cwd and env, with its own port flags (not ours)."""
+
+    def __init__(self, peer: Peer, served: Path, work: Path, log: Path):
+        super().__init__(peer.module, [], log, ready_path=peer.ready_path, grpc=False, sample_rss=True)
+        self.peer, self.served = peer, served
+        self.cwd, self.env = served, peer.env(work)
+
+    @property
+    def command(self) -> list[str]:
+        return [str(self.peer.python), "-m", self.peer.module, *self.peer.args(self.served, self.http_port)]
 
 
 def install(venv: str) -> Path:

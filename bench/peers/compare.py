@@ -19,7 +19,7 @@ import httpx
 
 from bench.loadgen import PAYLOADS
 from bench.peers import PEERS, Peer, install
-from bench.processes import TimedServer
+from bench.processes import ServerProcess
 
 LABELS = ("NEGATIVE", "POSITIVE")  # the bench model's id2label (predictor.demo_model)
 PROBE = "a gripping, beautifully acted film"
@@ -36,7 +36,7 @@ def answer_kind(body: str) -> str:
     return "top label only" if named else "no label names"
 
 
-def measure(run, name: str, start: Callable[[], TimedServer], infer_path: str, payload: str,
+def measure(run, name: str, start: Callable[[], ServerProcess], infer_path: str, payload: str,
             cold_starts: int) -> dict:
     server = start()
     first_start = server.cold_start_s
@@ -61,12 +61,12 @@ def measure(run, name: str, start: Callable[[], TimedServer], infer_path: str, p
             "probe": probe.text[:300]}
 
 
-def _peer_starter(run, peer: Peer, model_dir: Path, cache: Path) -> tuple[Callable[[], TimedServer], Path]:
+def _peer_starter(run, peer: Peer, model_dir: Path, cache: Path) -> tuple[Callable[[], ServerProcess], Path]:
     install(peer.venv)
     work = cache / "peers" / peer.name
     work.mkdir(parents=True, exist_ok=True)
     served = peer.prepare(peer, model_dir, work)
-    return (lambda: peer.server(served, work, run.out / f"peer-{peer.name}.log").start(timeout_s=600)), served
+    return (lambda: peer.server(served, work, run.out / f"peer-{peer.name}.log").start(ready_timeout_s=600)), served
 
 
 def compare(run, model_dir: Path, cache: Path, names: list[str], rounds: int = 1, cold_starts: int = 3) -> dict:

@@ -26,8 +26,11 @@ def validation_set(name: str):
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("backend-cache")
+def cache_dir(session_cache):
+    """The session's: the adapters merged and exported here are the ones test_bundled_models serves."""
+    from predictor.layout import default_cache_dir
+
+    return default_cache_dir()
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,13 @@
 
 import json
 
-import httpx
 import pytest
 
 from predictor.data import read_labelled
 from predictor.evaluate import holdout_examples
 from predictor.layout import BUNDLED_DIR
 from tests.conftest import SHARED
-from tests.integration.servers import ServerProcess
+from tests.integration.servers import HTTP, ServerProcess
 
 pytestmark = [
     pytest.mark.integration,
@@ -30,9 +29,9 @@ def serve_bundled(tmp_path_factory):
     def start(name: str) -> ServerProcess:
         if name not in servers:
             tmp = tmp_path_factory.mktemp(name)
-            servers[name] = ServerProcess(
-                "predictor", ["--model_name", name, "--model_cache_dir", str(tmp / "cache")], tmp / "server.log"
-            ).start(ready_timeout_s=180)
+            # The session's model cache: the merge and the export are shared with test_backends.
+            servers[name] = ServerProcess("predictor", ["--model_name", name], tmp / "server.log").start(
+                ready_timeout_s=240)
         return servers[name]
 
     yield start
@@ -43,7 +42,7 @@ def serve_bundled(tmp_path_factory):
 def predict(server: ServerProcess, name: str, texts: list[str]) -> list[str]:
     labels = []
     for start in range(0, len(texts), 100):
-        response = httpx.post(f"{server.url}/v1/models/{name}:predict", json={"instances": texts[start : start + 100]},
+        response = HTTP.post(f"{server.url}/v1/models/{name}:predict", json={"instances": texts[start : start + 100]},
                               timeout=120)
         assert response.status_code == 200, response.text
         labels += [p["label"] for p in response.json()["predictions"]]
