@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BAKED  := $(patsubst %/weights.fp16.safetensors,%/onnx/REVISION,$(wildcard predictor/bundled/*/weights.fp16.safetensors))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench inferenceservices clean
+.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices clean
 
 setup: $(STAMP) $(BAKED)
 
@@ -51,9 +51,15 @@ soak: setup
 load: setup
 	$(PY) load/run.py --host http://127.0.0.1:$${HTTP_PORT:-8080} --grpc-host 127.0.0.1:$${GRPC_PORT:-8081} $(LOAD_ARGS)
 
-# Ours against the reference design, side by side (~10 min; see BENCHMARKS.md). BENCH_ARGS: python -m bench.run --help.
+# Ours against the reference design and the peer servers (Infinity, MLServer), side by side (~25 min, plus
+# each peer's one-off install into .cache/peers; see BENCHMARKS.md). BENCH_ARGS: python -m bench.run --help
+# (--peers '' skips the peers).
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Only the peer table: ours beside each peer, alternating, same client and cases.
+bench-peers: setup
+	$(PY) -m bench.run --only_peers $(BENCH_ARGS)
 
 # inferenceservices/*.yaml are the chart's InferenceServices rendered with their why-comments: run after
 # editing charts/text-classifier/templates/inferenceservices.yaml (make test fails while they differ).

@@ -42,9 +42,18 @@ class Texts:
         return self.cold[self.next_cold - 1]
 
 
-async def _send(session: aiohttp.ClientSession, url: str, text: str, timeout_s: float) -> int:
+# One text per request, in the body each server's own clients send (the peers in bench/peers.py
+# speak Infinity's /classify and the Open Inference Protocol's V2 infer).
+PAYLOADS = {
+    "instances": lambda text, model: {"instances": [text]},  # KServe V1 (ours, the baseline)
+    "infinity": lambda text, model: {"input": [text], "model": model, "raw_scores": False},
+    "v2": lambda text, model: {"inputs": [{"name": "args", "shape": [1], "datatype": "BYTES", "data": [text]}]},
+}
+
+
+async def _send(session: aiohttp.ClientSession, url: str, body: dict, timeout_s: float) -> int:
     try:
-        async with session.post(url, json={"instances": [text]}, timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
+        async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
             await r.read()
             return r.status
     except (aiohttp.ClientError, TimeoutError):
@@ -58,7 +67,8 @@ async def run(args, texts: Texts) -> dict:
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(due: float) -> None:
-            status = await _send(session, args.url, texts.next(), args.timeout_s)
+            body = PAYLOADS[args.payload](texts.next(), args.model)
+            status = await _send(session, args.url, body, args.timeout_s)
             latencies.append(time.perf_counter() - due)
             statuses[status] = statuses.get(status, 0) + 1
 
@@ -93,7 +103,10 @@ async def run(args, texts: Texts) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", required=True, help="POST endpoint taking {'instances': [text]}")
+    parser.add_argument("--url", required=True, help="POST endpoint taking one text in --payload's shape")
+    parser.add_argument("--payload", choices=sorted(PAYLOADS), default="instances",
+                        help="request body: KServe V1 instances, Infinity's /classify, or V2 infer with BYTES")
+    parser.add_argument("--model", default="bench", help="model name, for payloads that carry one")
     parser.add_argument("--texts", type=Path, required=True, help="distinct texts, one per line")
     parser.add_argument("--hot", type=Path, default=None, help="the hot set, one per line")
     parser.add_argument("--cache_rate", type=float, default=0.0)

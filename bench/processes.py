@@ -170,6 +170,8 @@ class ServerProcess:
         self.module, self.args, self.log_path = module, list(args), log_path
         self.root = root  # the checkout whose code runs (bench/ab.py runs two)
         self.ready_path, self.grpc, self.sample_rss = ready_path, grpc, sample_rss
+        # The checkout's code runs from its own root; a peer (bench/peers) replaces both with its own.
+        self.cwd, self.env = root, {**os.environ, **SERVER_ENV, "PYTHONPATH": str(root)}
         self._pick_ports()
         self.process: subprocess.Popen | None = None
         self.cold_start_s = float("nan")
@@ -220,9 +222,7 @@ class ServerProcess:
         client = _probe_client()  # made before the spawn: not part of the cold start
         with self.log_path.open("ab") as log:
             started = time.perf_counter()
-            self.process = subprocess.Popen(self.command, cwd=self.root,
-                                            env={**os.environ, **SERVER_ENV, "PYTHONPATH": str(self.root)}, stdout=log,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         http_ready = False
         while time.perf_counter() - started < ready_timeout_s:
             if self.process.poll() is not None:

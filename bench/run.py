@@ -34,6 +34,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.peers import PEERS
+from bench.peers.compare import compare
+from bench.peers.compare import markdown as peers_markdown
 from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
 
@@ -297,15 +300,21 @@ def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "os": platform.platform(),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "load": " ".join(f"{x:.1f}" for x in os.getloadavg())}  # a shared machine: say how busy it was
 
 
 def markdown(results: dict) -> str:
-    m, c = results["machine"], results["cases"]
+    m = results["machine"]
+    if "cases" not in results:  # --only_peers
+        return "\n".join([f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}; {m['date']}, load {m['load']}. "
+                          f"Command: `{results['command']}`.", *peers_markdown(results["peers"])]) + "\n"
+    c = results["cases"]
     u, f, r, s, rss = (c["uncached_throughput"], c["fixed_rate"], c["reference_mix"], c["cold_start"],
                        c["peak_rss"])
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}; {m['date']}. Command: `{results['command']}`.",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}; {m['date']}, load {m.get('load')}. "
+        f"Command: `{results['command']}`.",
         f"Backend `{results['backend']}`, {results['threads']} threads for both; {results['duration_s']:g} s per "
         "measurement. Client, transformer, Redis, predictor and baseline all share these cores.",
         "",
@@ -345,6 +354,8 @@ def markdown(results: dict) -> str:
                   f"{a['ceiling_texts_per_s_fp32']} and {a['ceiling_texts_per_s_int8']} texts/s. The predictor's "
                   f"{u['predictor_only_rps']} texts/s are {a['achieved_gflops']} GOP/s of model arithmetic, "
                   f"{a['fraction_of_int8_peak']} of the int8 peak."]
+    if results.get("peers"):
+        lines += peers_markdown(results["peers"])
     return "\n".join(lines) + "\n"
 
 
@@ -358,6 +369,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="inference threads, the same for both")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="backends for the table ('' for none)")
     parser.add_argument("--sweep", default="1,2,4,8,16,32", help="in-flight levels for the concurrency sweep")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help="peer servers beside ours, each in its own venv under .cache/peers ('' for none)")
+    parser.add_argument("--peer_rounds", type=int, default=1, help="times each server of the peer table is measured")
+    parser.add_argument("--only_peers", action="store_true", help="only the peer table (make bench-peers)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -366,13 +381,18 @@ def main() -> None:
     try:
         results = {"machine": machine(), "command": "python -m bench.run " + " ".join(sys.argv[1:]),
                    "backend": DEFAULT_BACKEND, "threads": args.threads, "duration_s": args.duration_s}
-        print("case 4: cold start", flush=True)
-        cold = cold_starts(run, model_dir, args.cold_starts)
-        results["cases"] = side_by_side(run, model_dir) | {"cold_start": cold}
-        results["concurrency_sweep"] = concurrency_sweep(run, model_dir, [int(x) for x in args.sweep.split(",") if x])
-        results["backends"] = backend_table(run, model_dir, [b for b in args.backends.split(",") if b])
-        results["arithmetic_limit"] = arithmetic_limit(
-            model_dir, run.texts, results["cases"]["uncached_throughput"]["predictor_only_rps"])
+        if not args.only_peers:
+            print("case 4: cold start", flush=True)
+            cold = cold_starts(run, model_dir, args.cold_starts)
+            results["cases"] = side_by_side(run, model_dir) | {"cold_start": cold}
+            results["concurrency_sweep"] = concurrency_sweep(run, model_dir,
+                                                             [int(x) for x in args.sweep.split(",") if x])
+            results["backends"] = backend_table(run, model_dir, [b for b in args.backends.split(",") if b])
+            results["arithmetic_limit"] = arithmetic_limit(
+                model_dir, run.texts, results["cases"]["uncached_throughput"]["predictor_only_rps"])
+        if peers := [name for name in args.peers.split(",") if name]:
+            print(f"peers: {', '.join(peers)}", flush=True)
+            results["peers"] = compare(run, model_dir, args.cache, peers, args.peer_rounds, max(1, args.cold_starts))
     finally:
         run.redis.stop()
     (args.out / "results.json").write_text(json.dumps(results, indent=2))

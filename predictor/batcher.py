@@ -1,7 +1,8 @@
 """Dynamic batching for every protocol: concurrent requests share one model call.
 
 Requests put their texts on one FIFO queue. A single loop takes up to
-``max_batch_size`` texts, waiting at most ``max_delay_s`` for the batch to fill, and
+``max_batch_size`` texts, waiting at most ``max_delay_s`` for the batch to fill (and
+not at all when the last batch was a single text: nobody else is coming), and
 runs the model on a dedicated thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
 across batches; a request past its deadline is answered 504 at once and its texts
@@ -50,6 +51,7 @@ class DynamicBatcher:
         self.max_queue_texts = max_queue_texts
         self._queue: deque[_Pending] = deque()
         self.queued_texts = 0
+        self._last_batch_texts = 1  # texts in the last batch run: how many to wait for next time
         # Created on first use, in the serving process and loop (KServe may fork workers).
         self._executor: ThreadPoolExecutor | None = None
         self._arrived: asyncio.Event | None = None
@@ -114,9 +116,14 @@ class DynamicBatcher:
         while not self._queue:
             self._arrived.clear()
             await self._arrived.wait()
+        # Wait for company only when company is coming: the batch that just finished
+        # predicts the next one (its closed-loop clients come back). A lone client, or a
+        # trickle of requests, goes straight to an idle model instead of sitting out the
+        # delay; under load the target grows with the batches that form while the model runs.
+        target = min(self.max_batch_size, self._last_batch_texts)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_delay_s
-        while self.queued_texts < self.max_batch_size and (remaining := deadline - loop.time()) > 0:
+        while self.queued_texts < target and (remaining := deadline - loop.time()) > 0:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
@@ -132,6 +139,7 @@ class DynamicBatcher:
             if not batch:
                 continue
             texts = [text for pending, start, end in batch for text in pending.texts[start:end]]
+            self._last_batch_texts = len(texts)
             metrics.observe_batch(len(texts))
             try:
                 probs = await loop.run_in_executor(self._executor, self._infer, texts)

@@ -113,3 +113,21 @@ async def test_empty_request_skips_the_model():
     batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=32, max_delay_s=0.002, max_queue_texts=10_000)
     assert (await batcher.submit([], timeout_s=1)).shape == (0, 2)
     assert infer.calls == []
+
+
+async def test_a_lone_request_does_not_wait_out_the_delay():
+    batcher = DynamicBatcher(Recorder(), num_outputs=2, max_batch_size=32, max_delay_s=5.0, max_queue_texts=10_000)
+    started = time.perf_counter()
+    await batcher.submit(["alone"], timeout_s=10)
+    assert time.perf_counter() - started < 2.5  # the model was idle and nobody else was coming: no 5 s wait
+
+
+async def test_after_a_full_batch_the_next_one_waits_for_company():
+    infer = Recorder()
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=32, max_delay_s=1.5, max_queue_texts=10_000)
+    await batcher.submit(["a", "b", "c", "d"], timeout_s=10)  # a batch of 4: four clients are about
+    first = asyncio.create_task(batcher.submit(["e"], timeout_s=10))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(batcher.submit(["f"], timeout_s=10))
+    await asyncio.gather(first, second)
+    assert infer.calls[-1] == ["e", "f"]  # "e" waited (up to 1.5 s) and "f" joined it
