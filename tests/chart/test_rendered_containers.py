@@ -82,7 +82,11 @@ def test_rendered_shadow_is_scored_by_the_rendered_transformer(tiny_model_dir, t
                 assert value == "sentiment-shadow-predictor.text.svc.cluster.local:80"
                 value = hosts["sentiment-shadow"]
             monkeypatch.setenv(item["name"], value)
-        transformer = ServerProcess("transformer", [*spec["args"], f"--predictor_host={hosts['sentiment']}"],
+        # The rendered shadow timeout and cache deadline are a cluster's; a loaded CI machine can miss them and
+        # drop every shadow call, so the tests' are appended (the last flag wins, like the ports).
+        transformer = ServerProcess("transformer", [*spec["args"], f"--predictor_host={hosts['sentiment']}",
+                                                    "--shadow_timeout_ms=10000",
+                                                    f"--cache_timeout_ms={TEST_CACHE_TIMEOUT_MS}"],
                                     tmp_path / "transformer.log")
         started.append(transformer.start())
         for i in range(20):
@@ -90,7 +94,7 @@ def test_rendered_shadow_is_scored_by_the_rendered_transformer(tiny_model_dir, t
                                  json={"instances": [f"shadowed text {i}"]}, timeout=30)
             assert response.status_code == 200, response.text
         versions = {"model_name": "sentiment", "primary_version": "sentiment-0.1.0", "shadow_version": "sentiment-0.2.0"}
-        deadline = time.monotonic() + 10  # shadow calls finish after the answers
+        deadline = time.monotonic() + 60  # shadow calls finish after the answers (slowly on a loaded machine)
         while metric(transformer.url, "transformer_shadow_compared_texts_total", **versions) == 0:
             assert time.monotonic() < deadline, transformer.log()[-2000:]
             time.sleep(0.2)
