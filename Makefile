@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench clean
+.PHONY: setup serve test test-unit test-integration chaos soak load bench images test-images bench-images clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,22 @@ load: setup
 # Ours against the reference design, side by side (~10 min; see BENCHMARKS.md). BENCH_ARGS: python -m bench.run --help.
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Container images with docker or podman, air-gapped by default (README, "Images"): the base from
+# Debian packages, the wheels from wheelhouse/, no network in any build step. MODEL_SRC=dir adds
+# a predictor for that model; OFFLINE=0 PYTHON_IMAGE=python:3.11.7-slim-bookworm uses Docker Hub and PyPI.
+images:
+	bash scripts/images.sh
+
+# The images run as the chart runs them (tests/images/); installs podman and runc when no engine is present.
+test-images: setup
+	bash scripts/install-engine.sh
+	if bash scripts/engine.sh --name >/dev/null; then bash scripts/images.sh; fi
+	$(PY) -m pytest -q -p no:cacheprovider tests/images
+
+# Cold start, peak RSS and the scale-from-zero chains of the images (BENCHMARKS.md, "Scale from zero").
+bench-images: setup
+	$(PY) -m tests.images.coldstart $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache

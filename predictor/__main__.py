@@ -58,14 +58,14 @@ def main(argv: list[str] | None = None) -> None:
     multiproc.enable()
     from contract.flags import configure_logging, limits_from
     from contract.server import serve
-    from predictor.bundle import resolve_model_dir
+    from predictor.bundle import NotServable, resolve_model_dir
     from predictor.model import PredictorOptions, TextClassifierModel
 
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format, args.access_log)
     try:
         model_dir = resolve_model_dir(args.model_dir, args.model_name, args.model_cache_dir)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotServable) as exc:
         sys.exit(f"predictor: {exc}")
     options = PredictorOptions(
         model_dir=model_dir,
@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> None:
         limits=limits_from(args),
     )
     model = TextClassifierModel(args.model_name, options)
-    model.load()
+    try:
+        model.load()
+    except NotServable as exc:  # e.g. an unbaked storageUri model in the image without torch: say how to bake it
+        sys.exit(f"predictor: {exc}")
     serve(model, args)
 
 if __name__ == "__main__":

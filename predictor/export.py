@@ -95,6 +95,9 @@ def onnx_artifact(model_dir: Path, backend: str, cache_dir: Path | None = None) 
 
     cached_dir = (cache_dir or default_cache_dir()) / f"onnx-{Path(model_dir).name}-{model_revision(Path(model_dir))}"
     if not (cached_dir / ONNX_FILES[backend]).is_file():
+        from predictor.bundle import require_torch
+
+        require_torch(Path(model_dir), f"has no baked ONNX graph ({ONNX_DIR}/{ONNX_FILES[backend]}) to export")
         logger.warning("No ONNX graph baked in %s: exporting now (bake it at build time: python -m predictor.bundle)",
                        model_dir)
         export_onnx(Path(model_dir), cached_dir)
