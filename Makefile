@@ -63,7 +63,7 @@ test-images: setup
 
 # Cold start, peak RSS and the scale-from-zero chains of the images (BENCHMARKS.md, "Scale from zero").
 bench-images: setup
-	$(PY) -m tests.images.coldstart $(BENCH_ARGS)
+	$(PY) -m bench.coldstart $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from bench.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ["bash", str(ROOT / "scripts" / "engine.sh")]
 REGISTRY = "localhost/kserve-text-classifier"
@@ -58,7 +60,7 @@ def rendered(*sets: str, values: Path | None = None) -> dict[str, dict]:
 
 def _engine_memory(quantity: str) -> str:
     number, unit = re.fullmatch(r"(\d+)(Ki|Mi|Gi)?", str(quantity)).groups()
-    return f"{number}{{'Ki': 'k', 'Mi': 'm', 'Gi': 'g', None: 'b'}[unit]}"
+    return number + {"Ki": "k", "Mi": "m", "Gi": "g", None: "b"}[unit]
 
 
 def _engine_cpus(quantity: str) -> str:
@@ -178,3 +180,24 @@ class Container:
 
     def remove(self) -> None:
         engine("rm", "-f", "-t", "0", self.name, check=False, timeout=60)
+
+
+def predictor_container(component: dict, *extra: str, container: str | None = None, **kwargs) -> Container:
+    """The rendered predictor container on free ports (appended: they win over the chart's 8080/8081)."""
+    http_port, grpc_port = free_port(), free_port()
+    run = Container(Spec.of(component, container), [*extra, f"--http_port={http_port}", f"--grpc_port={grpc_port}"],
+                    http_port=http_port, prefix="tc-predictor", **kwargs)
+    run.grpc_port = grpc_port
+    return run
+
+
+def transformer_container(component: dict, redis_url: str, predictor_host: str, *extra: str,
+                          container: str | None = None) -> Container:
+    """The rendered transformer container; its Redis Secret's URL and KServe's --predictor_host substituted."""
+    spec = Spec.of(component, container)
+    http_port, grpc_port = free_port(), free_port()
+    run = Container(spec, [f"--predictor_host={predictor_host}", *extra, f"--http_port={http_port}",
+                           f"--grpc_port={grpc_port}"],
+                    env={name: redis_url for name in spec.secret_env}, http_port=http_port, prefix="tc-transformer")
+    run.grpc_port = grpc_port
+    return run

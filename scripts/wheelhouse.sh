@@ -40,10 +40,13 @@ download --no-index -c requirements.lock torch==2.13.0 "${requirements[@]}" 2>/d
 # The image's own interpreter, offline: anything it still lacks is a marker the host's pip skipped.
 for _ in 1 2 3 4 5; do
   report=$(scripts/engine.sh run --rm --network none -v "$PWD:/src:ro" -w /src "$image" sh -c '
-      python -m venv /tmp/venv && /tmp/venv/bin/pip install --quiet --disable-pip-version-check --dry-run \
+      python -m venv /tmp/venv && /tmp/venv/bin/pip install --disable-pip-version-check --dry-run \
         --no-index --find-links /src/wheelhouse -c requirements.lock torch==2.13.0 '"${requirements[*]}"' 2>&1' \
     || true)
-  missing=$(printf '%s\n' "$report" | sed -n 's/.*No matching distribution found for \([A-Za-z0-9_.-]*\).*/\1/p' | head -1)
+  # pip says "No matching distribution found for X", or, when requirements.lock pins X,
+  # "... depends on X>=..." under "The conflict is caused by".
+  missing=$(printf '%s\n' "$report" | sed -n -e 's/.*No matching distribution found for \([A-Za-z0-9_.-]*\).*/\1/p' \
+              -e 's/.* depends on \([A-Za-z0-9_.-]*\).*/\1/p' | head -1)
   if [ -z "$missing" ]; then
     if printf '%s\n' "$report" | grep -q ERROR; then printf '%s\n' "$report" >&2; exit 1; fi
     echo "wheelhouse: $(find "$out" -name '*.whl' | wc -l) wheels, $(du -sh "$out" | cut -f1), complete for $image"
