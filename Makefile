@@ -59,7 +59,7 @@ images:
 test-images: setup
 	bash scripts/install-engine.sh
 	if bash scripts/engine.sh --name >/dev/null; then bash scripts/images.sh; fi
-	$(PY) -m pytest -q -p no:cacheprovider tests/images
+	$(PY) -m pytest -q -m images tests/images
 
 # Cold start, peak RSS and the scale-from-zero chains of the images (BENCHMARKS.md, "Scale from zero").
 bench-images: setup

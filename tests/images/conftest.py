@@ -14,7 +14,6 @@ import pytest
 from bench.containers import Container, engine_name, image_bytes, predictor_container, rendered, transformer_container
 from bench.processes import RedisProcess
 
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")

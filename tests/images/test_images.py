@@ -20,7 +20,7 @@ from bench.containers import ENGINE, Container, Spec, engine, predictor_containe
 from tests.integration.adversarial import V1, V2, v2_body
 from tests.integration.servers import triton_grpc_infer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.images]
 SENTIMENT = ["NEGATIVE", "POSITIVE"]
 
 
