@@ -19,8 +19,8 @@ HARDENED = {
 def containers(objects: list[dict]):
     for obj in objects:
         if obj["kind"] == "InferenceService":
-            for component in ("predictor", "transformer"):
-                for container in obj["spec"][component]["containers"]:
+            for component in ("predictor", "transformer"):  # collocated: both containers in the predictor's
+                for container in obj["spec"].get(component, {}).get("containers", []):
                     yield f"{obj['metadata']['name']}/{component}", container
         elif obj["kind"] in ("StatefulSet", "Pod"):
             pod = obj["spec"]["template"]["spec"] if obj["kind"] == "StatefulSet" else obj["spec"]
