@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ["bash", str(ROOT / "scripts" / "engine.sh")]
 REGISTRY = "localhost/kserve-text-classifier"
 CHART = ROOT / "charts" / "text-classifier"
+ENGINE_MOUNTS = {"/etc", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run", "/run/.containerenv",
+                 "/run/secrets", "/dev", "/proc", "/sys"}
 
 
 def engine(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -166,10 +168,14 @@ class Container:
         return int(self.pid1_status()["VmHWM"].split()[0]) / 1024
 
     def changed_paths(self) -> list[str]:
-        """What the container changed in its image's filesystem (``engine diff``), /tmp excluded."""
+        """What the container changed in its image's filesystem (``engine diff``), /tmp excluded.
+
+        The engine's own bind mounts (/etc/hosts, /etc/resolv.conf, /run/.containerenv)
+        show up as a changed /etc or /run directory: those are not the container's writes.
+        """
         done = engine("diff", self.name, check=False)
         paths = [line.split(maxsplit=1)[-1] for line in done.stdout.splitlines() if line.strip()]
-        return [p for p in paths if p != "/tmp" and not p.startswith("/tmp/")]
+        return [p for p in paths if p.split("/")[1] != "tmp" and p not in ENGINE_MOUNTS]
 
     def signal(self, name: str = "TERM") -> None:
         engine("kill", "--signal", name, self.name)

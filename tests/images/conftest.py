@@ -15,7 +15,6 @@ from bench.containers import Container, engine_name, image_bytes, predictor_cont
 from bench.processes import RedisProcess
 
 
-
 @pytest.fixture(scope="session")
 def engine() -> str:
     name = engine_name()
@@ -29,12 +28,15 @@ def engine() -> str:
 def services(engine) -> dict[str, dict]:
     """The chart's InferenceServices (default values), their images as `make images` tags them."""
     found = rendered()
-    for service in found.values():
-        for component in ("predictor", "transformer"):
-            image = service["spec"][component]["containers"][0]["image"]
-            if image_bytes(image) is None:
-                pytest.fail(f"image {image} is not built: run `make images`")
+    for component in ("predictor", "transformer"):
+        require_image(found["sentiment"]["spec"][component]["containers"][0]["image"])
     return found
+
+
+def require_image(image: str) -> str:
+    if image_bytes(image) is None:
+        pytest.fail(f"image {image} is not built: run `make images`")
+    return image
 
 
 @pytest.fixture(scope="session")
