@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, TimedServer, free_port
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
 
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
@@ -44,15 +44,16 @@ HOT_SET = 50  # distinct texts that make up the 95% "cached" share of the refere
 
 def bench_model(cache: Path) -> Path:
     """Full-size DistilBERT with random weights, ONNX graphs baked in (not part of any timing)."""
-    from predictor.demo_model import build_tiny_model
-    from predictor.export import ONNX_DIR, export_onnx
+    from bench.random_model import build_random_model
+    from predictor.export import export_onnx
+    from predictor.layout import ONNX_DIR
 
     model_dir = cache / "distilbert-base-random"
     if not (model_dir / "config.json").is_file():
         from transformers import DistilBertConfig
 
         full = DistilBertConfig()
-        build_tiny_model(model_dir, dim=full.dim, layers=full.n_layers, heads=full.n_heads)
+        build_random_model(model_dir, dim=full.dim, layers=full.n_layers, heads=full.n_heads)
     if not (model_dir / ONNX_DIR).is_dir():
         export_onnx(model_dir, model_dir / ONNX_DIR)
     return model_dir
@@ -116,23 +117,20 @@ class Run:
 
     # -- the servers --------------------------------------------------------------------
 
-    def predictor(self, model_dir: Path, backend: str = DEFAULT_BACKEND, *extra: str) -> TimedServer:
-        port = free_port()
+    def predictor(self, model_dir: Path, backend: str = DEFAULT_BACKEND, *extra: str) -> ServerProcess:
         args = ["--model_name", MODEL, "--model_dir", str(model_dir), "--model_version", "bench", "--backend", backend,
-                "--threads", str(self.threads), "--http_port", str(port), "--grpc_port", str(free_port()), *extra]
-        return TimedServer("predictor", args, "/v2/health/ready", self.out / f"predictor-{backend}.log", port).start()
+                "--threads", str(self.threads), *extra]
+        return ServerProcess("predictor", args, self.out / f"predictor-{backend}.log", sample_rss=True).start()
 
-    def transformer(self, predictor: TimedServer) -> TimedServer:
-        port = free_port()
-        args = ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.port}", "--redis_url",
-                self.redis.url, "--http_port", str(port), "--grpc_port", str(free_port())]
-        return TimedServer("transformer", args, "/v2/health/ready", self.out / "transformer.log", port).start()
+    def transformer(self, predictor: ServerProcess) -> ServerProcess:
+        args = ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.http_port}", "--redis_url",
+                self.redis.url]
+        return ServerProcess("transformer", args, self.out / "transformer.log", sample_rss=True).start()
 
-    def baseline(self, model_dir: Path) -> TimedServer:
-        port = free_port()
-        args = ["--model_dir", str(model_dir), "--redis_url", self.redis.url, "--http_port", str(port),
-                "--torch_threads", str(self.threads)]
-        return TimedServer("bench.baseline", args, "/health", self.out / "baseline.log", port).start()
+    def baseline(self, model_dir: Path) -> ServerProcess:
+        args = ["--model_dir", str(model_dir), "--redis_url", self.redis.url, "--torch_threads", str(self.threads)]
+        return ServerProcess("bench.baseline", args, self.out / "baseline.log", ready_path="/health", grpc=False,
+                             sample_rss=True).start()
 
 
 def ratio(ours: float, theirs: float) -> float:

@@ -21,7 +21,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from predictor import metrics
-from predictor.backends import DEFAULT_BACKEND, Backend, load_backend
+from predictor.backends import Backend, load_backend
+from predictor.files import ModelFiles, resolve
+from predictor.layout import CONFIG, TOKENIZER, TOKENIZER_CONFIG
+from predictor.settings import PredictorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,7 @@ MAX_CHUNK_TEXTS = 64  # larger passes gain nothing more and slow the planner dow
 
 
 def _pad_id(model_dir: Path, tokenizer: Tokenizer, config: dict) -> int:
-    special = json.loads((model_dir / "tokenizer_config.json").read_text()) \
-        if (model_dir / "tokenizer_config.json").is_file() else {}
+    special = json.loads((model_dir / TOKENIZER_CONFIG).read_text()) if (model_dir / TOKENIZER_CONFIG).is_file() else {}
     token = special.get("pad_token")
     token_id = tokenizer.token_to_id(token) if isinstance(token, str) else None
     return token_id if token_id is not None else int(config.get("pad_token_id") or 0)
@@ -44,11 +46,11 @@ def _pad_id(model_dir: Path, tokenizer: Tokenizer, config: dict) -> int:
 
 def load_tokenizer(model_dir: Path) -> Tokenizer:
     """The model's fast tokenizer from ``tokenizer.json``; converted by transformers when a model ships none."""
-    path = model_dir / "tokenizer.json"
+    path = model_dir / TOKENIZER
     if path.is_file():
         return Tokenizer.from_file(str(path))
     logger.warning("No tokenizer.json in %s: converting its tokenizer with transformers (a slow start; "
-                   "python -m predictor.bundle --out writes one at build time)", model_dir)
+                   "python -m predictor.bake --out writes one at build time)", model_dir)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir, use_fast=True).backend_tokenizer
@@ -64,20 +66,18 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 class TextClassifier:
-    def __init__(
-        self,
-        model_dir: str | Path,
-        max_length: int = 512,
-        max_batch_tokens: int = 16384,
-        backend: str = DEFAULT_BACKEND,
-        threads: int = 0,
-        cache_dir: Path | None = None,
-    ):
-        self.model_dir = Path(model_dir)
-        config = json.loads((self.model_dir / "config.json").read_text())
+    """The model's files (resolved by predictor.files) behind ``classify``; the settings come from --flags."""
+
+    def __init__(self, files: ModelFiles, max_length: int, max_batch_tokens: int, threads: int):
+        self.files = files
+        self.model_dir = files.model_dir
+        config = json.loads((self.model_dir / CONFIG).read_text())
         id2label = {int(k): v for k, v in config["id2label"].items()}
         self.labels: list[str] = [id2label[i] for i in range(len(id2label))]
         self.multi_label = config.get("problem_type") == MULTI_LABEL
+        # Fitted on a held-out slice at training time (predictor.calibrate): logits / T make the
+        # softmax scores calibrated probabilities; every backend's logits pass through here.
+        self.temperature = float(config.get("temperature", 1.0))
         positions = config.get("max_position_embeddings", max_length)
         if max_length > positions:
             logger.warning("max_length %d exceeds the model's %d positions; using %d", max_length, positions, positions)
@@ -87,8 +87,8 @@ class TextClassifier:
         self.tokenizer.no_padding()  # we pad per chunk, to that chunk's longest text
         self.tokenizer.enable_truncation(self.max_length)
         self.pad_id = _pad_id(self.model_dir, self.tokenizer, config)
-        self.backend_name = backend
-        self.backend: Backend = load_backend(backend, self.model_dir, threads, cache_dir)
+        self.backend_name = files.backend
+        self.backend: Backend = load_backend(files.backend, files.weights, threads)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(list(texts))]
@@ -128,18 +128,30 @@ class TextClassifier:
             mask[i, : len(row)] = 1
         return ids, mask
 
-    def classify(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities of shape (len(texts), num_labels), rows in input order."""
-        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits of shape (len(texts), num_labels), rows in input order (before the temperature)."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
-            return probs
-        started = time.perf_counter()
+            return out
         ids = self.token_ids(texts)
         lengths = [len(row) for row in ids]
         metrics.observe_tokens(lengths)
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         for chunk in self._chunks(order, lengths):
-            logits = self.backend(*self._padded([ids[i] for i in chunk])).astype(np.float32)
-            probs[chunk] = sigmoid(logits) if self.multi_label else softmax(logits)
-        metrics.observe_inference(self.backend_name, time.perf_counter() - started)
-        return probs
+            out[chunk] = self.backend(*self._padded([ids[i] for i in chunk])).astype(np.float32)
+        return out
+
+    def classify(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities of shape (len(texts), num_labels), rows in input order."""
+        started = time.perf_counter()
+        logits = self.logits(texts) / self.temperature
+        probs = sigmoid(logits) if self.multi_label else softmax(logits)
+        if len(texts):
+            metrics.observe_inference(self.backend_name, time.perf_counter() - started)
+        return probs.astype(np.float32)
+
+
+def build_classifier(settings: PredictorSettings, model_name: str) -> TextClassifier:
+    """Resolve the model's files once (merge, export: FileNotFoundError if none), then build the classifier."""
+    files = resolve(settings.model_dir, model_name, settings.model_cache_dir, settings.backend)
+    return TextClassifier(files, settings.max_length, settings.max_batch_tokens, settings.threads)
