@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from grpc import aio
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
-from kserve.model import BaseKServeModel
+from kserve.model import BaseKServeModel, InferenceVerb
 from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as kserve_grpc
@@ -96,6 +96,12 @@ class DataPlane(kserve_dataplane.DataPlane):
             self.get_model_from_registry(model_name)  # an unknown model is still a 404
             return False
         return await super().model_ready(model_name, disable_predictor_health_check)
+
+    async def explain(self, model_name: str, request, headers: dict | None = None):
+        """KServe's explain (kserve 0.21.0) returns the request's headers as the response's, the request's
+        content-type included; here only the model's own response headers are returned."""
+        model = await self.get_model(model_name)
+        return await model(request, verb=InferenceVerb.EXPLAIN, headers=headers)
 
     def decode_inference_request(self, body, headers, model_name):
         """KServe's V2 decoding, with JSON sent without a JSON content type accepted.

@@ -20,8 +20,10 @@ logger = logging.getLogger("predictor")
 def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: main() must switch Prometheus to multiprocess mode
     # before kserve (and so prometheus_client) is imported. See contract/multiproc.py.
-    from contract.flags import add_limit_flags, add_logging_flags, env, service_parser
+    from contract.flags import add_limit_flags, add_logging_flags, env, service_parser, strtobool
+    from contract.parameters import TRUNCATIONS
     from predictor.backends import BACKENDS, DEFAULT_BACKEND
+    from predictor.expanded import ExpansionLimits
     from predictor.bundle import default_cache_dir
 
     parser = service_parser("python -m predictor", __doc__)
@@ -49,6 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="Inference engine [BACKEND]: ONNX Runtime or PyTorch, fp32 or int8 weights (see BENCHMARKS.md).")
     add("--threads", type=int, default=env("INFERENCE_THREADS", 0, int),
         help="Intra-op threads for the backend; 0: its default, one per core [INFERENCE_THREADS].")
+    expansion = ExpansionLimits()
+    add("--truncation", choices=TRUNCATIONS, default=env("TRUNCATION", "head"),
+        help="Texts longer than --max_length tokens, for requests without a `truncation` parameter [TRUNCATION]: "
+             "head (the first tokens), head_tail (the first quarter and the last three quarters) or chunks "
+             "(overlapping windows, probabilities averaged by tokens).")
+    add("--max_windows", type=int, default=env("MAX_WINDOWS", expansion.max_windows, int),
+        help="Windows one text may take under truncation chunks; more is a 400 too_many_windows [MAX_WINDOWS].")
+    add("--window_overlap", type=int, default=env("WINDOW_OVERLAP", expansion.window_overlap, int),
+        help="Tokens consecutive chunks windows share (at most half a window) [WINDOW_OVERLAP].")
+    add("--max_request_rows", type=int, default=env("MAX_REQUEST_ROWS", expansion.max_rows, int),
+        help="Model rows (chunks windows, explanation variants) one request may need; more is a 413 "
+             "request_too_large [MAX_REQUEST_ROWS].")
+    add("--explain", type=strtobool, default=env("EXPLAIN", True, strtobool),
+        help="Serve V1 :explain and V2 explain requests (true/false); false answers them 501 [EXPLAIN].")
+    add("--explain_max_words", type=int, default=env("EXPLAIN_MAX_WORDS", expansion.explain_max_words, int),
+        help="Words (tokens, with granularity token) an explanation covers; a longer text is explained over its "
+             "first ones, and the answer says so [EXPLAIN_MAX_WORDS].")
     add_limit_flags(parser)
     add_logging_flags(parser)
     return parser
@@ -59,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     from contract.flags import configure_logging, limits_from
     from contract.server import serve
     from predictor.bundle import resolve_model_dir
+    from predictor.expanded import ExpansionLimits
     from predictor.model import PredictorOptions, TextClassifierModel
 
     args = build_parser().parse_args(argv)
@@ -80,6 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         threads=args.threads,
         cache_dir=args.model_cache_dir,
         limits=limits_from(args),
+        truncation=args.truncation,
+        explain=args.explain,
+        expansion=ExpansionLimits(max_rows=args.max_request_rows, max_windows=args.max_windows,
+                                  window_overlap=args.window_overlap, explain_max_words=args.explain_max_words),
     )
     model = TextClassifierModel(args.model_name, options)
     model.load()

@@ -6,11 +6,17 @@ runs the model on a dedicated thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
 across batches; a request past its deadline is answered 504 at once and its texts
 that have not started are dropped from the queue.
+
+An item is a text, or a row of token ids (explanation variants, long-text windows).
+A request may mark groups of items that belong together (all rows of one text): a
+group is never split across batches, so it runs in one forward pass where the token
+budget allows; a group larger than ``max_batch_size`` runs alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -24,16 +30,18 @@ from predictor import metrics
 
 logger = logging.getLogger(__name__)
 
-InferFn = Callable[[Sequence[str]], np.ndarray]
+Item = str | list[int]
+InferFn = Callable[[Sequence[Item]], np.ndarray]
 
 
 @dataclass(eq=False)
 class _Pending:
     """One request's texts, filled in as the batches that carry them finish."""
 
-    texts: Sequence[str]
+    texts: Sequence[Item]
     future: asyncio.Future
     result: np.ndarray
+    group_ends: Sequence[int] | None = None  # sorted offsets where groups end; None: every text on its own
     next_text: int = 0  # first text not yet taken into a batch
     unfinished: int = field(init=False)
 
@@ -73,8 +81,11 @@ class DynamicBatcher:
             self._arrived = asyncio.Event()
             self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
-        """Probabilities for ``texts`` in order; ServiceError 429 if the queue is full, 504 past the deadline."""
+    async def submit(self, texts: Sequence[Item], timeout_s: float, groups: Sequence[int] | None = None) -> np.ndarray:
+        """Probabilities for ``texts`` in order; ServiceError 429 if the queue is full, 504 past the deadline.
+
+        ``groups``: sorted offsets where groups of items end (the last one ``len(texts)``).
+        """
         if not texts:
             return np.zeros((0, self._num_outputs), dtype=np.float32)
         if self.queued_texts + len(texts) > self.max_queue_texts:
@@ -84,7 +95,8 @@ class DynamicBatcher:
             )
         self._ensure_running()
         pending = _Pending(
-            texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), self._num_outputs), np.float32)
+            texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), self._num_outputs), np.float32),
+            groups,
         )
         self._queue.append(pending)
         self.queued_texts += len(texts)
@@ -109,6 +121,10 @@ class DynamicBatcher:
                 continue
             take = min(remaining, self.max_batch_size - size)
             start = pending.next_text
+            if pending.group_ends is not None and take < remaining:
+                take = _group_take(pending.group_ends, start, take, alone=size == 0)
+                if take == 0:  # the next group does not fit what is left: it starts the next batch
+                    break
             batch.append((pending, start, start + take))
             pending.next_text += take
             size += take
@@ -155,3 +171,12 @@ class DynamicBatcher:
                 pending.unfinished -= end - start
                 if pending.unfinished == 0 and not pending.future.done():
                     pending.future.set_result(pending.result)
+
+
+def _group_take(group_ends: Sequence[int], start: int, room: int, alone: bool) -> int:
+    """Items to take from ``start`` so that no group is cut: whole groups within ``room``, or, in an
+    empty batch, at least the first group whatever its size."""
+    fits = bisect.bisect_right(group_ends, start + room) - 1  # the last group end within room
+    if fits >= 0 and group_ends[fits] > start:
+        return group_ends[fits] - start
+    return group_ends[bisect.bisect_right(group_ends, start)] - start if alone else 0

@@ -93,6 +93,14 @@ class TextClassifier:
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(list(texts))]
 
+    def _item_ids(self, items: Sequence[str | list[int]]) -> list[list[int]]:
+        """Token ids of each item: texts are tokenized (in one call), rows of ids pass through."""
+        texts = [item for item in items if isinstance(item, str)]
+        if len(texts) == len(items):
+            return self.token_ids(items)
+        encoded = iter(self.token_ids(texts))
+        return [next(encoded) if isinstance(item, str) else item for item in items]
+
     def _chunks(self, order: Sequence[int], lengths: Sequence[int]) -> list[list[int]]:
         """Split text indices (sorted by length) into the chunks that cost least to run.
 
@@ -128,13 +136,13 @@ class TextClassifier:
             mask[i, : len(row)] = 1
         return ids, mask
 
-    def classify(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities of shape (len(texts), num_labels), rows in input order."""
+    def classify(self, texts: Sequence[str | list[int]]) -> np.ndarray:
+        """Probabilities of shape (len(texts), num_labels), rows in input order; an item may be token ids."""
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return probs
         started = time.perf_counter()
-        ids = self.token_ids(texts)
+        ids = self._item_ids(texts)
         lengths = [len(row) for row in ids]
         metrics.observe_tokens(lengths)
         order = sorted(range(len(texts)), key=lengths.__getitem__)

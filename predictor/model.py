@@ -12,10 +12,12 @@ import kserve
 from prometheus_client import Counter
 
 from contract import schema
+from contract.errors import ServiceError
 from predictor.backends import DEFAULT_BACKEND
 from predictor.batcher import DynamicBatcher
 from predictor.bundle import model_revision
 from predictor.classifier import TextClassifier
+from predictor.expanded import ExpansionLimits, Expander
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ class PredictorOptions:
     threads: int = 0  # intra-op threads; 0: the backend's default (one per core)
     cache_dir: Path | None = None  # where ONNX graphs not baked into the model dir are exported
     limits: schema.Limits = schema.Limits()
+    truncation: str = "head"  # for requests that do not choose (contract/parameters.py)
+    explain: bool = True  # serve :explain (and V2 explain); False: 501 not_implemented
+    expansion: ExpansionLimits = ExpansionLimits()
 
 
 class TextClassifierModel(kserve.Model):
@@ -47,6 +52,7 @@ class TextClassifierModel(kserve.Model):
         self.options = options
         self.classifier: TextClassifier | None = None
         self.batcher: DynamicBatcher | None = None
+        self.expander: Expander | None = None
         self.model_version = options.model_version
 
     def load(self) -> bool:
@@ -63,6 +69,7 @@ class TextClassifierModel(kserve.Model):
             max_delay_s=self.options.max_batch_delay_ms / 1000,
             max_queue_texts=self.options.max_queue_texts,
         )
+        self.expander = Expander(self.classifier, self.batcher, self.options.expansion)
         self.classifier.classify(WARM_UP_TEXTS)  # first call pays one-off allocation; not a client's request
         self.ready = True
         logger.info(
@@ -82,11 +89,35 @@ class TextClassifierModel(kserve.Model):
         return schema.parse_request(payload, self.options.limits)
 
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None, response_headers=None):
-        probs = await self.batcher.submit(request.texts, self.options.request_timeout_s)
+        options = request.options
+        if options.explain:
+            return await self.explain(request, headers)
+        strategy = options.truncation or self.options.truncation
+        windows = None
+        if strategy == "head":  # the plain path: texts straight to the batcher
+            probs = await self.batcher.submit(request.texts, self.options.request_timeout_s)
+        else:
+            field_name = "instances" if request.v2 is None else request.v2.inputs[0].name
+            probs, windows = await self.expander.score(
+                request.texts, strategy, self.options.request_timeout_s, field_name
+            )
         TEXTS_INFERRED.labels(self.name).inc(len(request.texts))
         if request.v2 is None:
-            return schema.v1_response(probs, self.labels)
-        return schema.v2_response(request.v2, probs, self.labels, self.name, self.model_version)
+            return schema.v1_response(probs, self.labels, windows=windows)
+        return schema.v2_response(request.v2, probs, self.labels, self.name, self.model_version, windows=windows)
+
+    async def explain(self, request: schema.ClassifyRequest, headers: dict | None = None):
+        """V1 ``:explain`` (KServe's verb) and V2 requests with ``explain: true`` (predictor/explain.py)."""
+        if not self.options.explain:
+            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+        probs, explanations = await self.expander.explain(
+            request.texts, request.options.granularity, self.options.request_timeout_s
+        )
+        TEXTS_INFERRED.labels(self.name).inc(len(request.texts))
+        if request.v2 is None:
+            return schema.v1_response(probs, self.labels, explanations=explanations)
+        return schema.v2_response(request.v2, probs, self.labels, self.name, self.model_version,
+                                  explanations=explanations)
 
     def get_input_types(self) -> list[dict]:
         return schema.tensor_metadata(len(self.labels))[0]
@@ -102,4 +133,7 @@ class TextClassifierModel(kserve.Model):
             "max_length": self.classifier.max_length,
             "backend": self.options.backend,
             "model_version": self.model_version,
+            "truncation": self.options.truncation,
+            "max_windows": self.options.expansion.max_windows,
+            "explain": self.options.explain,
         }

@@ -17,7 +17,8 @@ from contract import multiproc
 def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: main() must switch Prometheus to multiprocess mode
     # before kserve (and so prometheus_client) is imported. See contract/multiproc.py.
-    from contract.flags import add_limit_flags, add_logging_flags, env, service_parser
+    from contract.flags import add_limit_flags, add_logging_flags, env, service_parser, strtobool
+    from contract.parameters import TRUNCATIONS
 
     parser = service_parser("python -m transformer", __doc__)
     parser.set_defaults(
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--rate_limit_key", default=env("RATE_LIMIT_KEY", ""),
         help="Header (gRPC: metadata) that names the client, e.g. x-api-key; without it, or when a request lacks "
              "it, the client is its IP address [RATE_LIMIT_KEY].")
+    add("--truncation", choices=TRUNCATIONS, default=env("TRUNCATION", "head"),
+        help="Truncation for requests without a `truncation` parameter, sent on to the predictor (set the same on "
+             "both; the chart does) [TRUNCATION].")
+    add("--explain", type=strtobool, default=env("EXPLAIN", True, strtobool),
+        help="Serve V1 :explain and V2 explain requests (true/false); false answers them 501 without asking the "
+             "predictor, cached explanations included [EXPLAIN].")
     add_limit_flags(parser)
     add_logging_flags(parser)
     return parser
@@ -74,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     predictor = PredictorClient(args.predictor_host, args.predictor_protocol,
                                 timeout_s=args.predictor_request_timeout_seconds, use_ssl=args.predictor_use_ssl)
     model = CachingTransformer(args.model_name, predictor, cache, limits=limits_from(args),
-                               pinned_version=args.cache_model_version)
+                               pinned_version=args.cache_model_version, truncation=args.truncation,
+                               explain=args.explain)
     model.load()
     middlewares, interceptors = (), ()
     if args.rate_limit_rps > 0:

@@ -81,21 +81,25 @@ class TextCache:
 
     async def get_many(self, keys: Sequence[str], width: int) -> list[np.ndarray | None]:
         """Each key's cached probabilities, or None for a miss (or when the cache is unavailable)."""
+        return [_decode(value, width) for value in await self.get_raw_many(keys)]
+
+    async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Each key's stored bytes, or None for a miss (or when the cache is unavailable)."""
         if not keys:
             return []
         values = await self._guarded("get", lambda: self._redis.mget(keys))
-        if values is None:
-            return [None] * len(keys)
-        return [_decode(value, width) for value in values]
+        return [None] * len(keys) if values is None else list(values)
 
-    async def set_many(self, entries: Mapping[str, np.ndarray]) -> None:
+    async def set_many(self, entries: Mapping[str, np.ndarray | bytes]) -> None:
+        """Probabilities are stored as float32 bytes; bytes as they are."""
         if not entries:
             return
 
         async def write():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, probs in entries.items():
-                    pipe.set(key, np.asarray(probs, dtype=np.float32).tobytes(), ex=self.ttl_s)
+                    value = probs if isinstance(probs, bytes) else np.asarray(probs, dtype=np.float32).tobytes()
+                    pipe.set(key, value, ex=self.ttl_s)
                 return await pipe.execute()
 
         await self._guarded("set", write)

@@ -6,27 +6,36 @@ request is already computing) go to the predictor in one call; its answers are
 written back with one pipelined SET, under the version that actually computed them;
 results are merged back in input order. The ``x-cache`` header says hit, miss or
 partial; ``x-request-id`` goes to the predictor and comes back.
+
+``truncation`` (request parameter, else ``--truncation``) and explanations (V1
+``:explain``, V2 ``explain: true``) are cached per text too, apart from the plain
+predictions (transformer/variants.py); the predictor computes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import kserve
 import numpy as np
+import orjson
 
 from contract import schema
 from contract.cachekey import cache_key
+from contract.errors import ServiceError
 from transformer.cache import TextCache
 from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
 from transformer.upstream import PredictorClient, Scores
+from transformer.variants import Answer, Variant
 
 logger = logging.getLogger(__name__)
+HEAD = Variant()  # the plain prediction; its truncation is sent explicitly too, so the predictor's default never decides
 
 
 def cache_outcome(misses: int, distinct: int) -> str:
@@ -34,6 +43,12 @@ def cache_outcome(misses: int, distinct: int) -> str:
     if misses == 0:
         return "hit"
     return "miss" if misses == distinct else "partial"
+
+
+@dataclass(frozen=True)
+class WithHeaders:
+    body: Any
+    headers: dict
 
 
 @dataclass
@@ -44,11 +59,13 @@ class ModelInfo:
 
 class CachingTransformer(kserve.Model):
     def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits = schema.Limits(),
-                 pinned_version: str | None = None):
+                 pinned_version: str | None = None, truncation: str = "head", explain: bool = True):
         super().__init__(name, return_response_headers=True)
         self.predictor = predictor
         self.cache = cache
         self.limits = limits
+        self.truncation = truncation  # for requests that do not choose
+        self.explain_enabled = explain
         # Reads use the pinned version when set (a canary's transformer pins its own model's
         # version), else the version the predictor last reported. Writes always use the
         # version that computed the answer.
@@ -89,7 +106,7 @@ class CachingTransformer(kserve.Model):
 
     async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str) -> dict:
         texts = [text for _, text in keys_and_texts]
-        scores = await self.predictor.infer(self.name, texts, request_id)
+        scores = await self.predictor.infer(self.name, texts, request_id, HEAD.parameters())
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
         self._learn(scores)
         await self.cache.set_many(
@@ -97,11 +114,50 @@ class CachingTransformer(kserve.Model):
         )
         return dict(zip(keys_and_texts, scores.probs))
 
+    async def _fetch_variant(self, variant: Variant, keys_and_texts: list[tuple[str, str]], request_id: str) -> dict:
+        texts = [text for _, text in keys_and_texts]
+        scores = await self.predictor.infer(self.name, texts, request_id, variant.parameters())
+        PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
+        self._learn(scores)
+        if (variant.chunks and scores.windows is None) or (variant.explain and scores.explanations is None):
+            raise ServiceError("bad_gateway", f"The predictor's answer lacks what {variant.parameters()} asks for.")
+        answers = [
+            Answer(row, windows=scores.windows[i] if variant.chunks else None,
+                   explanation=scores.explanations[i] if variant.explain else None)
+            for i, row in enumerate(scores.probs)
+        ]
+        await self.cache.set_many({
+            cache_key(self.name, scores.model_version, text, variant.key_tag): variant.encode(answer)
+            for text, answer in zip(texts, answers)
+        })
+        return dict(zip(keys_and_texts, answers))
+
+    async def _answers(self, texts: list[str], variant: Variant, request_id: str) -> tuple[dict, int, int]:
+        """Each distinct text's Answer (cache first, then the predictor), the misses, the distinct count."""
+        width = len(self._info.labels)
+        distinct = list(dict.fromkeys(texts))
+        keys = [cache_key(self.name, self.read_version, text, variant.key_tag) for text in distinct]
+        cached = [variant.decode(value, width) for value in await self.cache.get_raw_many(keys)]
+        answers = {text: answer for text, answer in zip(distinct, cached) if answer is not None}
+        misses = [(key, text) for key, text, answer in zip(keys, distinct, cached) if answer is None]
+        CACHE_LOOKUPS.labels(self.name, "hit").inc(len(answers))
+        CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
+        if misses:
+            computed, coalesced = await self.coalescer.compute(
+                misses, lambda todo: self._fetch_variant(variant, todo, request_id)
+            )
+            COALESCED.labels(self.name).inc(coalesced)
+            answers.update({text: answer for (_, text), answer in computed.items()})
+        return answers, len(misses), len(distinct)
+
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
                       response_headers: dict | None = None):
         headers = headers or {}
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
         info = await self.model_info(request_id)
+        variant = Variant.of(request.options, self.truncation)
+        if variant.key_tag:  # anything but the plain head prediction
+            return await self._predict_variant(request, variant, request_id, response_headers)
         distinct = list(dict.fromkeys(request.texts))
         keys = [cache_key(self.name, self.read_version, text) for text in distinct]
         cached = await self.cache.get_many(keys, len(info.labels))
@@ -121,6 +177,39 @@ class CachingTransformer(kserve.Model):
         if request.v2 is None:
             return schema.v1_response(probs, self._info.labels)
         return schema.v2_response(request.v2, probs, self._info.labels, self.name, self.read_version)
+
+    async def _predict_variant(self, request: schema.ClassifyRequest, variant: Variant, request_id: str,
+                               response_headers: dict | None):
+        if variant.explain and not self.explain_enabled:
+            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+        answers, misses, distinct = await self._answers(request.texts, variant, request_id)
+        width = len(self._info.labels)
+        picked = [answers[text] for text in request.texts]
+        probs = np.stack([a.probs for a in picked]) if picked else np.zeros((0, width), np.float32)
+        windows = [a.windows for a in picked] if variant.chunks else None
+        if response_headers is not None:
+            response_headers["x-cache"] = cache_outcome(misses, distinct)
+            response_headers["x-request-id"] = request_id
+        labels, version = self._info.labels, self.read_version
+        if request.v2 is None:
+            explanations = [orjson.loads(a.explanation) for a in picked] if variant.explain else None
+            return schema.v1_response(probs, labels, windows=windows, explanations=explanations)
+        explanations = [a.explanation for a in picked] if variant.explain else None
+        return schema.v2_response(request.v2, probs, labels, self.name, version, windows=windows,
+                                  explanations=explanations)
+
+    async def explain(self, request: schema.ClassifyRequest, headers: dict | None = None):
+        """V1 ``:explain``: KServe passes no response headers here, so they ride along to ``postprocess``."""
+        response_headers: dict = {}
+        request = dataclasses.replace(request, options=dataclasses.replace(request.options, explain=True))
+        return WithHeaders(await self.predict(request, headers, response_headers), response_headers)
+
+    async def postprocess(self, result, headers: dict | None = None, response_headers: dict | None = None):
+        if isinstance(result, WithHeaders):
+            if response_headers is not None:
+                response_headers.update(result.headers)
+            return result.body
+        return result
 
     def get_input_types(self) -> list[dict]:
         return schema.tensor_metadata(len(self._info.labels) if self._info else -1)[0]

@@ -18,7 +18,7 @@ from kserve.inference_client import InferenceGRPCClient
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from contract.errors import ERRORS, ServiceError
-from contract.schema import INPUT_NAME, SCORES_OUTPUT
+from contract.schema import EXPLANATION_OUTPUT, INPUT_NAME, SCORES_OUTPUT, WINDOWS_OUTPUT
 
 CONNECT_TIMEOUT_S = 1.0
 # Reconnect quickly once a restarted predictor is back (gRPC's default backoff grows to minutes).
@@ -38,6 +38,8 @@ class Scores:
     probs: np.ndarray  # (n, k) in label order
     labels: list[str]
     model_version: str
+    windows: list[int] | None = None  # truncation chunks: windows per text
+    explanations: list[bytes] | None = None  # explain: one JSON object per text
 
 
 class PredictorClient:
@@ -69,9 +71,9 @@ class PredictorClient:
                 self._client = aiohttp.ClientSession(base_url=self._base_url, timeout=timeout)
         return self._client
 
-    async def infer(self, model_name: str, texts: list[str], request_id: str) -> Scores:
+    async def infer(self, model_name: str, texts: list[str], request_id: str, parameters: dict | None = None) -> Scores:
         request = InferRequest(
-            model_name=model_name, request_id=request_id,
+            model_name=model_name, request_id=request_id, parameters=parameters,
             infer_inputs=[InferInput(INPUT_NAME, [len(texts)], "BYTES", list(texts))],
         )
         headers = {"x-request-id": request_id}
@@ -133,4 +135,12 @@ def _scores(response: InferResponse, count: int) -> Scores:
     labels_parameter = scores.parameters["labels"]
     labels = json.loads(getattr(labels_parameter, "string_param", labels_parameter))
     probs = scores.as_numpy().astype(np.float32).reshape(count, len(labels))
-    return Scores(probs=probs, labels=labels, model_version=response.model_version or "unversioned")
+    windows = response.get_output_by_name(WINDOWS_OUTPUT)
+    explanations = response.get_output_by_name(EXPLANATION_OUTPUT)
+    return Scores(
+        probs=probs, labels=labels, model_version=response.model_version or "unversioned",
+        windows=None if windows is None else [int(w) for w in windows.as_numpy().reshape(-1)],
+        explanations=None if explanations is None else [
+            e.encode() if isinstance(e, str) else bytes(e) for e in explanations.as_numpy().reshape(-1)
+        ],
+    )
