@@ -21,7 +21,9 @@ PREDICT = "/v1/models/sentiment:predict"
 
 @pytest.fixture(scope="module")
 def transformer(predictor, redis, tmp_path_factory):
-    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
+    # A generous cache deadline: this module tests what is cached, not the 20 ms fail-open (test_faults does).
+    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log",
+                             "--cache_timeout_ms", "1000").start()
     yield server
     server.stop()
 

@@ -39,7 +39,8 @@ def short_predictor(short_context_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def short_transformer(short_predictor, redis, tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "transformer.log"
-    server = transformer_for(short_predictor, redis, log, name="short").start()
+    # A generous cache deadline: this module tests what is cached, not the 20 ms fail-open (test_faults does).
+    server = transformer_for(short_predictor, redis, log, "--cache_timeout_ms", "1000", name="short").start()
     yield server
     server.stop()
 
@@ -63,7 +64,10 @@ def test_chunks_are_the_token_weighted_mean_of_their_windows(short_predictor, sh
     from predictor.classifier import load_tokenizer
 
     words = LONG.split()
-    assert len(load_tokenizer(short_context_dir).encode(LONG, add_special_tokens=False).ids) == len(words)
+    tokenizer = load_tokenizer(short_context_dir)
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    assert len(tokenizer.encode(LONG, add_special_tokens=False).ids) == len(words)
     windows = [(s, min(s + 14, len(words))) for s in range(0, len(words) - 4, 10)]
     assert len(windows) == WINDOWS
     texts = [" ".join(words[s:e]) for s, e in windows]  # each window as a text of its own, scored by head
