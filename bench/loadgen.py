@@ -42,9 +42,10 @@ class Texts:
         return self.cold[self.next_cold - 1]
 
 
-async def _send(session: aiohttp.ClientSession, url: str, text: str, timeout_s: float) -> int:
+async def _send(session: aiohttp.ClientSession, url: str, text: str, timeout_s: float, parameters: dict | None) -> int:
+    body = {"instances": [text], **({"parameters": parameters} if parameters else {})}
     try:
-        async with session.post(url, json={"instances": [text]}, timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
+        async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
             await r.read()
             return r.status
     except (aiohttp.ClientError, TimeoutError):
@@ -58,7 +59,7 @@ async def run(args, texts: Texts) -> dict:
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(due: float) -> None:
-            status = await _send(session, args.url, texts.next(), args.timeout_s)
+            status = await _send(session, args.url, texts.next(), args.timeout_s, args.parameters)
             latencies.append(time.perf_counter() - due)
             statuses[status] = statuses.get(status, 0) + 1
 
@@ -102,6 +103,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="requests per second (open mode)")
     parser.add_argument("--duration_s", type=float, default=20.0)
     parser.add_argument("--timeout_s", type=float, default=30.0)
+    parser.add_argument("--parameters", type=json.loads, default=None,
+                        help='a V1 parameters object sent with every request, e.g. \'{"truncation": "chunks"}\'')
     args = parser.parse_args()
     hot = args.hot.read_text().splitlines() if args.hot else []
     texts = Texts(args.texts.read_text().splitlines(), hot, args.cache_rate)

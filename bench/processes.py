@@ -72,8 +72,9 @@ class RedisProcess:
 class TimedServer:
     """``python -m <module> <args>``: started, timed from spawn to its ready URL answering 200, RSS sampled."""
 
-    def __init__(self, module: str, args: list[str], ready_path: str, log_path: Path, port: int):
+    def __init__(self, module: str, args: list[str], ready_path: str, log_path: Path, port: int, root: Path = ROOT):
         self.command = [sys.executable, "-m", module, *args]
+        self.root = root  # the source tree to run (bench.features runs main's next to this branch's)
         self.ready_path, self.log_path, self.port = ready_path, log_path, port
         self.process: subprocess.Popen | None = None
         self.cold_start_s = float("nan")
@@ -87,8 +88,9 @@ class TimedServer:
     def start(self, timeout_s: float = 180) -> TimedServer:
         with self.log_path.open("ab") as log:
             started = time.perf_counter()
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env={**os.environ, **SERVER_ENV}, stdout=log,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(self.command, cwd=self.root,
+                                            env={**os.environ, **SERVER_ENV, "PYTHONPATH": str(self.root)},
+                                            stdout=log, stderr=subprocess.STDOUT)
         with httpx.Client(timeout=0.5) as client:
             while time.perf_counter() - started < timeout_s:
                 if self.process.poll() is not None:

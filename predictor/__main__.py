@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     from contract.flags import add_limit_flags, add_logging_flags, env, service_parser, strtobool
     from contract.parameters import TRUNCATIONS
     from predictor.backends import BACKENDS, DEFAULT_BACKEND
-    from predictor.expanded import ExpansionLimits
     from predictor.bundle import default_cache_dir
+    from predictor.expanded import ExpansionLimits
 
     parser = service_parser("python -m predictor", __doc__)
     add = parser.add_argument

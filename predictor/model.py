@@ -17,7 +17,7 @@ from predictor.backends import DEFAULT_BACKEND
 from predictor.batcher import DynamicBatcher
 from predictor.bundle import model_revision
 from predictor.classifier import TextClassifier
-from predictor.expanded import ExpansionLimits, Expander
+from predictor.expanded import Expander, ExpansionLimits
 
 logger = logging.getLogger(__name__)
 

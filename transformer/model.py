@@ -15,8 +15,8 @@ predictions (transformer/variants.py); the predictor computes them.
 from __future__ import annotations
 
 import asyncio
-import logging
 import dataclasses
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any

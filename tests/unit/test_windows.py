@@ -23,7 +23,7 @@ def test_windows_cover_every_token_and_overlap_as_told(n_tokens, width, overlap)
     assert len(spans) == windows_needed(n_tokens, width, overlap)
     assert spans[0][0] == 0 and spans[-1][1] == n_tokens
     assert all(end - start <= width for start, end in spans)
-    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+    for (s1, e1), (s2, _) in zip(spans, spans[1:]):
         assert s2 == s1 + width - overlap and e1 - s2 == overlap  # consecutive windows share exactly `overlap`
 
 
