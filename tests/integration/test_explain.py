@@ -143,3 +143,16 @@ def test_turned_off_is_a_501_on_both_services(tiny_model_dir, redis, tmp_path):
     finally:
         front.stop()
         off.stop()
+
+
+def test_through_a_grpc_transformer_the_answers_are_the_same(predictor, redis, tmp_path):
+    front = transformer_for(predictor, redis, tmp_path / "transformer.log", "--cache_timeout_ms", "1000",
+                            protocol="grpc-v2").start()
+    try:
+        texts = unique(2)
+        got = explain(front, texts)
+        assert got.status_code == 200 and got.headers["x-cache"] == "miss"
+        assert got.json() == explain(predictor, texts).json()
+        assert explain(front, texts).headers["x-cache"] == "hit"
+    finally:
+        front.stop()

@@ -146,3 +146,17 @@ def test_the_servers_default_applies_when_a_request_does_not_choose(short_contex
     finally:
         front.stop()
         server.stop()
+
+
+def test_chunks_through_a_grpc_transformer(short_predictor, redis, tmp_path):
+    front = transformer_for(short_predictor, redis, tmp_path / "transformer.log", "--cache_timeout_ms", "1000",
+                            name="short", protocol="grpc-v2").start()
+    try:
+        text = f"{uuid.uuid4().hex} " + LONG
+        got = predict(front, [text], "chunks")
+        assert got.status_code == 200 and got.headers["x-cache"] == "miss"
+        direct = predict(short_predictor, [text], "chunks").json()["predictions"][0]
+        assert got.json()["predictions"][0]["windows"] == direct["windows"]
+        np.testing.assert_allclose(got.json()["predictions"][0]["score"], direct["score"], atol=1e-6)
+    finally:
+        front.stop()
