@@ -29,6 +29,7 @@ class Options:
     truncation: str | None = None  # None: the server's default
     explain: bool = False
     granularity: str = "word"
+    field_name: str = "instances"  # where the texts came from, for error messages (V2: the input's name)
 
 
 NO_OPTIONS = Options()

@@ -6,7 +6,8 @@ V2 REST / gRPC   one BYTES input of shape ``[n]`` (or ``[n, 1]``) -> outputs ``l
 order published in the model metadata and in the ``labels`` parameter of ``scores``).
 
 Both services parse with ``parse_request`` and answer with ``v1_response`` /
-``v2_response``, so their shapes and their 400s cannot drift apart.
+``v2_response`` (through contract/model.py), so their shapes and their 400s cannot
+drift apart.
 
 Request parameters (``truncation``, explanations: contract/parameters.py) add to the
 answer: with ``truncation: chunks`` each V1 prediction has ``windows`` and V2 an INT32
@@ -16,6 +17,7 @@ and V2's BYTES output ``explanation`` ``[n]``, one JSON object per text.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -37,11 +39,11 @@ V1_EXAMPLE = '{"instances": ["I love this", "I hate this"]}'
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may carry; both services apply the same limits."""
+    """What one request may carry; both services apply the same limits (runtime/settings.py declares them)."""
 
-    max_texts: int = 1000
-    max_chars: int = 100_000
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_texts: int
+    max_chars: int
+    max_body_bytes: int
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,11 @@ class ClassifyRequest:
     options: Options = NO_OPTIONS
 
 
-def parse_request(payload: Any, limits: Limits = Limits()) -> ClassifyRequest:
+def parse_request(payload: Any, limits: Limits) -> ClassifyRequest:
     if isinstance(payload, InferRequest):
-        request = ClassifyRequest(parse_v2(payload), payload, parse_options(payload.parameters))
+        texts = parse_v2(payload)  # first: it checks there is exactly one input
+        options = dataclasses.replace(parse_options(payload.parameters), field_name=payload.inputs[0].name)
+        request = ClassifyRequest(texts, payload, options)
     else:
         body = _v1_body(payload)
         request = ClassifyRequest(parse_v1(body), options=parse_options(body.get("parameters")))

@@ -50,14 +50,7 @@ class _Pending:
 
 
 class DynamicBatcher:
-    def __init__(
-        self,
-        infer: InferFn,
-        num_outputs: int,
-        max_batch_size: int = 32,
-        max_delay_s: float = 0.002,
-        max_queue_texts: int = 10_000,
-    ):
+    def __init__(self, infer: InferFn, num_outputs: int, max_batch_size: int, max_delay_s: float, max_queue_texts: int):
         self._infer = infer
         self._num_outputs = num_outputs
         self.max_batch_size = max_batch_size

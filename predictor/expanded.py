@@ -24,14 +24,16 @@ from predictor.classifier import TextClassifier
 
 @dataclass(frozen=True)
 class ExpansionLimits:
-    max_rows: int = 4096  # model rows one request may need (windows + explanation variants)
-    max_windows: int = 8  # windows per text under truncation chunks
-    window_overlap: int = 64  # tokens consecutive windows share
-    explain_max_words: int = explain.DEFAULT_MAX_WORDS
+    """From the settings (--max_request_rows, --max_windows, --window_overlap, --explain_max_words)."""
+
+    max_rows: int  # model rows one request may need (windows + explanation variants)
+    max_windows: int  # windows per text under truncation chunks
+    window_overlap: int  # tokens consecutive windows share
+    explain_max_words: int
 
 
 class Expander:
-    def __init__(self, classifier: TextClassifier, batcher: DynamicBatcher, limits: ExpansionLimits = ExpansionLimits()):
+    def __init__(self, classifier: TextClassifier, batcher: DynamicBatcher, limits: ExpansionLimits):
         self.classifier = classifier
         self.batcher = batcher
         self.limits = limits

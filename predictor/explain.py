@@ -27,8 +27,6 @@ from itertools import islice
 import numpy as np
 from tokenizers import Tokenizer
 
-GRANULARITIES = ("word", "token")
-DEFAULT_MAX_WORDS = 64
 WORD = re.compile(r"\S+")
 
 
@@ -54,7 +52,7 @@ class Plan:
     truncated: bool = False
 
 
-def plan(tokenizer: Tokenizer, text: str, granularity: str = "word", max_words: int = DEFAULT_MAX_WORDS) -> Plan:
+def plan(tokenizer: Tokenizer, text: str, granularity: str, max_words: int) -> Plan:
     """The rows that explain ``text``; ``tokenizer`` truncates at ``--max_length`` like the classifier's."""
     spans = [m.span() for m in islice(WORD.finditer(text), max_words)]
     prefix = text[: spans[-1][1]] if spans else text

@@ -25,8 +25,6 @@ from tokenizers import Tokenizer
 
 from contract.errors import ServiceError
 
-TRUNCATIONS = ("head", "head_tail", "chunks")
-DEFAULT_TRUNCATION = "head"
 HEAD_SHARE = 0.25  # of the content budget kept from the head under head_tail (128 of 510, Sun et al. 2019)
 
 
@@ -96,7 +94,7 @@ class Rows:
 class Windowing:
     """Turns texts into model rows under one truncation strategy; runs off the event loop for long texts."""
 
-    def __init__(self, tokenizer: Tokenizer, max_length: int, overlap: int = 64, max_windows: int = 8):
+    def __init__(self, tokenizer: Tokenizer, max_length: int, overlap: int, max_windows: int):
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())  # an untruncated copy: the classifier's truncates
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()

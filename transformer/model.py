@@ -15,23 +15,22 @@ predictions (transformer/variants.py); the predictor computes them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import kserve
 import numpy as np
-import orjson
 
 from contract import schema
 from contract.cachekey import cache_key
 from contract.errors import ServiceError
+from contract.model import Scores, TextClassificationModel
+from contract.parameters import Options
 from transformer.cache import TextCache
 from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
-from transformer.upstream import PredictorClient, Scores
+from transformer.upstream import PredictorClient
 from transformer.variants import Answer, Variant
 
 logger = logging.getLogger(__name__)
@@ -45,25 +44,18 @@ def cache_outcome(misses: int, distinct: int) -> str:
     return "miss" if misses == distinct else "partial"
 
 
-@dataclass(frozen=True)
-class WithHeaders:
-    body: Any
-    headers: dict
-
-
 @dataclass
 class ModelInfo:
     labels: list[str]
     model_version: str
 
 
-class CachingTransformer(kserve.Model):
-    def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits = schema.Limits(),
-                 pinned_version: str | None = None, truncation: str = "head", explain: bool = True):
-        super().__init__(name, return_response_headers=True)
+class CachingTransformer(TextClassificationModel):
+    def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits,
+                 pinned_version: str | None, truncation: str = "head", explain: bool = True):
+        super().__init__(name, limits, return_response_headers=True)
         self.predictor = predictor
         self.cache = cache
-        self.limits = limits
         self.truncation = truncation  # for requests that do not choose
         self.explain_enabled = explain
         # Reads use the pinned version when set (a canary's transformer pins its own model's
@@ -82,11 +74,13 @@ class CachingTransformer(kserve.Model):
     def read_version(self) -> str:
         return self.pinned_version or self._info.model_version
 
-    def validate(self, payload: Any) -> Any:
-        return payload  # preprocess validated it with the shared schema
+    @property
+    def labels(self) -> list[str] | None:
+        return self._info.labels if self._info else None
 
-    async def preprocess(self, payload: Any, headers: dict | None = None) -> schema.ClassifyRequest:
-        return schema.parse_request(payload, self.limits)
+    @property
+    def model_version(self) -> str | None:
+        return self.read_version if self._info or self.pinned_version else None
 
     def _learn(self, scores: Scores) -> None:
         if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:
@@ -132,8 +126,11 @@ class CachingTransformer(kserve.Model):
         })
         return dict(zip(keys_and_texts, answers))
 
-    async def _answers(self, texts: list[str], variant: Variant, request_id: str) -> tuple[dict, int, int]:
-        """Each distinct text's Answer (cache first, then the predictor), the misses, the distinct count."""
+    async def _score_variant(self, texts: Sequence[str], variant: Variant, request_id: str,
+                             response_headers: dict | None) -> Scores:
+        """Like the plain path below, for answers cached apart: each distinct text's Answer, cache first."""
+        if variant.explain and not self.explain_enabled:
+            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
         width = len(self._info.labels)
         distinct = list(dict.fromkeys(texts))
         keys = [cache_key(self.name, self.read_version, text, variant.key_tag) for text in distinct]
@@ -148,17 +145,23 @@ class CachingTransformer(kserve.Model):
             )
             COALESCED.labels(self.name).inc(coalesced)
             answers.update({text: answer for (_, text), answer in computed.items()})
-        return answers, len(misses), len(distinct)
+        picked = [answers[text] for text in texts]
+        probs = np.stack([a.probs for a in picked]) if picked else np.zeros((0, width), np.float32)
+        if response_headers is not None:
+            response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
+            response_headers["x-request-id"] = request_id
+        return Scores(probs, self._info.labels, self.read_version,
+                      windows=[a.windows for a in picked] if variant.chunks else None,
+                      explanations=[a.explanation for a in picked] if variant.explain else None)
 
-    async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
-                      response_headers: dict | None = None):
-        headers = headers or {}
+    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
+                    options: Options) -> Scores:
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
         info = await self.model_info(request_id)
-        variant = Variant.of(request.options, self.truncation)
+        variant = Variant.of(options, self.truncation)
         if variant.key_tag:  # anything but the plain head prediction
-            return await self._predict_variant(request, variant, request_id, response_headers)
-        distinct = list(dict.fromkeys(request.texts))
+            return await self._score_variant(texts, variant, request_id, response_headers)
+        distinct = list(dict.fromkeys(texts))
         keys = [cache_key(self.name, self.read_version, text) for text in distinct]
         cached = await self.cache.get_many(keys, len(info.labels))
         rows = {text: row for text, row in zip(distinct, cached) if row is not None}
@@ -170,56 +173,11 @@ class CachingTransformer(kserve.Model):
             COALESCED.labels(self.name).inc(coalesced)
             rows.update({text: row for (_, text), row in computed.items()})
         width = len(self._info.labels)
-        probs = np.stack([rows[text] for text in request.texts]) if request.texts else np.zeros((0, width), np.float32)
+        probs = np.stack([rows[text] for text in texts]) if texts else np.zeros((0, width), np.float32)
         if response_headers is not None:
             response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
             response_headers["x-request-id"] = request_id
-        if request.v2 is None:
-            return schema.v1_response(probs, self._info.labels)
-        return schema.v2_response(request.v2, probs, self._info.labels, self.name, self.read_version)
+        return Scores(probs, self._info.labels, self.read_version)
 
-    async def _predict_variant(self, request: schema.ClassifyRequest, variant: Variant, request_id: str,
-                               response_headers: dict | None):
-        if variant.explain and not self.explain_enabled:
-            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
-        answers, misses, distinct = await self._answers(request.texts, variant, request_id)
-        width = len(self._info.labels)
-        picked = [answers[text] for text in request.texts]
-        probs = np.stack([a.probs for a in picked]) if picked else np.zeros((0, width), np.float32)
-        windows = [a.windows for a in picked] if variant.chunks else None
-        if response_headers is not None:
-            response_headers["x-cache"] = cache_outcome(misses, distinct)
-            response_headers["x-request-id"] = request_id
-        labels, version = self._info.labels, self.read_version
-        if request.v2 is None:
-            explanations = [orjson.loads(a.explanation) for a in picked] if variant.explain else None
-            return schema.v1_response(probs, labels, windows=windows, explanations=explanations)
-        explanations = [a.explanation for a in picked] if variant.explain else None
-        return schema.v2_response(request.v2, probs, labels, self.name, version, windows=windows,
-                                  explanations=explanations)
-
-    async def explain(self, request: schema.ClassifyRequest, headers: dict | None = None):
-        """V1 ``:explain``: KServe passes no response headers here, so they ride along to ``postprocess``."""
-        response_headers: dict = {}
-        request = dataclasses.replace(request, options=dataclasses.replace(request.options, explain=True))
-        return WithHeaders(await self.predict(request, headers, response_headers), response_headers)
-
-    async def postprocess(self, result, headers: dict | None = None, response_headers: dict | None = None):
-        if isinstance(result, WithHeaders):
-            if response_headers is not None:
-                response_headers.update(result.headers)
-            return result.body
-        return result
-
-    def get_input_types(self) -> list[dict]:
-        return schema.tensor_metadata(len(self._info.labels) if self._info else -1)[0]
-
-    def get_output_types(self) -> list[dict]:
-        return schema.tensor_metadata(len(self._info.labels) if self._info else -1)[1]
-
-    def metadata_parameters(self) -> dict:
-        return {
-            "labels": self._info.labels if self._info else None,
-            "model_version": self.read_version if self._info or self.pinned_version else None,
-            "cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state},
-        }
+    def describe(self) -> dict:
+        return {"cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state}}

@@ -8,16 +8,17 @@ error, passed through unchanged; anything else unusable -> 502 ``bad_gateway``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import aiohttp
 import grpc
 import numpy as np
 import orjson
 from kserve.inference_client import InferenceGRPCClient
+from kserve.predictor_config import PredictorConfig
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from contract.errors import ERRORS, ServiceError
+from contract.model import Scores
 from contract.schema import EXPLANATION_OUTPUT, INPUT_NAME, SCORES_OUTPUT, WINDOWS_OUTPUT
 
 CONNECT_TIMEOUT_S = 1.0
@@ -31,26 +32,15 @@ GRPC_CHANNEL_ARGS = [
 ]
 
 
-@dataclass(frozen=True)
-class Scores:
-    """What one predictor answer tells the transformer."""
-
-    probs: np.ndarray  # (n, k) in label order
-    labels: list[str]
-    model_version: str
-    windows: list[int] | None = None  # truncation chunks: windows per text
-    explanations: list[bytes] | None = None  # explain: one JSON object per text
-
-
 class PredictorClient:
-    def __init__(self, host: str, protocol: str, timeout_s: float, use_ssl: bool = False):
-        if protocol not in ("v2", "grpc-v2"):
-            raise ValueError(f"--predictor_protocol must be v2 or grpc-v2, not {protocol!r}")
-        self.host = host
-        self.protocol = protocol
-        self.timeout_s = timeout_s
-        self.use_ssl = use_ssl
-        self._base_url = f"{'https' if use_ssl else 'http'}://{host}"
+    """Calls the predictor that ``config`` names (built by transformer/settings.py, which checks the protocol)."""
+
+    def __init__(self, config: PredictorConfig):
+        self.host = config.predictor_host
+        self.protocol = config.predictor_protocol
+        self.timeout_s = config.predictor_request_timeout_seconds
+        self.use_ssl = config.predictor_use_ssl
+        self._base_url = f"{'https' if self.use_ssl else 'http'}://{self.host}"
         self._client = None  # created in the serving event loop: gRPC channels are bound to one loop
 
     def __getstate__(self):  # picklable for KServe's multi-worker mode; each worker connects on its own

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from predictor.bundle import BUNDLED_DIR
 from predictor.data import read_labelled
 from predictor.evaluate import holdout_examples
+from predictor.layout import BUNDLED_DIR
 from tests.conftest import SHARED
 from tests.integration.servers import ServerProcess
 

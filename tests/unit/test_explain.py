@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from predictor.bundle import BUNDLED_DIR
 from predictor.explain import explanation, plan
+from predictor.layout import BUNDLED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_each_variant_removes_exactly_one_words_tokens(tokenizer):
 
 
 def test_tokens_on_request(tokenizer):
-    p = plan(tokenizer, "Unbelievably dull", "token", max_words=64)
+    p = plan(tokenizer, "Unbelievably dull", "token", 64)
     assert [u.text for u in p.units] == tokenizer.encode("Unbelievably dull").tokens[1:-1]
     assert all(len(row) == len(p.rows[0]) - 1 for row in p.rows[1:])
 
@@ -45,16 +45,16 @@ def test_long_texts_are_explained_over_their_first_words(tokenizer):
 
 def test_empty_and_blank_texts_have_no_units(tokenizer):
     for text in ("", "   "):
-        p = plan(tokenizer, text, "word")
+        p = plan(tokenizer, text, "word", 64)
         assert p.units == [] and len(p.rows) == 1 and not p.truncated
 
 
 def test_contribution_is_the_drop_of_the_predicted_labels_probability(tokenizer):
-    p = plan(tokenizer, "not bad at all", "word")
+    p = plan(tokenizer, "not bad at all", "word", 64)
     probs = np.array([[0.2, 0.8], [0.1, 0.9], [0.7, 0.3], [0.25, 0.75], [0.2, 0.8]], np.float32)
     answer = explanation(p, probs, ["NEGATIVE", "POSITIVE"])
     assert answer["label"] == "POSITIVE" and answer["score"] == pytest.approx(0.8)
     contributions = [a["contribution"] for a in answer["attributions"]]
     np.testing.assert_allclose(contributions, [-0.1, 0.5, 0.05, 0.0], atol=1e-6)
     assert answer["method"] == "occlusion" and answer["granularity"] == "word"
-    assert plan(tokenizer, "not bad at all", "word").rows == p.rows  # deterministic
+    assert plan(tokenizer, "not bad at all", "word", 64).rows == p.rows  # deterministic

@@ -8,19 +8,22 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 from contract import schema
 from contract.errors import ServiceError
 from contract.parameters import Options, parse_options
+from contract.schema import Limits
 from transformer.variants import Answer, Variant
+
+LIMITS = Limits(max_texts=10, max_chars=100, max_body_bytes=1024)
 
 
 def test_v1_parameters_object():
-    request = schema.parse_request({"instances": ["a"], "parameters": {"truncation": "chunks", "other": 1}})
+    request = schema.parse_request({"instances": ["a"], "parameters": {"truncation": "chunks", "other": 1}}, LIMITS)
     assert request.options == Options(truncation="chunks")
-    assert schema.parse_request({"instances": ["a"]}).options == Options()
+    assert schema.parse_request({"instances": ["a"]}, LIMITS).options == Options()
 
 
 def test_v2_rest_and_grpc_parameters():
     rest = InferRequest("m", [InferInput("text", [1], "BYTES", ["a"])],
                         parameters={"explain": True, "granularity": "token"})
-    assert schema.parse_request(rest).options == Options(explain=True, granularity="token")
+    assert schema.parse_request(rest, LIMITS).options == Options(explain=True, granularity="token", field_name="text")
     grpc = ModelInferRequest(model_name="m")
     grpc.parameters["truncation"].CopyFrom(InferParameter(string_param="head_tail"))
     grpc.parameters["explain"].CopyFrom(InferParameter(bool_param=False))
@@ -31,7 +34,7 @@ def test_v2_rest_and_grpc_parameters():
                                         {"truncation": 3}, ["head"]])
 def test_wrong_values_are_a_400_that_names_the_choices(parameters):
     with pytest.raises(ServiceError) as caught:
-        schema.parse_request({"instances": ["a"], "parameters": parameters})
+        schema.parse_request({"instances": ["a"], "parameters": parameters}, LIMITS)
     assert caught.value.error_type == "invalid_parameter" and caught.value.http_status == 400
 
 

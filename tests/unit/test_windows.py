@@ -5,7 +5,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from contract.errors import ServiceError
-from predictor.bundle import BUNDLED_DIR
+from predictor.layout import BUNDLED_DIR
 from predictor.windows import Rows, Windowing, combine, head_tail, window_spans, windows_needed
 
 
@@ -35,7 +35,7 @@ def test_head_tail_keeps_the_first_quarter_and_the_last_three_quarters():
 
 
 def test_a_text_that_fits_gets_the_classifiers_ids_under_every_strategy(tokenizer):
-    windowing = Windowing(tokenizer, max_length=32)
+    windowing = Windowing(tokenizer, max_length=32, overlap=8, max_windows=8)
     text = "a gorgeous , witty , seductive movie ."
     for strategy in ("head", "head_tail", "chunks"):
         rows = windowing.rows([text], strategy)

@@ -1,0 +1,102 @@
+"""The one model face both services show KServe: any protocol in, texts scored, the answer in kind.
+
+As in KServe's own huggingfaceserver, ``preprocess`` parses (the shared schema, the
+request limits), ``predict`` computes and ``postprocess`` encodes the answer: V1's
+``predictions`` or a V2 ``InferResponse``, whichever the request was. The metadata
+(tensor types, label order, model version) is answered here too. A service
+implements only ``score``, texts (and the request's options: truncation, explain) in
+and ``Scores`` out, and says what it knows of its labels and version; a new protocol or
+verb is then written once, here. V1 ``:explain`` is one: KServe calls ``explain``,
+which scores with ``explain`` set and answers in KServe's ``{"predictions",
+"explanations"}`` shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import kserve
+import numpy as np
+import orjson
+
+from contract import schema
+from contract.parameters import Options
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What scoring texts tells: one row of probabilities per text, and who computed them."""
+
+    probs: np.ndarray  # (n, k) float32, columns in ``labels`` order
+    labels: list[str]
+    model_version: str  # the version to answer with (and, in the transformer, to cache under)
+    windows: list[int] | None = None  # truncation chunks: windows per text
+    explanations: list[dict | bytes] | None = None  # explain: one per text (bytes: its JSON, as cached)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """``predict``'s result, handed to ``postprocess``: the request (to answer in kind) and its scores."""
+
+    request: schema.ClassifyRequest
+    scores: Scores
+    headers: dict = field(default_factory=dict)  # response headers KServe gives explain() no place for
+
+
+class TextClassificationModel(kserve.Model):
+    # What a served model reports; None until known (the transformer learns both from the predictor).
+    labels: list[str] | None = None
+    model_version: str | None = None
+
+    def __init__(self, name: str, limits: schema.Limits, return_response_headers: bool = False):
+        super().__init__(name, return_response_headers=return_response_headers)
+        self.limits = limits
+
+    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
+                    options: Options) -> Scores:
+        """Probabilities for ``texts``, in order; raise ``ServiceError`` for what a client should see."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Metadata parameters of this service besides labels and version (e.g. its backend)."""
+        return {}
+
+    def validate(self, payload):
+        return payload  # preprocess already validated it with the shared schema
+
+    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
+        return schema.parse_request(payload, self.limits)
+
+    async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
+                      response_headers: dict | None = None) -> Scored:
+        return Scored(request, await self.score(request.texts, headers or {}, response_headers, request.options))
+
+    async def explain(self, request: schema.ClassifyRequest, headers: dict | None = None) -> Scored:
+        """V1 ``:explain``: the prediction with ``explain`` set (its ``parameters`` may ask for tokens)."""
+        response_headers: dict = {}
+        request = dataclasses.replace(request, options=dataclasses.replace(request.options, explain=True))
+        scored = await self.predict(request, headers, response_headers)
+        return dataclasses.replace(scored, headers=response_headers)
+
+    async def postprocess(self, result: Scored, headers: dict | None = None, response_headers: dict | None = None):
+        scores = result.scores
+        if result.headers and response_headers is not None:
+            response_headers.update(result.headers)
+        if result.request.v2 is None:
+            explanations = None if scores.explanations is None else [
+                orjson.loads(e) if isinstance(e, bytes) else e for e in scores.explanations]
+            return schema.v1_response(scores.probs, scores.labels, windows=scores.windows, explanations=explanations)
+        return schema.v2_response(result.request.v2, scores.probs, scores.labels, self.name, scores.model_version,
+                                  windows=scores.windows, explanations=scores.explanations)
+
+    def get_input_types(self) -> list[dict]:
+        return schema.tensor_metadata(len(self.labels) if self.labels else -1)[0]
+
+    def get_output_types(self) -> list[dict]:
+        return schema.tensor_metadata(len(self.labels) if self.labels else -1)[1]
+
+    def metadata_parameters(self) -> dict:
+        """Published in REST model metadata: what a client needs to read ``scores``."""
+        return {"labels": self.labels, "model_version": self.model_version, **self.describe()}
