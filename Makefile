@@ -5,11 +5,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The bundled models' ONNX graphs, baked once per version of their weights (git-ignored).
+BAKED  := $(patsubst %/weights.fp16.safetensors,%/onnx/REVISION,$(wildcard predictor/bundled/*/weights.fp16.safetensors))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench clean
+.PHONY: setup serve test test-unit test-integration chaos soak load bench inferenceservices clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(BAKED)
 
 # torch comes first, by exact version, so that no later resolver step can replace it
 # with a newer (multi-GB CUDA) build; requirements.lock pins everything else.
@@ -19,6 +21,10 @@ $(STAMP): pyproject.toml requirements.lock scripts/install-tools.sh
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
 	bash scripts/install-tools.sh $(VENV)
 	touch $@
+
+# Export + int8-quantize each bundled model once here, so the first `make serve` only loads files.
+predictor/bundled/%/onnx/REVISION: predictor/bundled/%/weights.fp16.safetensors | $(STAMP)
+	$(PY) -m predictor.bake --in_place
 
 serve: setup
 	PYTHON=$(PY) bash scripts/serve.sh
@@ -48,6 +54,11 @@ load: setup
 # Ours against the reference design, side by side (~10 min; see BENCHMARKS.md). BENCH_ARGS: python -m bench.run --help.
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# inferenceservices/*.yaml are the chart's InferenceServices rendered with their why-comments: run after
+# editing charts/text-classifier/templates/inferenceservices.yaml (make test fails while they differ).
+inferenceservices: setup
+	$(PY) scripts/render_inferenceservices.py --helm $(VENV)/bin/helm
 
 clean:
 	rm -rf $(VENV) .cache

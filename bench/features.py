@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import ROOT, RedisProcess, TimedServer, free_port
+from bench.processes import ROOT, RedisProcess, ServerProcess
 from bench.run import loadgen, machine, sentences
 
 MODEL = "sentiment"  # the bundled model: what `make serve` runs
@@ -41,19 +41,15 @@ class Trees:
                 tar.extractall(self.base, filter="data")
         self.cache = out / "model-cache"  # both trees' bundled model is merged and exported once
 
-    def predictor(self, root: Path, name: str, *extra: str) -> TimedServer:
-        port = free_port()
-        args = ["--model_name", MODEL, "--model_cache_dir", str(self.cache), "--model_version", "bench",
-                "--http_port", str(port), "--grpc_port", str(free_port()), *extra]
-        return TimedServer("predictor", args, "/v2/health/ready", self.out / f"{name}-predictor.log", port,
-                           root=root).start(timeout_s=600)
+    def predictor(self, root: Path, name: str, *extra: str) -> ServerProcess:
+        args = ["--model_name", MODEL, "--model_cache_dir", str(self.cache), "--model_version", "bench", *extra]
+        return ServerProcess("predictor", args, self.out / f"{name}-predictor.log",
+                             root=root).start(ready_timeout_s=600)
 
-    def transformer(self, root: Path, name: str, predictor: TimedServer, redis_url: str) -> TimedServer:
-        port = free_port()
-        args = ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.port}", "--redis_url", redis_url,
-                "--http_port", str(port), "--grpc_port", str(free_port())]
-        return TimedServer("transformer", args, "/v2/health/ready", self.out / f"{name}-transformer.log", port,
-                           root=root).start()
+    def transformer(self, root: Path, name: str, predictor: ServerProcess, redis_url: str) -> ServerProcess:
+        args = ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.http_port}", "--redis_url", redis_url]
+        return ServerProcess("transformer", args, self.out / f"{name}-transformer.log",
+                             root=root).start()
 
 
 class Load:

@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, TimedServer, free_port
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
 
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
@@ -123,23 +123,20 @@ class Run:
 
     # -- the servers --------------------------------------------------------------------
 
-    def predictor(self, model_dir: Path, backend: str = DEFAULT_BACKEND, *extra: str) -> TimedServer:
-        port = free_port()
+    def predictor(self, model_dir: Path, backend: str = DEFAULT_BACKEND, *extra: str) -> ServerProcess:
         args = ["--model_name", MODEL, "--model_dir", str(model_dir), "--model_version", "bench", "--backend", backend,
-                "--threads", str(self.threads), "--http_port", str(port), "--grpc_port", str(free_port()), *extra]
-        return TimedServer("predictor", args, "/v2/health/ready", self.out / f"predictor-{backend}.log", port).start()
+                "--threads", str(self.threads), *extra]
+        return ServerProcess("predictor", args, self.out / f"predictor-{backend}.log", sample_rss=True).start()
 
-    def transformer(self, predictor: TimedServer) -> TimedServer:
-        port = free_port()
-        args = ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.port}", "--redis_url",
-                self.redis.url, "--http_port", str(port), "--grpc_port", str(free_port())]
-        return TimedServer("transformer", args, "/v2/health/ready", self.out / "transformer.log", port).start()
+    def transformer(self, predictor: ServerProcess) -> ServerProcess:
+        args = ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.http_port}", "--redis_url",
+                self.redis.url]
+        return ServerProcess("transformer", args, self.out / "transformer.log", sample_rss=True).start()
 
-    def baseline(self, model_dir: Path) -> TimedServer:
-        port = free_port()
-        args = ["--model_dir", str(model_dir), "--redis_url", self.redis.url, "--http_port", str(port),
-                "--torch_threads", str(self.threads)]
-        return TimedServer("bench.baseline", args, "/health", self.out / "baseline.log", port).start()
+    def baseline(self, model_dir: Path) -> ServerProcess:
+        args = ["--model_dir", str(model_dir), "--redis_url", self.redis.url, "--torch_threads", str(self.threads)]
+        return ServerProcess("bench.baseline", args, self.out / "baseline.log", ready_path="/health", grpc=False,
+                             sample_rss=True).start()
 
 
 def ratio(ours: float, theirs: float) -> float:

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     # The shape ends the test; the margin covers start-up and the final report. A locust
     # that has written its report but not exited is stopped rather than waited for.
-    deadline = 2 * args.ramp_s + args.hold_s + 60
+    deadline = 2 * args.ramp_s + args.hold_s + 120  # locust's start-up alone can take a minute on a loaded machine
     try:
         returncode = subprocess.run(command, check=False, timeout=deadline).returncode
     except subprocess.TimeoutExpired:

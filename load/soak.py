@@ -29,7 +29,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, TimedServer, free_port
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
 from bench.run import sentences, warm
 
 HOT_SET = 50
@@ -48,18 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def start_stack(out: Path, model_dir: str | None) -> tuple[RedisProcess, TimedServer, TimedServer]:
+def start_stack(out: Path, model_dir: str | None) -> tuple[RedisProcess, ServerProcess, ServerProcess]:
     redis = RedisProcess(out / "redis.log").start()
-    predictor_port, transformer_port = free_port(), free_port()
     model = ["--model_dir", model_dir] if model_dir else []
-    predictor = TimedServer("predictor", ["--model_name", MODEL, *model, "--http_port", str(predictor_port),
-                                          "--grpc_port", str(free_port()), "--access_log", "false"],
-                            "/v2/health/ready", out / "predictor.log", predictor_port).start(timeout_s=900)
-    transformer = TimedServer("transformer", ["--model_name", MODEL, "--predictor_host",
-                                              f"127.0.0.1:{predictor_port}", "--redis_url", redis.url,
-                                              "--http_port", str(transformer_port), "--grpc_port", str(free_port()),
-                                              "--access_log", "false"],
-                              "/v2/health/ready", out / "transformer.log", transformer_port).start()
+    predictor = ServerProcess("predictor", ["--model_name", MODEL, *model, "--access_log", "false"],
+                              out / "predictor.log").start(ready_timeout_s=900)
+    transformer = ServerProcess("transformer", ["--model_name", MODEL, "--predictor_host",
+                                                f"127.0.0.1:{predictor.http_port}", "--redis_url", redis.url,
+                                                "--access_log", "false"], out / "transformer.log").start()
     return redis, predictor, transformer
 
 

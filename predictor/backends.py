@@ -70,7 +70,9 @@ class TorchBackend:
     def __init__(self, model_dir: Path, threads: int, int8: bool = False):
         import torch
         from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # a server's log gets lines, not a "Loading weights" bar
         if threads > 0:
             torch.set_num_threads(threads)
         model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()

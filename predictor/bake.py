@@ -1,8 +1,15 @@
 """``python -m predictor.bake --out DIR``: a servable model directory for a container image.
 
-Adapters are merged and the ONNX graphs (fused fp32 and int8) exported here, at
-build time, so a pod that scales from zero loads ready files and never merges or
-exports anything at start (predictor/Dockerfile runs this).
+Adapters are merged, packed models restored and the ONNX graphs (fused fp32 and int8)
+exported here, at build time, so a pod that scales from zero loads ready files and
+never merges or exports anything at start (predictor/Dockerfile runs this).
+
+``python -m predictor.bake --in_place`` (run by ``make setup``) bakes the graphs of
+every bundled model into ``predictor/bundled/<name>/onnx/`` (git-ignored), stamped with
+the weights' revision, so the first ``make serve`` only loads files.
+
+``python -m predictor.bake --pack TRAINED_DIR --out predictor/bundled/<name>`` writes a
+trained model the way the bundled ones are committed (predictor/restore.py).
 """
 
 from __future__ import annotations
@@ -13,8 +20,20 @@ import tempfile
 from pathlib import Path
 
 from predictor.export import export_onnx
-from predictor.files import resolve_model_dir
-from predictor.layout import BUNDLED_DIR, MODEL_CARD, ONNX_DIR, TOKENIZER, TRAINING_RECORD
+from predictor.files import encoder_dir, resolve_model_dir
+from predictor.layout import (
+    BAKED_FROM,
+    BUNDLED_DIR,
+    FP16_WEIGHTS,
+    MODEL_CARD,
+    ONNX_DIR,
+    ONNX_INT8,
+    TOKENIZER,
+    TRAINING_RECORD,
+    bundled_models,
+    weights_revision,
+)
+from predictor.restore import is_packed, pack
 
 
 def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
@@ -35,14 +54,40 @@ def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
     return out_dir
 
 
+def bake_in_place(model_dir: Path) -> bool:
+    """Export the graphs of a packed model next to it, once per revision of its weights; True if it did."""
+    stamp, revision = model_dir / ONNX_DIR / BAKED_FROM, weights_revision(model_dir)
+    if (model_dir / ONNX_DIR / ONNX_INT8).is_file() and stamp.is_file() and stamp.read_text().strip() == revision:
+        return False
+    shutil.rmtree(model_dir / ONNX_DIR, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as cache:
+        export_onnx(resolve_model_dir(model_dir, model_dir.name, Path(cache)), model_dir / ONNX_DIR)
+    stamp.write_text(revision + "\n")
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m predictor.bake", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name", default="sentiment", help="bundled model to bake when --model_dir is not given")
     parser.add_argument("--model_dir", type=Path, default=None, help="a model or adapter directory to bake instead")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--pack", type=Path, default=None, help="a trained model directory to pack into --out")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="write a whole servable model directory here")
+    target.add_argument("--in_place", action="store_true", help="bake every bundled model's graphs next to it")
     args = parser.parse_args()
-    print(f"baked {bake(args.model_dir, args.model_name, args.out)}")
+    if args.pack:
+        weights = pack(args.pack, args.out, encoder_dir()) / FP16_WEIGHTS
+        print(f"packed {args.pack} into {weights} ({weights.stat().st_size / 1e6:.1f} MB)")
+        return
+    if args.out:
+        print(f"baked {bake(args.model_dir, args.model_name, args.out)}")
+        return
+    for name in bundled_models():
+        if is_packed(BUNDLED_DIR / name):
+            baked = bake_in_place(BUNDLED_DIR / name)
+            print(f"bundled model {name}: ONNX graphs {'baked' if baked else 'already baked'} in "
+                  f"{BUNDLED_DIR / name / ONNX_DIR}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,9 @@ class TextClassifier:
         id2label = {int(k): v for k, v in config["id2label"].items()}
         self.labels: list[str] = [id2label[i] for i in range(len(id2label))]
         self.multi_label = config.get("problem_type") == MULTI_LABEL
+        # Fitted on a held-out slice at training time (predictor.calibrate): logits / T make the
+        # softmax scores calibrated probabilities; every backend's logits pass through here.
+        self.temperature = float(config.get("temperature", 1.0))
         positions = config.get("max_position_embeddings", max_length)
         if max_length > positions:
             logger.warning("max_length %d exceeds the model's %d positions; using %d", max_length, positions, positions)
@@ -133,21 +136,27 @@ class TextClassifier:
             mask[i, : len(row)] = 1
         return ids, mask
 
-    def classify(self, texts: Sequence[str | list[int]]) -> np.ndarray:
-        """Probabilities of shape (len(texts), num_labels), rows in input order; an item may be token ids."""
-        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+    def logits(self, texts: Sequence[str | list[int]]) -> np.ndarray:
+        """Raw logits of shape (len(texts), num_labels), rows in input order (before the temperature); an item may be token ids."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
-            return probs
-        started = time.perf_counter()
+            return out
         ids = self._item_ids(texts)
         lengths = [len(row) for row in ids]
         metrics.observe_tokens(lengths)
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         for chunk in self._chunks(order, lengths):
-            logits = self.backend(*self._padded([ids[i] for i in chunk])).astype(np.float32)
-            probs[chunk] = sigmoid(logits) if self.multi_label else softmax(logits)
-        metrics.observe_inference(self.backend_name, time.perf_counter() - started)
-        return probs
+            out[chunk] = self.backend(*self._padded([ids[i] for i in chunk])).astype(np.float32)
+        return out
+
+    def classify(self, texts: Sequence[str | list[int]]) -> np.ndarray:
+        """Probabilities of shape (len(texts), num_labels), rows in input order; an item may be token ids."""
+        started = time.perf_counter()
+        logits = self.logits(texts) / self.temperature
+        probs = sigmoid(logits) if self.multi_label else softmax(logits)
+        if len(texts):
+            metrics.observe_inference(self.backend_name, time.perf_counter() - started)
+        return probs.astype(np.float32)
 
 
 def build_classifier(settings: PredictorSettings, model_name: str) -> TextClassifier:

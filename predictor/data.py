@@ -44,6 +44,13 @@ class HoldOut:
     sentences_only: bool = False  # only rows that end like a sentence (. ! ?)
     min_words: int = 0
     exclude_overlap: bool = False  # drop training phrases (3+ words) found inside a held-out text
+    # Only rows no other row contains: SST-2's whole sentences, not the clauses cut from them
+    # (a clause ending in "." is sentence-like, but training on the sentence around it leaks its label).
+    whole_sentences: bool = False
+    overlap_min_words: int = 3  # the shortest training phrase that counts as overlap
+    calibration_size: int = 0  # rows of the held-out slice kept apart for temperature fitting / model selection
+    # "clauses": the held-out rows that are clauses of longer rows calibrate, the whole sentences are the test
+    calibration: str = "sample"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,6 +70,9 @@ def split_holdout(rows: list[Example], holdout: HoldOut) -> tuple[list[Example],
         for i, row in enumerate(rows)
         if len(row.text.split()) >= holdout.min_words and (not holdout.sentences_only or SENTENCE_END.search(row.text))
     ]
+    if holdout.whole_sentences:
+        inside = contained_rows([row.text for row in rows], candidates)
+        candidates = [i for i in candidates if i not in inside]
     if len(candidates) < holdout.size:
         raise ValueError(f"only {len(candidates)} rows qualify for a held-out slice of {holdout.size}")
     chosen = set(random.Random(holdout.seed).sample(candidates, holdout.size))
@@ -70,7 +80,48 @@ def split_holdout(rows: list[Example], holdout: HoldOut) -> tuple[list[Example],
     haystack = "\n".join(f" {row.text} " for row in held_out) if holdout.exclude_overlap else ""
 
     def overlaps(text: str) -> bool:
-        return bool(haystack) and len(text.split()) >= 3 and f" {text} " in haystack
+        return bool(haystack) and len(text.split()) >= holdout.overlap_min_words and f" {text} " in haystack
 
     train = [row for i, row in enumerate(rows) if i not in chosen and not overlaps(row.text)]
     return train, held_out
+
+
+def contained_rows(texts: list[str], candidates: list[int]) -> set[int]:
+    """The candidates whose text occurs inside another, longer row (a clause of a bigger sentence).
+
+    Only rows that share the candidate's rarest word can contain it, so each check
+    scans a short posting list instead of the whole file.
+    """
+    postings: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        for word in set(text.split()):
+            postings.setdefault(word, []).append(i)
+    inside = set()
+    for i in candidates:
+        words = texts[i].split()
+        needle = f" {texts[i]} "
+        rarest = min(set(words), key=lambda w: len(postings[w]))
+        if any(j != i and len(texts[j]) > len(texts[i]) and needle in f" {texts[j]} " for j in postings[rarest]):
+            inside.add(i)
+    return inside
+
+
+def split_three(rows: list[Example], holdout: HoldOut) -> tuple[list[Example], list[Example], list[Example]]:
+    """(train, calibration, test) of one labelled file, as a model card's record describes them."""
+    train, held_out = split_holdout(rows, holdout)
+    if holdout.calibration == "clauses":
+        texts = [row.text for row in rows]
+        index = {text: i for i, text in enumerate(texts)}
+        inside = contained_rows(texts, [index[row.text] for row in held_out])
+        clauses = [row for row in held_out if index[row.text] in inside]
+        return train, clauses, [row for row in held_out if index[row.text] not in inside]
+    return (train, *calibration_split(held_out, holdout.calibration_size, holdout.seed))
+
+
+def calibration_split(held_out: list[Example], size: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """(calibration, test): a seeded sample of the held-out rows for fitting, the rest for reporting."""
+    if not size:
+        return [], held_out
+    chosen = set(random.Random(seed + 1).sample(range(len(held_out)), size))
+    return ([row for i, row in enumerate(held_out) if i in chosen],
+            [row for i, row in enumerate(held_out) if i not in chosen])

@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,16 +24,20 @@ from predictor.backends import BACKENDS
 from predictor.export import export_onnx
 from predictor.layout import (
     ADAPTER_CONFIG,
+    BAKED_FROM,
     BUNDLED_DIR,
     CONFIG,
     MERGED,
     ONNX,
     ONNX_DIR,
+    RESTORED,
     TRAINING_RECORD,
     bundled_models,
     cached,
     model_revision,
+    weights_revision,
 )
+from predictor.restore import is_packed, restore
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +60,18 @@ class ModelFiles:
 
 def resolve(model_dir: Path | None, model_name: str, cache_dir: Path, backend: str) -> ModelFiles:
     """The files to serve ``model_dir`` (or the bundled ``model_name``) with ``backend``; merges/exports once."""
-    directory = resolve_model_dir(model_dir, model_name, cache_dir)
     onnx_file = BACKENDS[backend].onnx_file
+    source = source_dir(model_dir, model_name)
+    if onnx_file is not None and is_packed(source) and (graph := baked_graph(source, onnx_file)):
+        # A bundled model baked in place by `make setup`: config, tokenizer and graph are all here.
+        return ModelFiles(model_dir=source, backend=backend, weights=graph)
+    directory = resolve_model_dir(model_dir, model_name, cache_dir)
     weights = directory if onnx_file is None else onnx_graph(directory, onnx_file, cache_dir)
     return ModelFiles(model_dir=directory, backend=backend, weights=weights)
 
 
-def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path) -> Path:
-    """The directory to load: ``model_dir`` or the bundled model, adapters merged via the cache."""
+def source_dir(model_dir: Path | None, model_name: str) -> Path:
+    """``model_dir``, or the bundled model ``model_name`` when none is given."""
     if model_dir is None:
         model_dir = BUNDLED_DIR / model_name
         if not model_dir.is_dir():
@@ -70,7 +79,20 @@ def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path) 
                 f"no --model_dir given and no bundled model named {model_name!r} "
                 f"(bundled: {', '.join(bundled_models()) or 'none'})"
             )
-    model_dir = Path(model_dir)
+    return Path(model_dir)
+
+
+def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path) -> Path:
+    """The directory to load: ``model_dir`` or the bundled model; adapters merged, packed models restored, cached."""
+    model_dir = source_dir(model_dir, model_name)
+    if is_packed(model_dir):
+        restored = cached(cache_dir, RESTORED, model_dir)
+        if not (restored / CONFIG).is_file():
+            started = time.perf_counter()
+            restore(model_dir, restored, encoder_dir())
+            logger.info("Restored %s to fp32 weights in %s (%.1f s, once)", model_dir, restored,
+                        time.perf_counter() - started)
+        return restored
     if not (model_dir / ADAPTER_CONFIG).is_file():
         if not (model_dir / CONFIG).is_file():
             raise FileNotFoundError(f"{model_dir} is neither a Hugging Face model directory nor a LoRA adapter")
@@ -83,16 +105,30 @@ def resolve_model_dir(model_dir: Path | None, model_name: str, cache_dir: Path) 
     return merge_adapter(model_dir, merged)
 
 
+def baked_graph(model_dir: Path, onnx_file: str) -> Path | None:
+    """``<model_dir>/onnx/<onnx_file>`` if it was baked from these very weights (or by an image build)."""
+    baked = Path(model_dir) / ONNX_DIR / onnx_file
+    if not baked.is_file():
+        return None
+    stamp = baked.parent / BAKED_FROM
+    if stamp.is_file() and stamp.read_text().strip() != weights_revision(model_dir):
+        logger.info("Ignoring %s: baked from other weights than %s now holds", baked, model_dir)
+        return None  # a checkout updated since `make setup` baked: never serve a stale graph
+    return baked
+
+
 def onnx_graph(model_dir: Path, onnx_file: str, cache_dir: Path) -> Path:
     """``onnx_file`` of ``model_dir``: baked next to the model, cached, or exported now (slow: a build step)."""
-    baked = Path(model_dir) / ONNX_DIR / onnx_file
-    if baked.is_file():
+    baked = baked_graph(model_dir, onnx_file)
+    if baked is not None:
         return baked
     cached_dir = cached(cache_dir, ONNX, model_dir)
     if not (cached_dir / onnx_file).is_file():
-        logger.warning("No ONNX graph baked in %s: exporting now (bake it at build time: python -m predictor.bake)",
-                       model_dir)
+        started = time.perf_counter()
+        logger.warning("No ONNX graph baked for %s: exporting it once to %s (about a minute; `make setup` or "
+                       "python -m predictor.bake does it ahead of time)", model_dir, cached_dir)
         export_onnx(Path(model_dir), cached_dir)
+        logger.info("Exported in %.1f s", time.perf_counter() - started)
     return cached_dir / onnx_file
 
 

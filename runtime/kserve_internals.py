@@ -22,6 +22,9 @@ Overridden or extended:
     drain by a ``__class__`` swap), ``RESTServer._add_middlewares``,
     ``_register_endpoints`` and ``_add_exception_handlers`` (private; extended).
   - ``RESTServerMultiProcess.__init__``: the ``RESTServer`` it builds gets our class.
+  - ``RESTServerProcess.is_alive`` (60 s instead of 5 s for a worker's first health
+    ping), installed by rebinding the module-level name ``RESTServerProcess`` that
+    ``RESTServerMultiProcess.init_processes`` and ``keep_subprocess_alive`` call.
   - ``kserve.protocol.rest.server._RefreshingServer`` (a private class; subclassed), and
     uvicorn's ``Server.handle_exit`` / ``on_tick`` (we append to ``_captured_signals``).
   - ``DataPlane.ready``, ``model_ready``, ``decode_inference_request`` (extended);
@@ -86,6 +89,9 @@ UPSTREAM = {
     "kserve.protocol.dataplane.DataPlane.explain": "7995ba27efb3032f",
     "kserve.protocol.grpc.servicer.InferenceServicer.RepositoryModelLoad": "67fee58ff64a6edd",
     "kserve.protocol.grpc.servicer.InferenceServicer.RepositoryModelUnload": "d8a895c6fdc3d1cc",
+    "runtime.kserve_internals.KSERVE_WORKER_PROCESS.is_alive": "b5d7ea48fc1a204a",
+    "kserve.protocol.rest.multiprocess.server.RESTServerMultiProcess.init_processes": "75142004d4ac292e",
+    "kserve.protocol.rest.multiprocess.server.RESTServerMultiProcess.keep_subprocess_alive": "22dd987ecf8b4f41",
     "uvicorn.Server.handle_exit": "553276efa26e09ea",
     "uvicorn.Server.on_tick": "60ea49b06ccf68c1",
 }
@@ -258,6 +264,25 @@ class GRPCServer(kserve_grpc.GRPCServer):
         kserve_grpc.logger.info("Starting gRPC server on %s", listen_addr)
         await self._server.start()
         await self._server.wait_for_termination()
+
+
+class PatientWorkerProcess(kserve_multiprocess.RESTServerProcess):
+    """A ``--workers`` process that may take longer than KServe's 5 s to answer a health ping.
+
+    A spawned worker imports kserve (and the model's libraries) before its pong thread
+    starts; on a CPU-throttled pod or a busy machine that takes longer than 5 s, and
+    KServe (0.21.0, ``keep_subprocess_alive``) then kills it and spawns another, which is
+    as slow: the workers never start. A dead worker is still replaced at once
+    (``is_alive`` checks the process first); only a hung one waits the longer timeout.
+    """
+
+    def is_alive(self, timeout: float = 60) -> bool:
+        return super().is_alive(timeout)
+
+
+# KServe's RESTServerMultiProcess makes its workers by this module-level name (init_processes, keep_subprocess_alive).
+KSERVE_WORKER_PROCESS = kserve_multiprocess.RESTServerProcess  # the original, for the pin in UPSTREAM
+kserve_multiprocess.RESTServerProcess = PatientWorkerProcess
 
 
 class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):

@@ -1,13 +1,18 @@
-"""The InferenceService files validate against KServe's real CRD schema, and the canary is the base plus a canary."""
+"""The InferenceService files are the chart's rendering, validate against KServe's real CRD schema, and the canary
+is the base plus a canary."""
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.chart.helm import ROOT, tool
 from tests.chart.schemas import CRD_DIR, validate
 
-pytestmark = pytest.mark.skipif(not CRD_DIR.is_dir(), reason=f"{CRD_DIR} is absent: the CRD schemas live there")
+needs_crds = pytest.mark.skipif(not CRD_DIR.is_dir(), reason=f"{CRD_DIR} is absent: the CRD schemas live there")
 
 ISVC_DIR = Path(__file__).resolve().parents[2] / "inferenceservices"
 FILES = sorted(ISVC_DIR.glob("*.yaml"))
@@ -17,6 +22,27 @@ def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def render_check(out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "render_inferenceservices.py"), "--check",
+                           "--out", str(out), "--helm", tool("helm")], capture_output=True, text=True, timeout=300)
+
+
+def test_the_files_are_the_chart_rendered():
+    done = render_check(ISVC_DIR)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert {p.name for p in FILES} == {"sentiment.yaml", "emotion.yaml", "sentiment-canary.yaml"}
+
+
+def test_a_file_edited_by_hand_fails_the_check(tmp_path):
+    shutil.copytree(ISVC_DIR, tmp_path, dirs_exist_ok=True)
+    edited = (tmp_path / "emotion.yaml").read_text().replace("maxReplicas: 4", "maxReplicas: 5", 1)
+    (tmp_path / "emotion.yaml").write_text(edited)
+    done = render_check(tmp_path)
+    assert done.returncode == 1 and "emotion.yaml differ from the chart" in done.stderr
+    assert "-    maxReplicas: 5" in done.stdout and "+    maxReplicas: 4" in done.stdout
+
+
+@needs_crds
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_inference_service_validates_against_the_crd(path):
     obj = load(path)
@@ -30,6 +56,7 @@ def test_inference_service_validates_against_the_crd(path):
         assert container["resources"]["limits"] and container["resources"]["requests"]
 
 
+@needs_crds
 def test_a_typo_is_rejected():
     obj = load(ISVC_DIR / "sentiment.yaml")
     obj["spec"]["predictor"]["minReplica"] = 1  # misspelt minReplicas

@@ -2,6 +2,8 @@
 
 import httpx
 
+from tests.integration.servers import HTTP
+
 V1 = "/v1/models/sentiment:predict"
 V2 = "/v2/models/sentiment/infer"
 
@@ -59,7 +61,7 @@ def send_error_case(base_url: str, case) -> httpx.Response:
     """Send one ERROR_CASES row; assert its status and error_type, and a readable message."""
     _, method, path, body, status, error_type = case
     content = body if isinstance(body, bytes) else None
-    response = httpx.request(method, base_url + path, json=None if content else body, content=content,
+    response = HTTP.request(method, base_url + path, json=None if content else body, content=content,
                              headers={"content-type": "application/json"}, timeout=30)
     assert response.status_code == status, response.text
     payload = response.json()
@@ -70,6 +72,6 @@ def send_error_case(base_url: str, case) -> httpx.Response:
 
 def send_ok_case(base_url: str, case) -> None:
     _, path, body, count = case
-    response = httpx.post(base_url + path, json=body, timeout=120)
+    response = HTTP.post(base_url + path, json=body, timeout=120)
     assert response.status_code == 200, response.text
     assert answers(response.json()) == count

@@ -1,9 +1,8 @@
-"""Start the project's real server processes on free ports, and stop them (Redis: bench/processes.py)."""
+"""The tests' side of the process harness (bench/processes.py): gRPC calls with tritonclient, metrics."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,57 +10,14 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, free_port, terminate  # noqa: F401  (RedisProcess: for the tests)
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, free_port  # noqa: F401  (for the tests)
 
-
-class ServerProcess:
-    """``python -m <module> <args>`` with --http_port/--grpc_port on free ports, logging to a file."""
-
-    def __init__(self, module: str, args: list[str], log_path: Path):
-        self.http_port, self.grpc_port = free_port(), free_port()
-        self.command = [sys.executable, "-m", module, *args,
-                        "--http_port", str(self.http_port), "--grpc_port", str(self.grpc_port)]
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def descendants(self) -> list:
-        import psutil
-
-        return psutil.Process(self.process.pid).children(recursive=True) if self.process else []
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def start(self, ready_timeout_s: float = 90) -> ServerProcess:
-        env = {**os.environ, **SERVER_ENV}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.command} exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            try:
-                ready = httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                ready = False
-            # With --workers, the first worker answers while the parent still starts the
-            # others; the gRPC server starts last.
-            if ready and "Starting gRPC server on" in self.log():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.command} not ready after {ready_timeout_s} s:\n{self.log()[-3000:]}")
-
-    def stop(self) -> None:
-        terminate(self.process)
+# One client for the tests' plain calls (httpx.Client may be shared by threads). ``httpx.post`` builds a
+# client, and so an SSL context from the CA bundle, per call: 10 ms on an idle machine, 0.7 s measured on
+# this 2-core machine under load, which then slows every test and blurs every timing it checks. Tests
+# that need a new connection per request (worker spreading, readiness seen by a new client) send CLOSE.
+HTTP = httpx.Client(timeout=30)
+CLOSE = {"connection": "close"}  # HTTP's headers for a request on a connection of its own (none is kept alive)
 
 
 def triton_grpc_infer(target: str, model: str, texts: list) -> dict:
@@ -76,9 +32,37 @@ def metric(url: str, name: str, **labels: str) -> float:
     """The value of one Prometheus sample on ``url``/metrics (0 when absent)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    text = HTTP.get(f"{url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
+
+
+def metric_at_least(url: str, name: str, minimum: float, timeout_s: float = 10, **labels: str) -> float:
+    """The sample's value once it reaches ``minimum`` (or, past ``timeout_s``, whatever it is).
+
+    The request counters are incremented after the answer has gone out (contract/accesslog.py),
+    so a scrape sent the moment the last answer arrives can race them on a busy machine.
+    """
+    deadline = time.monotonic() + timeout_s
+    while (value := metric(url, name, **labels)) < minimum and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
+# The transformer's Redis deadline in tests: its 20 ms default is what a cluster's Redis answers
+# within, but on a loaded 2-core CI machine a scheduling gap alone can pass it, turning an expected
+# hit into a miss. Tests that are about the deadline (test_faults.py) set their own.
+TEST_CACHE_TIMEOUT_MS = "1000"
+
+
+def transformer_for(predictor: ServerProcess, redis, log, *extra: str, name: str = "sentiment",
+                    protocol: str = "v2") -> ServerProcess:
+    """A transformer for ``predictor`` with ``redis`` (a RedisProcess or a URL); ``extra`` flags win."""
+    target = predictor.grpc_target if protocol == "grpc-v2" else f"127.0.0.1:{predictor.http_port}"
+    url = redis if isinstance(redis, str) else redis.url
+    return ServerProcess("transformer", ["--model_name", name, "--predictor_host", target, "--predictor_protocol",
+                                         protocol, "--redis_url", url, "--cache_timeout_ms", TEST_CACHE_TIMEOUT_MS,
+                                         *extra], log)

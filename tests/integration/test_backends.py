@@ -5,11 +5,12 @@ cards report, classified by PyTorch fp32 and by every ONNX backend on the same m
 weights: quantization may cost accuracy, and this is where that cost is bounded.
 """
 
+import functools
+
 import pytest
 
 from predictor.backends import DEFAULT_BACKEND
-from predictor.data import read_labelled
-from predictor.evaluate import accuracy_of, holdout_examples
+from predictor.evaluate import accuracy_of, holdout_slices, validation_slices
 from predictor.layout import BUNDLED_DIR
 from tests.conftest import SHARED
 
@@ -19,15 +20,20 @@ pytestmark = [
 ]
 
 
+@functools.cache
 def validation_set(name: str):
+    """The model card's test slice: held-out whole sentences (sentiment), held-out validation rows (emotion)."""
     if name == "sentiment":
-        return holdout_examples(BUNDLED_DIR / "sentiment", SHARED / "data/sst2/train.tsv")
-    return read_labelled(SHARED / "data/emotion/validation.csv")
+        return holdout_slices(BUNDLED_DIR / "sentiment", SHARED / "data/sst2/train.tsv")[1]
+    return validation_slices(BUNDLED_DIR / "emotion", SHARED / "data/emotion/validation.csv")[1]
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("backend-cache")
+def cache_dir(session_cache):
+    """The session's: the adapters merged and exported here are the ones test_bundled_models serves."""
+    from predictor.layout import default_cache_dir
+
+    return default_cache_dir()
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,17 @@
 
 import json
 
-import httpx
 import pytest
 
-from predictor.data import read_labelled
-from predictor.evaluate import holdout_examples
+from predictor.evaluate import holdout_slices, validation_slices
 from predictor.layout import BUNDLED_DIR
 from tests.conftest import SHARED
-from tests.integration.servers import ServerProcess
+from tests.integration.servers import HTTP, ServerProcess
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not (SHARED / "data").is_dir(), reason=f"{SHARED}/data is absent: the labelled data lives there"),
 ]
-
-EMOTION_SAMPLE_ROWS = 500  # the first rows of validation.csv, as recorded in the emotion model card
 
 
 def card(name: str) -> dict:
@@ -30,9 +26,9 @@ def serve_bundled(tmp_path_factory):
     def start(name: str) -> ServerProcess:
         if name not in servers:
             tmp = tmp_path_factory.mktemp(name)
-            servers[name] = ServerProcess(
-                "predictor", ["--model_name", name, "--model_cache_dir", str(tmp / "cache")], tmp / "server.log"
-            ).start(ready_timeout_s=180)
+            # The session's model cache: the merge and the export are shared with test_backends.
+            servers[name] = ServerProcess("predictor", ["--model_name", name], tmp / "server.log").start(
+                ready_timeout_s=240)
         return servers[name]
 
     yield start
@@ -43,7 +39,7 @@ def serve_bundled(tmp_path_factory):
 def predict(server: ServerProcess, name: str, texts: list[str]) -> list[str]:
     labels = []
     for start in range(0, len(texts), 100):
-        response = httpx.post(f"{server.url}/v1/models/{name}:predict", json={"instances": texts[start : start + 100]},
+        response = HTTP.post(f"{server.url}/v1/models/{name}:predict", json={"instances": texts[start : start + 100]},
                               timeout=120)
         assert response.status_code == 200, response.text
         labels += [p["label"] for p in response.json()["predictions"]]
@@ -56,17 +52,38 @@ def served_accuracy(server, name, examples) -> float:
     return sum(p == names[e.label] for p, e in zip(predicted, examples)) / len(examples)
 
 
-def test_sentiment_accuracy_on_held_out_sentences(serve_bundled):
-    examples = holdout_examples(BUNDLED_DIR / "sentiment", SHARED / "data/sst2/train.tsv")
-    assert len(examples) == 1000 and all(e.text.rstrip()[-1] in ".!?" for e in examples)
+def test_sentiment_accuracy_on_held_out_whole_sentences(serve_bundled):
+    _, examples = holdout_slices(BUNDLED_DIR / "sentiment", SHARED / "data/sst2/train.tsv")
+    assert len(examples) == card("sentiment")["validation_examples"]
+    assert all(e.text.rstrip()[-1] in ".!?" and len(e.text.split()) >= 5 for e in examples)
     accuracy = served_accuracy(serve_bundled("sentiment"), "sentiment", examples)
-    assert accuracy >= card("sentiment")["validation_accuracy"] - 0.01
+    assert accuracy >= card("sentiment")["ci_sample"]["accuracy"] - 0.01
 
 
-def test_emotion_accuracy_on_validation_rows(serve_bundled):
-    examples = read_labelled(SHARED / "data/emotion/validation.csv")[:EMOTION_SAMPLE_ROWS]
+def test_emotion_accuracy_on_held_out_validation_rows(serve_bundled):
+    _, examples = validation_slices(BUNDLED_DIR / "emotion", SHARED / "data/emotion/validation.csv")
+    assert len(examples) == card("emotion")["validation_examples"]
     accuracy = served_accuracy(serve_bundled("emotion"), "emotion", examples)
     assert accuracy >= card("emotion")["ci_sample"]["accuracy"] - 0.01
+
+
+@pytest.mark.parametrize("name", ["sentiment", "emotion"])
+def test_scores_carry_the_fitted_temperature(serve_bundled, name):
+    """The served probabilities are softmax(logits / T) with the card's T, not the raw softmax."""
+    from predictor.data import Example
+    from predictor.evaluate import logits_of
+    from predictor.quality import softmax
+
+    temperature = json.loads((BUNDLED_DIR / name / "config.json").read_text())["temperature"]
+    assert temperature == card(name)["evaluation"]["calibration"]["temperature"] and temperature != 1.0
+    text = "it is fine i guess , though not what i hoped for"
+    logits, _ = logits_of(BUNDLED_DIR / name, [Example(text, 0)], backend="onnx-int8")
+    response = HTTP.post(f"{serve_bundled(name).url}/v1/models/{name}:predict", json={"instances": [text]}, timeout=60)
+    served = {s["label"]: s["score"] for s in response.json()["predictions"][0]["scores"]}
+    labels = card(name)["labels"]
+    expected, raw = softmax(logits, temperature)[0], softmax(logits)[0]
+    assert [served[label] for label in labels] == pytest.approx(list(expected), abs=0.01)
+    assert max(abs(expected - raw)) > 0.01  # the check can tell a scaled softmax from a raw one
 
 
 @pytest.mark.parametrize(

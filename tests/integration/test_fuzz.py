@@ -18,8 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.integration.servers import RedisProcess
-from tests.integration.test_transformer import transformer_for
+from tests.integration.servers import HTTP, RedisProcess, transformer_for
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -42,7 +41,7 @@ def transformer(predictor, tmp_path_factory):
 
 
 def described(url: str) -> dict:
-    description = httpx.get(f"{url}/openapi.json", timeout=10).json()
+    description = HTTP.get(f"{url}/openapi.json", timeout=10).json()
     for path, operations in description["paths"].items():
         if path.endswith((":predict", ":explain")) and "post" in operations:
             operations["post"]["requestBody"] = V1_BODY

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.integration.servers import ROOT, RedisProcess, ServerProcess
+from tests.integration.servers import ROOT, RedisProcess, ServerProcess, transformer_for
 
 pytestmark = pytest.mark.integration
 
@@ -17,9 +17,7 @@ def stack(tiny_model_dir, tmp_path_factory):
     redis = RedisProcess(logs / "redis.log").start()
     predictor = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir)],
                               logs / "predictor.log").start()
-    transformer = ServerProcess("transformer", ["--model_name", "sentiment", "--predictor_host",
-                                                f"127.0.0.1:{predictor.http_port}", "--redis_url", redis.url],
-                                logs / "transformer.log").start()
+    transformer = transformer_for(predictor, redis, logs / "transformer.log").start()
     yield transformer
     for process in (transformer, predictor, redis):
         process.stop()
@@ -29,7 +27,7 @@ def run_load(transformer, out, *extra):
     return subprocess.run(
         [sys.executable, "load/run.py", "--host", transformer.url, "--grpc-host", transformer.grpc_target,
          "--peak-users", "3", "--ramp-s", "1", "--hold-s", "4", "--out", str(out), *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
 
 

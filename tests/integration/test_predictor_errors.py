@@ -2,11 +2,10 @@
 
 import json
 
-import httpx
 import pytest
 
 from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, send_error_case, send_ok_case
-from tests.integration.servers import ServerProcess, triton_grpc_infer
+from tests.integration.servers import HTTP, ServerProcess, triton_grpc_infer
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +37,11 @@ def test_deadline_answers_504_instead_of_hanging(tiny_model_dir, tmp_path):
     ).start()
     try:
         texts = ["a long review that keeps going " * 60] * 1000
-        response = httpx.post(server.url + V1, json={"instances": texts}, timeout=60)
+        response = HTTP.post(server.url + V1, json={"instances": texts}, timeout=60)
         assert response.status_code == 504
         assert response.json()["error_type"] == "timeout"
-        assert httpx.get(server.url + "/v2/health/ready").status_code == 200  # still serving
-        assert httpx.post(server.url + V1, json={"instances": ["short"]}).status_code in (200, 504)
+        assert HTTP.get(server.url + "/v2/health/ready").status_code == 200  # still serving
+        assert HTTP.post(server.url + V1, json={"instances": ["short"]}).status_code in (200, 504)
     finally:
         server.stop()
 
@@ -51,7 +50,7 @@ def test_v2_json_without_a_json_content_type_is_accepted(predictor):
     """curl -d and tritonclient.http send no JSON content type; the body is still JSON."""
     body = b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["fine"]}]}'
     for headers in ({}, {"content-type": "application/x-www-form-urlencoded"}, {"content-type": "text/plain"}):
-        response = httpx.post(predictor.url + V2, content=body, headers=headers)
+        response = HTTP.post(predictor.url + V2, content=body, headers=headers)
         assert response.status_code == 200, (headers, response.text)
 
 
@@ -65,13 +64,13 @@ def test_v2_json_without_a_json_content_type_is_accepted(predictor):
     ids=["garbage", "no-inputs", "input-without-fields"],
 )
 def test_malformed_binary_v2_requests(predictor, body, header, error_type):
-    response = httpx.post(predictor.url + V2, content=body, headers={"inference-header-content-length": header})
+    response = HTTP.post(predictor.url + V2, content=body, headers={"inference-header-content-length": header})
     assert response.status_code == 400, response.text
     assert response.json()["error_type"] == error_type
 
 
 @pytest.mark.parametrize("body", [b"", b"null", b"[]", b'"text"', b"{\"instances\": [" * 5000 + b"]" * 5000])
 def test_degenerate_v1_bodies(predictor, body):
-    response = httpx.post(predictor.url + V1, content=body, headers=JSON)
+    response = HTTP.post(predictor.url + V1, content=body, headers=JSON)
     assert response.status_code == 400, response.text
     assert response.json()["error_type"] in ("invalid_json", "invalid_request")

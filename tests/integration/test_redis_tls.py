@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis as redis_client
 
-from tests.integration.servers import RedisProcess, ServerProcess, metric
+from tests.integration.servers import RedisProcess, metric, transformer_for
 from tests.integration.test_transformer import post_v1, unique
 
 pytestmark = pytest.mark.integration
@@ -78,9 +78,7 @@ def tls_redis(tmp_path):
 
 def test_the_cache_works_over_tls_with_a_password(predictor, tls_redis, tmp_path):
     # The TLS handshake of a new connection takes longer than the default 20 ms deadline on a busy machine.
-    front = ServerProcess("transformer", ["--model_name", "sentiment", "--predictor_host",
-                                          f"127.0.0.1:{predictor.http_port}", "--redis_url", tls_redis.url,
-                                          "--cache_timeout_ms", "500"], tmp_path / "transformer.log").start()
+    front = transformer_for(predictor, tls_redis, tmp_path / "transformer.log", "--cache_timeout_ms", "500").start()
     try:
         texts = unique(3)
         assert post_v1(front, texts).headers["x-cache"] == "miss"
@@ -95,9 +93,7 @@ def test_a_wrong_password_or_plain_text_fails_open(predictor, tls_redis, tmp_pat
     wrong = tls_redis.url.replace(PASSWORD, "wr0ng-pw-x")
     plain = f"redis://:{PASSWORD}@127.0.0.1:{tls_redis.port}/0"  # no TLS: the server hangs up
     for i, url in enumerate([wrong, plain]):
-        front = ServerProcess("transformer", ["--model_name", "sentiment", "--predictor_host",
-                                              f"127.0.0.1:{predictor.http_port}", "--redis_url", url,
-                                              "--cache_timeout_ms", "500"], tmp_path / f"transformer-{i}.log").start()
+        front = transformer_for(predictor, url, tmp_path / f"transformer-{i}.log", "--cache_timeout_ms", "500").start()
         try:
             texts = unique(2)
             assert [post_v1(front, texts).headers["x-cache"] for _ in range(2)] == ["miss", "miss"]

@@ -4,10 +4,9 @@ import json
 import subprocess
 import sys
 
-import httpx
 import pytest
 
-from tests.integration.servers import ROOT, ServerProcess
+from tests.integration.servers import HTTP, ROOT, ServerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +47,12 @@ def test_trained_output_is_served(tiny_model_dir, tiny_tsv, tmp_path, lora):
     server = ServerProcess("predictor", ["--model_name", "tiny", "--model_dir", str(out_dir),
                                          "--model_cache_dir", str(cache)], tmp_path / "serve.log").start()
     try:
-        response = httpx.post(f"{server.url}/v1/models/tiny:predict", json={"instances": ["a superb film", "dull"]})
+        response = HTTP.post(f"{server.url}/v1/models/tiny:predict", json={"instances": ["a superb film", "dull"]})
         assert response.status_code == 200
         assert {s["label"] for s in response.json()["predictions"][0]["scores"]} == {"NEGATIVE", "POSITIVE"}
     finally:
         server.stop()
-    merged = list(cache.glob("trained-*/config.json")) if cache.exists() else []
+    merged = list(cache.glob("merged-trained-*/config.json")) if cache.exists() else []
     assert len(merged) == (1 if lora else 0)  # adapters are merged once into the cache; full models are not
 
 

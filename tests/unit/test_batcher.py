@@ -52,20 +52,20 @@ async def test_batches_never_exceed_max_batch_size_and_keep_order():
 
 
 async def test_deadline_answers_timeout_and_drops_queued_texts():
-    infer = Recorder(delay_s=0.2)
+    infer = Recorder(delay_s=0.5)  # far past the deadline, so a loaded machine's late wake-up cannot blur the two
     batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=2, max_delay_s=0.0, max_queue_texts=10_000)
     started = time.perf_counter()
     with pytest.raises(ServiceError) as caught:
         await batcher.submit(["a"] * 10, timeout_s=0.05)
     assert caught.value.error_type == "timeout" and caught.value.http_status == 504
-    assert time.perf_counter() - started < 0.15  # answered at the deadline, not after the model
-    await asyncio.sleep(0.3)
+    assert time.perf_counter() - started < 0.3  # answered at the deadline, not after the model
+    await asyncio.sleep(0.7)
     assert sum(len(call) for call in infer.calls) <= 4  # the rest never reached the model
     assert batcher.queued_texts == 0
 
 
 async def test_event_loop_stays_responsive_during_inference():
-    batcher = DynamicBatcher(Recorder(delay_s=0.3), num_outputs=2, max_delay_s=0.0, max_batch_size=32,
+    batcher = DynamicBatcher(Recorder(delay_s=0.5), num_outputs=2, max_delay_s=0.0, max_batch_size=32,
                              max_queue_texts=10_000)
     ticks = 0
 
@@ -78,7 +78,7 @@ async def test_event_loop_stays_responsive_during_inference():
     task = asyncio.create_task(ticker())
     await batcher.submit(["x"], timeout_s=5)
     task.cancel()
-    assert ticks >= 10  # the loop kept running while the model "computed" for 0.3 s
+    assert ticks >= 5  # the loop kept running while the model "computed" for 0.5 s (~45 ticks; blocked: 0 or 1)
 
 
 async def test_full_queue_answers_overloaded():

@@ -35,8 +35,8 @@ TOLERANCE = {"torch": 1e-5, "onnx": 1e-4, "torch-int8": 0.05, "onnx-int8": 0.05}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_every_backend_matches_transformers(backend, tiny_model_dir, tmp_path):
-    probs = served_classifier(tiny_model_dir, backend=backend, cache_dir=tmp_path).classify(TEXTS)
+def test_every_backend_matches_transformers(backend, tiny_model_dir):
+    probs = served_classifier(tiny_model_dir, backend=backend).classify(TEXTS)  # graphs: the session's one export
     np.testing.assert_allclose(probs, hf_probs(tiny_model_dir, TEXTS), atol=TOLERANCE[backend])
 
 
@@ -74,8 +74,8 @@ BATCH_MATE_DRIFT = {"onnx": 1e-6, "onnx-int8": 0.02}
 
 
 @pytest.mark.parametrize("backend", BATCH_MATE_DRIFT)
-def test_chunked_batches_equal_one_by_one(backend, tiny_model_dir, tmp_path):
-    chunked = served_classifier(tiny_model_dir, max_batch_tokens=32, backend=backend, cache_dir=tmp_path)
+def test_chunked_batches_equal_one_by_one(backend, tiny_model_dir):
+    chunked = served_classifier(tiny_model_dir, max_batch_tokens=32, backend=backend)
     together = chunked.classify(TEXTS)
     alone = np.vstack([chunked.classify([text]) for text in TEXTS])
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=BATCH_MATE_DRIFT[backend])

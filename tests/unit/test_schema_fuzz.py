@@ -21,7 +21,8 @@ from runtime.kserve_internals import DataPlane
 
 LIMITS = Limits(max_texts=50, max_chars=200, max_body_bytes=8 * 1024 * 1024)
 DATAPLANE = DataPlane(model_registry=ModelRepository())
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# database=None: nothing written into the checkout (.hypothesis/); every run draws its examples afresh.
+SETTINGS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

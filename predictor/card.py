@@ -1,0 +1,125 @@
+"""The model card (README.md of a model directory), rendered from its training.json.
+
+training.json holds what training recorded (data, recipe, command, time, machine) and,
+once ``python -m predictor.calibrate`` has run, the evaluation: per-backend accuracy on
+the test slice and its hard sub-slices, per-class precision/recall/F1, the confusion
+matrix, and the expected calibration error before and after the fitted temperature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+
+def machine() -> str:
+    """The CPU model and the load when training ended: the time on the card depends on both."""
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu} ({os.cpu_count()} cores, load average {load:.1f})"
+
+
+def ci_sample_line(record: dict) -> str:
+    """The figure CI checks the served model against."""
+    sample = record.get("ci_sample")
+    if not sample:
+        return ""
+    return (f"\n- **CI check**: {sample['accuracy']:.4f} on {sample['description']}, measured with "
+            f"`{sample['command']}`; CI requires the served model to reach it minus one point.")
+
+
+def per_class_table(result: dict, labels: list[str]) -> str:
+    rows = [f"| `{name}` | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
+            for name, c in result["classes"].items()]
+    confusion = [f"| **{labels[i]}** | " + " | ".join(str(n) for n in row) + " |"
+                 for i, row in enumerate(result["confusion"])]
+    return "\n".join([
+        "| label | precision | recall | F1 | rows |", "|---|---|---|---|---|", *rows, "",
+        "Confusion matrix (rows: true label, columns: predicted):", "",
+        "| true \\ predicted | " + " | ".join(f"`{label}`" for label in labels) + " |",
+        "|---" * (len(labels) + 1) + "|", *confusion,
+    ])
+
+
+def evaluation_section(record: dict) -> str:
+    evaluation = record.get("evaluation")
+    if not evaluation:
+        return ""
+    labels = record["labels"]
+    served = evaluation["backends"][evaluation["served_backend"]]
+    slices = [name for name in served if name not in ("backend", "temperature")]
+    header = "| slice | rows | " + " | ".join(f"{b} accuracy" for b in evaluation["backends"]) + " | macro F1 | ECE | ECE at T |"
+    lines = [header, "|---" * (header.count("|") - 1) + "|"]
+    for name in slices:
+        cells = [f"{evaluation['backends'][b][name]['accuracy']:.4f}" for b in evaluation["backends"]]
+        result = served[name]
+        lines.append(f"| {name} | {result['rows']} | " + " | ".join(cells)
+                     + f" | {result['macro_f1']:.4f} | {result['ece']:.4f} | {result['ece_with_temperature']:.4f} |")
+    calibration = evaluation["calibration"]
+    return f"""
+## How well it does
+
+Test slice: {evaluation["test_description"]}. Every figure below is on rows that
+neither training nor model selection saw; the hard sub-slices are parts of it.
+
+{chr(10).join(lines)}
+
+Per class, on the whole test slice ({evaluation["served_backend"]}, the served backend):
+
+{per_class_table(served["all"], labels)}
+
+## Calibration
+
+The scores are softmax probabilities. Their expected calibration error (ECE, {calibration["bins"]}
+equal-width confidence bins) on the test slice is {served["all"]["ece"]:.4f} as trained; dividing the
+logits by the temperature **T = {calibration["temperature"]:.3f}** (fitted by minimising the log-loss on
+{calibration["rows"]} calibration rows: {calibration["description"]}) makes it
+{served["all"]["ece_with_temperature"]:.4f}. T is stored in `config.json` (`"temperature"`) and every backend
+applies it before the softmax (predictor/classifier.py), so a score of 0.9 means about 90% of such
+answers are right. It does not change which label wins.
+
+Measured with `{evaluation["command"]}` on {evaluation["machine"]}, {evaluation["date"]}.
+"""
+
+
+def training_lines(record: dict) -> str:
+    stages = record.get("stages") or [record]
+    out = []
+    for i, stage in enumerate(stages, 1):
+        prefix = f"{i}. " if len(stages) > 1 else "- "
+        out.append(f"{prefix}{stage.get('what', 'Training')}: {stage['train_seconds']:.0f} s on "
+                   f"{stage['threads']} CPU thread(s) of {stage.get('machine', 'an unrecorded machine')}"
+                   f"{', started ' + stage['started_at'] if stage.get('started_at') else ''}:\n\n"
+                   f"   ```\n   {stage['command']}\n   ```")
+    return "\n".join(out)
+
+
+def model_card(record: dict) -> str:
+    """The model card: what it was trained on, how, how long, and how well (from training.json)."""
+    recipe = record["recipe"]
+    epochs = "\n".join(f"| {e['epoch']} | " + " | ".join(
+        f"{e[k]:.4f}" if k in e else "" for k in ("calibration_accuracy", "validation_accuracy")) + " |"
+        for e in record["epochs"])
+    return f"""# Text classifier: {", ".join(record["labels"])}
+
+- **Base model**: `{record["base_model"]}` (MiniLM-L6, 384 hidden, from the PyPI package); {record.get("stored_as", "a full model")}.
+- **Labels** (id order): {", ".join(f"`{label}`" for label in record["labels"])}
+- **Data**: {json.dumps(record["data"])}; {record["train_examples"]} training examples, {record.get("calibration_examples", 0)} calibration and {record["validation_examples"]} test examples never trained on.
+- **Recipe** (last stage): {recipe["epochs"]} epoch(s), learning rate {recipe["lr"]} ({recipe.get("schedule", "linear")} decay after 6% warm-up), batch {recipe["batch_size"]}, max length {recipe["max_length"]} tokens, seed {recipe["seed"]}, AdamW.
+- **Test accuracy** (PyTorch fp32, at training time): **{record["validation_accuracy"]:.4f}**{ci_sample_line(record)}
+
+## How it was trained
+
+{training_lines(record)}
+
+| epoch | calibration accuracy | test accuracy |
+|---|---|---|
+{epochs}
+{evaluation_section(record)}"""
