@@ -72,8 +72,11 @@ class RedisProcess:
 class TimedServer:
     """``python -m <module> <args>``: started, timed from spawn to its ready URL answering 200, RSS sampled."""
 
-    def __init__(self, module: str, args: list[str], ready_path: str, log_path: Path, port: int):
+    def __init__(self, module: str, args: list[str], ready_path: str, log_path: Path, port: int, root: Path = ROOT,
+                 env: dict | None = None):
         self.command = [sys.executable, "-m", module, *args]
+        # root: the checkout whose code runs (bench/features.py runs an older one beside this one)
+        self.root, self.env = root, {**os.environ, **SERVER_ENV, "PYTHONPATH": str(root), **(env or {})}
         self.ready_path, self.log_path, self.port = ready_path, log_path, port
         self.process: subprocess.Popen | None = None
         self.cold_start_s = float("nan")
@@ -87,7 +90,7 @@ class TimedServer:
     def start(self, timeout_s: float = 180) -> TimedServer:
         with self.log_path.open("ab") as log:
             started = time.perf_counter()
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env={**os.environ, **SERVER_ENV}, stdout=log,
+            self.process = subprocess.Popen(self.command, cwd=self.root, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT)
         with httpx.Client(timeout=0.5) as client:
             while time.perf_counter() - started < timeout_s:

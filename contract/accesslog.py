@@ -1,7 +1,7 @@
 """One access-log line and the request metrics for every inference request, REST and gRPC.
 
 REST: pure ASGI middleware, the outermost of ours, so it also sees the answers of the
-body limit and of the error handlers. Only inference routes (``:predict``,
+body limit and of the error handlers, and adds ``x-total-time`` (contract/timings.py). Only inference routes (``:predict``,
 ``:explain``, ``/infer``) are logged and counted: health checks and scrapes would drown
 them. Every request leaves with an ``x-request-id``: the client's, else one made here
 and put on the request too, so the model code, the predictor it calls and this line
@@ -27,6 +27,7 @@ from collections.abc import Callable
 import grpc
 from grpc.aio import ServerInterceptor
 
+from contract import timings
 from contract.errors import ERRORS, error_type_of
 from contract.metrics import ERRORS as ERRORS_TOTAL
 from contract.metrics import REQUEST_SECONDS, REQUESTS
@@ -35,6 +36,7 @@ logger = logging.getLogger("contract.access")
 
 INFERENCE_ROUTE = re.compile(r"^/v[12]/models/(?P<model>[^/:]+)(?::(?:predict|explain)|(?:/versions/[^/]+)?/infer)$")
 REQUEST_ID = b"x-request-id"
+TOTAL_TIME = timings.TOTAL_TIME.encode()
 GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 VersionOf = Callable[[str], str | None]  # the version a served model reports; LookupError if not served
@@ -85,8 +87,10 @@ class AccessLog:
                 headers = dict(message.get("headers", []))
                 answer["status"] = message["status"]
                 answer["cache"] = headers.get(b"x-cache", b"").decode("latin-1") or None
+                added = [(TOTAL_TIME, timings.ms(time.perf_counter() - started).encode())]
                 if REQUEST_ID not in headers:
-                    message = {**message, "headers": [*message.get("headers", []), (REQUEST_ID, request_id.encode())]}
+                    added.append((REQUEST_ID, request_id.encode()))
+                message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from concurrent import futures
 
 import kserve
@@ -28,16 +29,19 @@ from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONT
 from kserve.errors import InvalidInput
 from kserve.model import BaseKServeModel
 from kserve.protocol import dataplane as kserve_dataplane
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as kserve_grpc
 from kserve.protocol.grpc import servicer as kserve_servicer
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
+from kserve.utils.utils import to_headers
 from timing_asgi import TimingMiddleware
 
-from contract import flags, multiproc, shutdown
+from contract import flags, multiproc, shutdown, timings, tracing
 from contract.accesslog import AccessLog, GrpcAccessLog
 from contract.errors import ServiceError, answer, error_response, install_rest_handlers, method_not_allowed
 from contract.metrics import INFO, metrics_handler
@@ -139,6 +143,8 @@ class RESTServer(kserve_rest.RESTServer):
         app.add_middleware(BodySizeLimit, max_bytes=self.max_body_bytes)
         for middleware, options in self.extra_middlewares:  # outside the body limit: checked before the body is read
             app.add_middleware(middleware, **options)
+        if tracing.ENABLED:  # only then: no layer at all on the hot path when tracing is off
+            app.add_middleware(tracing.TraceRequests)
         app.add_middleware(AccessLog, model_version=self._served_version)  # added last: outermost, sees every answer
         app.state.is_served = self._is_served  # errors are counted by model only for served models
 
@@ -202,7 +208,26 @@ async def repository_disabled(request: Request) -> JSONResponse:
 
 
 class InferenceServicer(kserve_servicer.InferenceServicer):
-    """KServe's servicer without the model repository extension (see RESTServer._register_endpoints)."""
+    """KServe's servicer without the model repository extension (see RESTServer._register_endpoints),
+    and with the model's response headers sent as initial metadata (KServe drops them)."""
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, context) -> pb.ModelInferResponse:
+        """``kserve.protocol.grpc.servicer.InferenceServicer.ModelInfer`` (kserve 0.21.0), plus the metadata:
+        x-cache and the timings of contract/timings.py, as REST sends them in headers."""
+        started = time.perf_counter()
+        self.validate_grpc_request(request)
+        response_body, response_headers = await self._data_plane.infer(
+            request=InferRequest.from_grpc(request), headers=to_headers(context), model_name=request.model_name
+        )
+        metadata = [(name.lower(), str(value)) for name, value in response_headers.items()
+                    if name.lower() not in ("content-type", "content-length")]
+        await context.send_initial_metadata((*metadata, (timings.TOTAL_TIME, timings.ms(time.perf_counter() - started))))
+        if isinstance(response_body, pb.ModelInferResponse):
+            return response_body
+        if isinstance(response_body, InferResponse):
+            return response_body.to_grpc()
+        return pb.ModelInferResponse(id=response_body["id"], model_name=response_body["model_name"],
+                                     outputs=response_body["outputs"])
 
     async def RepositoryModelLoad(self, request, context):
         raise ServiceError("route_not_found", "Loading models is not offered: this server serves the model it started with.")
@@ -223,6 +248,7 @@ class GRPCServer(kserve_grpc.GRPCServer):
                 LoggingInterceptor(),
                 ExceptionToStatusInterceptor(),
                 GrpcAccessLog(lambda name: _version_or_lookup_error(self._data_plane, name)),
+                *((tracing.GrpcTrace(),) if tracing.ENABLED else ()),
                 *self.extra_interceptors,
             ),
             options=[

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     multiproc.enable()
+    from contract import tracing
     from contract.flags import configure_logging, limits_from
     from contract.server import serve
     from predictor.bundle import resolve_model_dir
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format, args.access_log)
+    tracing.setup(f"{args.model_name}-predictor")
     try:
         model_dir = resolve_model_dir(args.model_dir, args.model_name, args.model_cache_dir)
     except FileNotFoundError as exc:

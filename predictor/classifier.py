@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 
 from predictor import metrics
 from predictor.backends import DEFAULT_BACKEND, Backend, load_backend
+from predictor.batcher import BatchResult
 
 logger = logging.getLogger(__name__)
 
@@ -130,11 +131,16 @@ class TextClassifier:
 
     def classify(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities of shape (len(texts), num_labels), rows in input order."""
+        return self.classify_batch(texts).probs
+
+    def classify_batch(self, texts: Sequence[str]) -> BatchResult:
+        """``classify``, with the token count of each text and the time tokenizing took (for the batcher)."""
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
-            return probs
+            return BatchResult(probs, [])
         started = time.perf_counter()
         ids = self.token_ids(texts)
+        tokenized = time.perf_counter()
         lengths = [len(row) for row in ids]
         metrics.observe_tokens(lengths)
         order = sorted(range(len(texts)), key=lengths.__getitem__)
@@ -142,4 +148,4 @@ class TextClassifier:
             logits = self.backend(*self._padded([ids[i] for i in chunk])).astype(np.float32)
             probs[chunk] = sigmoid(logits) if self.multi_label else softmax(logits)
         metrics.observe_inference(self.backend_name, time.perf_counter() - started)
-        return probs
+        return BatchResult(probs, lengths, tokenized - started)

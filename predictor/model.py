@@ -11,9 +11,9 @@ from typing import Any
 import kserve
 from prometheus_client import Counter
 
-from contract import schema
+from contract import schema, timings, tracing
 from predictor.backends import DEFAULT_BACKEND
-from predictor.batcher import DynamicBatcher
+from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.bundle import model_revision
 from predictor.classifier import TextClassifier
 
@@ -43,7 +43,7 @@ class PredictorOptions:
 
 class TextClassifierModel(kserve.Model):
     def __init__(self, name: str, options: PredictorOptions):
-        super().__init__(name)
+        super().__init__(name, return_response_headers=True)  # the timing headers (contract/timings.py)
         self.options = options
         self.classifier: TextClassifier | None = None
         self.batcher: DynamicBatcher | None = None
@@ -57,7 +57,7 @@ class TextClassifierModel(kserve.Model):
         )
         self.model_version = self.model_version or model_revision(self.options.model_dir)
         self.batcher = DynamicBatcher(
-            self.classifier.classify,
+            self.classifier.classify_batch,
             num_outputs=len(self.classifier.labels),
             max_batch_size=self.options.max_batch_size,
             max_delay_s=self.options.max_batch_delay_ms / 1000,
@@ -79,11 +79,15 @@ class TextClassifierModel(kserve.Model):
         return payload  # preprocess already validated it with the shared schema
 
     async def preprocess(self, payload: Any, headers: dict | None = None) -> schema.ClassifyRequest:
-        return schema.parse_request(payload, self.options.limits)
+        with tracing.span("parse"):
+            return schema.parse_request(payload, self.options.limits)
 
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None, response_headers=None):
-        probs = await self.batcher.submit(request.texts, self.options.request_timeout_s)
+        stats = RequestStats()
+        probs = await self.batcher.submit(request.texts, self.options.request_timeout_s, stats)
         TEXTS_INFERRED.labels(self.name).inc(len(request.texts))
+        if response_headers is not None:
+            response_headers.update(timings.predictor_headers(stats, sum(map(len, request.texts))))
         if request.v2 is None:
             return schema.v1_response(probs, self.labels)
         return schema.v2_response(request.v2, probs, self.labels, self.name, self.model_version)

@@ -17,7 +17,7 @@ from contract import multiproc
 def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: main() must switch Prometheus to multiprocess mode
     # before kserve (and so prometheus_client) is imported. See contract/multiproc.py.
-    from contract.flags import add_limit_flags, add_logging_flags, env, service_parser
+    from contract.flags import add_limit_flags, add_logging_flags, env, service_parser, strtobool
 
     parser = service_parser("python -m transformer", __doc__)
     parser.set_defaults(
@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--redis_url", default=env("REDIS_URL", "redis://127.0.0.1:6379/0"),
         help="Redis for the per-text cache; redis:// or rediss:// (TLS), password in the URL [REDIS_URL].")
+    add("--redis_cluster", type=strtobool, default=env("REDIS_CLUSTER", False, strtobool),
+        help="The Redis at --redis_url is one node of a Redis Cluster (or ElastiCache in cluster mode): keys are "
+             "grouped by hash slot, pipelined per node; a redis+cluster:// URL says the same [REDIS_CLUSTER].")
     add("--cache_ttl_s", type=int, default=env("CACHE_TTL_S", 86_400, int),
         help="Seconds a cached result lives [CACHE_TTL_S].")
     add("--cache_timeout_ms", type=float, default=env("CACHE_TIMEOUT_MS", 20.0, float),
@@ -57,19 +60,23 @@ def main(argv: list[str] | None = None) -> None:
     multiproc.enable()
     from kserve.predictor_config import PredictorConfig
 
+    from contract import tracing
     from contract.flags import configure_logging, limits_from
     from contract.server import serve
     from transformer.cache import TextCache
+    from transformer.cluster import ClusterTextCache, is_cluster_url
     from transformer.model import CachingTransformer
     from transformer.upstream import PredictorClient
 
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format, args.access_log)
+    tracing.setup(f"{args.model_name}-transformer")
     if not args.predictor_host:
         sys.exit("transformer: --predictor_host (or PREDICTOR_HOST) is required, e.g. 127.0.0.1:8090")
     if args.predictor_protocol not in ("v2", "grpc-v2"):
         sys.exit("transformer: --predictor_protocol must be v2 or grpc-v2 (the predictor speaks V2)")
-    cache = TextCache(args.redis_url, args.model_name, ttl_s=args.cache_ttl_s, timeout_s=args.cache_timeout_ms / 1000,
+    cache_class = ClusterTextCache if args.redis_cluster or is_cluster_url(args.redis_url) else TextCache
+    cache = cache_class(args.redis_url, args.model_name, ttl_s=args.cache_ttl_s, timeout_s=args.cache_timeout_ms / 1000,
                       failure_threshold=args.cache_failure_threshold, reset_after_s=args.cache_reset_s)
     predictor = PredictorClient(args.predictor_host, args.predictor_protocol,
                                 timeout_s=args.predictor_request_timeout_seconds, use_ssl=args.predictor_use_ssl)

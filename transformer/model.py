@@ -5,7 +5,9 @@ for all of them under the expected model version; the misses (minus texts anothe
 request is already computing) go to the predictor in one call; its answers are
 written back with one pipelined SET, under the version that actually computed them;
 results are merged back in input order. The ``x-cache`` header says hit, miss or
-partial; ``x-request-id`` goes to the predictor and comes back.
+partial, ``x-cache-hits`` how many distinct texts Redis answered, and the predictor's
+timing headers come along (contract/timings.py); ``x-request-id`` and the trace
+context (contract/tracing.py) go to the predictor.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import kserve
 import numpy as np
 
-from contract import schema
+from contract import schema, timings, tracing
 from contract.cachekey import cache_key
 from transformer.cache import TextCache
 from transformer.coalesce import Coalescer
@@ -69,7 +71,8 @@ class CachingTransformer(kserve.Model):
         return payload  # preprocess validated it with the shared schema
 
     async def preprocess(self, payload: Any, headers: dict | None = None) -> schema.ClassifyRequest:
-        return schema.parse_request(payload, self.limits)
+        with tracing.span("parse"):
+            return schema.parse_request(payload, self.limits)
 
     def _learn(self, scores: Scores) -> None:
         if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:
@@ -87,14 +90,16 @@ class CachingTransformer(kserve.Model):
                     self._learn(await self.predictor.infer(self.name, [], request_id))
         return self._info
 
-    async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str) -> dict:
+    async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str, answered: dict) -> dict:
         texts = [text for _, text in keys_and_texts]
         scores = await self.predictor.infer(self.name, texts, request_id)
+        answered.update(scores.timings)
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
         self._learn(scores)
-        await self.cache.set_many(
-            {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
-        )
+        with tracing.span("cache write", {"texts": len(texts)}):
+            await self.cache.set_many(
+                {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
+            )
         return dict(zip(keys_and_texts, scores.probs))
 
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
@@ -104,13 +109,17 @@ class CachingTransformer(kserve.Model):
         info = await self.model_info(request_id)
         distinct = list(dict.fromkeys(request.texts))
         keys = [cache_key(self.name, self.read_version, text) for text in distinct]
-        cached = await self.cache.get_many(keys, len(info.labels))
-        rows = {text: row for text, row in zip(distinct, cached) if row is not None}
+        with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
+            cached = await self.cache.get_many(keys, len(info.labels))
+            rows = {text: row for text, row in zip(distinct, cached) if row is not None}
+            tracing.set_attributes(lookup, {"cache.hits": len(rows)})
         misses = [(key, text) for key, text, row in zip(keys, distinct, cached) if row is None]
         CACHE_LOOKUPS.labels(self.name, "hit").inc(len(rows))
         CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
+        answered: dict = {}  # the predictor's timing headers, when this request called it
         if misses:
-            computed, coalesced = await self.coalescer.compute(misses, lambda todo: self._fetch(todo, request_id))
+            computed, coalesced = await self.coalescer.compute(
+                misses, lambda todo: self._fetch(todo, request_id, answered))
             COALESCED.labels(self.name).inc(coalesced)
             rows.update({text: row for (_, text), row in computed.items()})
         width = len(self._info.labels)
@@ -118,6 +127,9 @@ class CachingTransformer(kserve.Model):
         if response_headers is not None:
             response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
             response_headers["x-request-id"] = request_id
+            response_headers[timings.CACHE_HITS] = str(len(distinct) - len(misses))
+            response_headers.update(timings.NOTHING_COMPUTED)
+            response_headers.update(answered)
         if request.v2 is None:
             return schema.v1_response(probs, self._info.labels)
         return schema.v2_response(request.v2, probs, self._info.labels, self.name, self.read_version)

@@ -17,6 +17,7 @@ import orjson
 from kserve.inference_client import InferenceGRPCClient
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
+from contract import timings, tracing
 from contract.errors import ERRORS, ServiceError
 from contract.schema import INPUT_NAME, SCORES_OUTPUT
 
@@ -38,6 +39,7 @@ class Scores:
     probs: np.ndarray  # (n, k) in label order
     labels: list[str]
     model_version: str
+    timings: dict  # the predictor's timing headers (contract/timings.py)
 
 
 class PredictorClient:
@@ -70,14 +72,18 @@ class PredictorClient:
         return self._client
 
     async def infer(self, model_name: str, texts: list[str], request_id: str) -> Scores:
+        with tracing.span("predictor call", {"texts": len(texts), "rpc.protocol": self.protocol}, client=True):
+            return await self._infer(model_name, texts, request_id)
+
+    async def _infer(self, model_name: str, texts: list[str], request_id: str) -> Scores:
         request = InferRequest(
             model_name=model_name, request_id=request_id,
             infer_inputs=[InferInput(INPUT_NAME, [len(texts)], "BYTES", list(texts))],
         )
-        headers = {"x-request-id": request_id}
+        headers = tracing.inject({"x-request-id": request_id})  # W3C traceparent, when tracing is on
         try:
             if self.protocol == "grpc-v2":
-                response = await self.client.infer(request, headers=tuple(headers.items()))
+                response, answered = await self._grpc_infer(request, tuple(headers.items()))
             else:
                 body = orjson.dumps(request.to_rest()[0], option=orjson.OPT_SERIALIZE_NUMPY)
                 headers["content-type"] = "application/json"
@@ -85,7 +91,7 @@ class PredictorClient:
                     payload = await reply.read()
                 if reply.status != 200:
                     raise _passed_through(reply.status, payload.decode("utf-8", "replace"))
-                response = InferResponse.from_rest(orjson.loads(payload))
+                response, answered = InferResponse.from_rest(orjson.loads(payload)), reply.headers
         except aiohttp.ConnectionTimeoutError:
             raise self._unavailable("did not accept a connection within 1 s") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -94,7 +100,14 @@ class PredictorClient:
             raise self._unavailable(f"is not reachable ({type(exc).__name__})") from None
         except grpc.RpcError as exc:
             raise self._grpc_error(exc) from None
-        return _scores(response, len(texts))
+        return _scores(response, len(texts), timings.passed_on(answered))
+
+    async def _grpc_infer(self, request: InferRequest, metadata: tuple) -> tuple[InferResponse, dict]:
+        """``InferenceGRPCClient.infer`` (kserve 0.21.0) keeping the call, whose initial metadata has the timings."""
+        call = self.client._client_stub.ModelInfer(request=request.to_grpc(), metadata=metadata,
+                                                   timeout=self.timeout_s)
+        response = await call
+        return InferResponse.from_grpc(response), dict(await call.initial_metadata() or ())
 
     def _unavailable(self, what: str) -> ServiceError:
         return ServiceError("predictor_unavailable", f"The predictor at {self.host} {what}; retry shortly.")
@@ -126,11 +139,12 @@ def _passed_through(status: int, body: str) -> ServiceError:
     return ServiceError("bad_gateway", f"The predictor answered {status}: {body[:300]}")
 
 
-def _scores(response: InferResponse, count: int) -> Scores:
+def _scores(response: InferResponse, count: int, answered_timings: dict) -> Scores:
     scores = response.get_output_by_name(SCORES_OUTPUT)
     if scores is None or not scores.parameters or "labels" not in scores.parameters:
         raise ServiceError("bad_gateway", "The predictor's answer has no 'scores' output with a 'labels' parameter.")
     labels_parameter = scores.parameters["labels"]
     labels = json.loads(getattr(labels_parameter, "string_param", labels_parameter))
     probs = scores.as_numpy().astype(np.float32).reshape(count, len(labels))
-    return Scores(probs=probs, labels=labels, model_version=response.model_version or "unversioned")
+    return Scores(probs=probs, labels=labels, model_version=response.model_version or "unversioned",
+                  timings=answered_timings)

@@ -1,0 +1,151 @@
+"""What tracing and Redis Cluster cost, and that the hot path without them costs what it did: one run, same machine.
+
+    python -m bench.features                      # before = the code at `git merge-base HEAD main`
+    python -m bench.features --before f2373c5 --duration_s 10 --rounds 3
+
+Stacks, each a predictor (the tiny test model, so that the servers' own overhead, not
+the model, is what is measured: the worst case for any per-request cost) behind a
+transformer, on one Redis:
+
+* ``before``: the code of ``--before`` (extracted with ``git archive``), run from its own directory;
+* ``off``: this checkout, no OTLP endpoint set (tracing off);
+* ``on``: this checkout, ``OTEL_EXPORTER_OTLP_ENDPOINT`` set to a receiver in this process, every trace
+  sampled (``OTEL_TRACES_SAMPLER=always_on``), spans exported every 200 ms;
+* ``cluster``: this checkout, tracing off, the cache on a three-master Redis Cluster.
+
+Two loads through the transformer: ``hit`` (every request a cached text: the hot path
+that dominates production) and ``miss`` (every text new: cache lookup, predictor
+call, batching, inference, write). The stacks take turns, ``--rounds`` times over,
+so that a change in the machine's load hits all of them alike; each figure is the
+median over rounds, and the ratios are against ``before`` (``cluster`` against ``off``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import uuid
+from pathlib import Path
+
+import httpx
+
+from bench.otlp import OtlpReceiver
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, TimedServer, free_port
+from bench.redis_cluster import RedisClusterProcess
+
+MODEL = "bench"
+LOADS = {"hit": ["--cache_rate", "1.0"], "miss": []}
+
+
+def extract(rev: str, into: Path) -> Path:
+    """The tree of ``rev`` in ``into``, as `git archive` gives it."""
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def stack(name: str, root: Path, model_dir: Path, redis_url: str, out: Path, env: dict) -> list[TimedServer]:
+    predictor_port, transformer_port = free_port(), free_port()
+    predictor = TimedServer("predictor", ["--model_name", MODEL, "--model_dir", str(model_dir), "--backend", "onnx",
+                                          "--model_version", "bench", "--http_port", str(predictor_port),
+                                          "--grpc_port", str(free_port()), "--access_log", "false"],
+                            "/v2/health/ready", out / f"{name}-predictor.log", predictor_port, root=root, env=env)
+    predictor.start()
+    transformer = TimedServer("transformer", ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor_port}",
+                                              "--redis_url", redis_url, "--cache_timeout_ms", "100",
+                                              "--http_port", str(transformer_port), "--grpc_port", str(free_port()),
+                                              "--access_log", "false"],
+                              "/v2/health/ready", out / f"{name}-transformer.log", transformer_port, root=root, env=env)
+    transformer.start()
+    return [predictor, transformer]
+
+
+def load(url: str, texts: Path, hot: Path, extra: list[str], duration_s: float, concurrency: int) -> dict:
+    command = [sys.executable, "-m", "bench.loadgen", "--url", f"{url}/v1/models/{MODEL}:predict", "--texts",
+               str(texts), "--hot", str(hot), "--duration_s", str(duration_s), "--concurrency", str(concurrency),
+               *extra]
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, **SERVER_ENV}, capture_output=True, text=True,
+                          check=True, timeout=duration_s * 4 + 120)
+    return json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.features", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", default=None, help="git revision of the 'before' code (default: merge-base with main)")
+    parser.add_argument("--duration_s", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "features")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    before = args.before or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True,
+                                           capture_output=True, text=True).stdout.strip()
+    from predictor.demo_model import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as scratch, OtlpReceiver(keep_spans=False) as receiver:
+        scratch = Path(scratch)
+        model_dir = build_tiny_model(scratch / "tiny")
+        old = extract(before, scratch / "before")
+        redis = RedisProcess(args.out / "redis.log").start()
+        cluster = RedisClusterProcess(scratch / "cluster").start()
+        traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER": "always_on",
+                  "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        plain = {name: "" for name in traced}
+        stacks = {
+            "before": stack("before", old, model_dir, redis.url, args.out, plain),
+            "off": stack("off", ROOT, model_dir, redis.url, args.out, plain),
+            "on": stack("on", ROOT, model_dir, redis.url, args.out, traced),
+            "cluster": stack("cluster", ROOT, model_dir, cluster.url, args.out, plain),
+        }
+        count = int(args.duration_s * 3000)
+        figures: dict = {name: {kind: [] for kind in LOADS} for name in stacks}
+        hot = args.out / "hot.txt"
+        hot.write_text("\n".join(f"hot text {i} of the benchmark" for i in range(50)))
+        try:
+            for servers in stacks.values():  # the hot set into each stack's cache (Redis or cluster)
+                for _ in range(2):
+                    httpx.post(f"{servers[1].url}/v1/models/{MODEL}:predict",
+                               json={"instances": hot.read_text().splitlines()}, timeout=60).raise_for_status()
+            for round_ in range(args.rounds):
+                for kind, extra in LOADS.items():
+                    for name, servers in stacks.items():
+                        texts = args.out / "cold.txt"
+                        texts.write_text("\n".join(f"{uuid.uuid4().hex} is a new text" for _ in range(count)))
+                        result = load(servers[1].url, texts, hot, extra, args.duration_s, args.concurrency)
+                        figures[name][kind].append(result)
+                        print(f"round {round_} {kind} {name}: {result['rps']} rps p50 {result['p50_ms']} "
+                              f"p99 {result['p99_ms']} errors {result['errors']}", flush=True)
+        finally:
+            for servers in stacks.values():
+                for server in reversed(servers):
+                    server.stop()
+            redis.stop()
+            cluster.stop()
+        summary = summarize(figures)
+        summary.update(before=before, exports_received=receiver.exports, load=os.getloadavg())
+        (args.out / "results.json").write_text(json.dumps({"summary": summary, "runs": figures}, indent=2))
+        print(json.dumps(summary, indent=2))
+
+
+def summarize(figures: dict) -> dict:
+    medians = {name: {kind: {metric: statistics.median(run[metric] for run in runs)
+                             for metric in ("rps", "p50_ms", "p99_ms")} | {"errors": sum(r["errors"] for r in runs)}
+                      for kind, runs in kinds.items()} for name, kinds in figures.items()}
+    ratios = {}
+    for name, reference in (("off", "before"), ("on", "before"), ("cluster", "off")):
+        ratios[f"{name}/{reference}"] = {kind: round(medians[name][kind]["rps"] / medians[reference][kind]["rps"], 3)
+                                         for kind in LOADS}
+    return {"medians": medians, "throughput_ratios": ratios}
+
+
+if __name__ == "__main__":
+    main()
