@@ -120,10 +120,15 @@ def main() -> None:
                     for name, servers in stacks.items():
                         texts = args.out / "cold.txt"
                         texts.write_text("\n".join(f"{uuid.uuid4().hex} is a new text" for _ in range(count)))
+                        spent = [cpu_seconds(server) for server in servers]
                         result = load(servers[1].url, texts, hot, extra, args.duration_s, args.concurrency)
+                        for part, server, before_s in zip(("predictor", "transformer"), servers, spent):
+                            result[f"{part}_cpu_ms"] = round((cpu_seconds(server) - before_s) * 1000
+                                                             / max(result["requests"], 1), 3)
                         figures[name][kind].append(result)
                         print(f"round {round_} {kind} {name}: {result['rps']} rps p50 {result['p50_ms']} "
-                              f"p99 {result['p99_ms']} errors {result['errors']}", flush=True)
+                              f"p99 {result['p99_ms']} errors {result['errors']} CPU ms/request: transformer "
+                              f"{result['transformer_cpu_ms']} predictor {result['predictor_cpu_ms']}", flush=True)
         finally:
             for servers in stacks.values():
                 for server in reversed(servers):
@@ -136,15 +141,33 @@ def main() -> None:
         print(json.dumps(summary, indent=2))
 
 
+def cpu_seconds(server: TimedServer) -> float:
+    """CPU time (user + system) the server's processes have used so far."""
+    import psutil
+
+    root = psutil.Process(server.process.pid)
+    return sum(sum(p.cpu_times()[:2]) for p in (root, *root.children(recursive=True)))
+
+
+METRICS = ("rps", "p50_ms", "p99_ms", "transformer_cpu_ms", "predictor_cpu_ms")
+
+
 def summarize(figures: dict) -> dict:
-    medians = {name: {kind: {metric: statistics.median(run[metric] for run in runs)
-                             for metric in ("rps", "p50_ms", "p99_ms")} | {"errors": sum(r["errors"] for r in runs)}
+    """Medians over rounds; ratios of throughput and of the servers' CPU per request against the reference."""
+    medians = {name: {kind: {metric: statistics.median(run[metric] for run in runs) for metric in METRICS}
+                      | {"errors": sum(r["errors"] for r in runs)}
                       for kind, runs in kinds.items()} for name, kinds in figures.items()}
     ratios = {}
     for name, reference in (("off", "before"), ("on", "before"), ("cluster", "off")):
-        ratios[f"{name}/{reference}"] = {kind: round(medians[name][kind]["rps"] / medians[reference][kind]["rps"], 3)
-                                         for kind in LOADS}
-    return {"medians": medians, "throughput_ratios": ratios}
+        ratios[f"{name}/{reference}"] = {
+            kind: {"rps": round(medians[name][kind]["rps"] / medians[reference][kind]["rps"], 3),
+                   "cpu_per_request": round(_cpu(medians[name][kind]) / _cpu(medians[reference][kind]), 3)}
+            for kind in LOADS}
+    return {"medians": medians, "ratios": ratios}
+
+
+def _cpu(figures: dict) -> float:
+    return figures["transformer_cpu_ms"] + figures["predictor_cpu_ms"]
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ every request answered, the other masters' hits going on, and hits back for its 
 
 from __future__ import annotations
 
-import random
 import shutil
-import threading
 import time
 
 import httpx
@@ -20,6 +18,7 @@ from redis.cluster import RedisCluster
 from bench.redis_cluster import RedisClusterProcess
 from contract.cachekey import cache_key
 from tests.integration.servers import metric
+from tests.integration.test_faults import SteadyLoad
 from tests.integration.test_transformer import (  # noqa: F401  (the cache tests, run here against the cluster)
     post_v1,
     test_a_repeated_request_is_a_hit_that_never_reaches_the_predictor,
@@ -87,43 +86,9 @@ def test_one_request_spread_over_every_node_is_one_lookup_without_crossslot(tran
     assert metric(transformer.url, "transformer_cache_errors_total", model_name="sentiment", operation="get") == errors
 
 
-class Load:
-    """Threads sending one text per request, mostly from ``cached``; every status and x-cache recorded."""
-
-    def __init__(self, url: str, cached: list[str], threads: int = 4):
-        self.url, self.cached = url, cached
-        self.results: list[tuple[str, int, str, float]] = []  # (text, status, x-cache, seconds)
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
-
-    def _run(self, seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            while not self._stop.is_set():
-                text = rng.choice(self.cached) if rng.random() < 0.9 else unique(1)[0]
-                sent = time.monotonic()
-                try:
-                    response = client.post("/v1/models/sentiment:predict", json={"instances": [text]})
-                    outcome = (response.status_code, response.headers.get("x-cache", ""))
-                except httpx.HTTPError as exc:
-                    outcome = (0, type(exc).__name__)
-                self.results.append((text, *outcome, time.monotonic() - sent))
-                time.sleep(0.005)
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-
-
-def hits_by_node(results, owners: dict[str, int]) -> dict[int, int]:
+def hits_by_node(load: SteadyLoad, owners: dict[str, int]) -> dict[int, int]:
     counts: dict[int, int] = {}
-    for text, _, cache, _ in results:
+    for text, cache in load.answers:
         if cache == "hit" and text in owners:
             counts[owners[text]] = counts.get(owners[text], 0) + 1
     return counts
@@ -141,25 +106,25 @@ def test_a_master_killed_under_load_fails_no_request_and_the_other_masters_keep_
         owners = {text: owner(client, cache_key("sentiment", version, text)) for text in cached}
         victim = cluster.nodes[1]
         assert victim.port in owners.values() and len(set(owners.values())) == 3
-        with Load(front.url, cached) as before:
+        with SteadyLoad(front.url, cached, cached_share=0.9) as before:
             time.sleep(1.5)
-        with Load(front.url, cached) as during:
+        with SteadyLoad(front.url, cached, cached_share=0.9) as during:
             time.sleep(0.5)
             victim.stop()  # SIGKILL: no goodbye
             time.sleep(3)
         victim.start()  # same port and nodes.conf: it rejoins with its slots, empty
         cluster.wait_until_ok()
-        with Load(front.url, cached) as after:
+        with SteadyLoad(front.url, cached, cached_share=0.9) as after:
             time.sleep(3)
 
         results = before.results + during.results + after.results
-        assert results and all(status == 200 for _, status, _, _ in results), \
-            {(status, cache) for _, status, cache, _ in results if status != 200}
-        assert max(seconds for *_, seconds in results) < 2  # fail-open within the deadline, no hang
+        assert results and all(status == 200 for *_, status, _ in results), \
+            {(status, error_type) for *_, status, error_type in results if status != 200}
+        assert max(seconds for _, seconds, *_ in results) < 2  # fail-open within the deadline, no hang
         assert metric(front.url, "transformer_cache_errors_total", model_name="sentiment", operation="get") >= 1
-        survivors = hits_by_node(during.results, owners)
+        survivors = hits_by_node(during, owners)
         assert all(survivors.get(node.port, 0) > 0 for node in cluster.nodes if node is not victim), survivors
-        back = hits_by_node(after.results, owners)  # its entries were lost, rewritten on the first miss, then hit
+        back = hits_by_node(after, owners)  # its entries were lost, rewritten on the first miss, then hit
         assert back.get(victim.port, 0) > 0, back
     finally:
         front.stop()
