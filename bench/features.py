@@ -15,7 +15,8 @@ transformer, on one Redis:
 
 Two loads through the transformer: ``hit`` (every request a cached text: the hot path
 that dominates production) and ``miss`` (every text new: cache lookup, predictor
-call, batching, inference, write). The stacks take turns, ``--rounds`` times over,
+call, batching, inference, write). The stacks take turns (every other round in reverse
+order), ``--rounds`` times over,
 so that a change in the machine's load hits all of them alike; each figure is the
 median over rounds, and the ratios are against ``before`` (``cluster`` against ``off``).
 """
@@ -53,7 +54,7 @@ def extract(rev: str, into: Path) -> Path:
     return into
 
 
-def stack(name: str, root: Path, model_dir: Path, redis_url: str, out: Path, env: dict) -> list[TimedServer]:
+def stack(name: str, root: Path, redis_url: str, model_dir: Path, out: Path, env: dict) -> list[TimedServer]:
     predictor_port, transformer_port = free_port(), free_port()
     predictor = TimedServer("predictor", ["--model_name", MODEL, "--model_dir", str(model_dir), "--backend", "onnx",
                                           "--model_version", "bench", "--http_port", str(predictor_port),
@@ -85,6 +86,8 @@ def main() -> None:
     parser.add_argument("--duration_s", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--stacks", default="before,off,on,cluster", help="which stacks (see above), comma-separated")
+    parser.add_argument("--loads", default="hit,miss", help="which loads, comma-separated")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "features")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -101,14 +104,13 @@ def main() -> None:
         traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER": "always_on",
                   "OTEL_BSP_SCHEDULE_DELAY": "200"}
         plain = {name: "" for name in traced}
-        stacks = {
-            "before": stack("before", old, model_dir, redis.url, args.out, plain),
-            "off": stack("off", ROOT, model_dir, redis.url, args.out, plain),
-            "on": stack("on", ROOT, model_dir, redis.url, args.out, traced),
-            "cluster": stack("cluster", ROOT, model_dir, cluster.url, args.out, plain),
-        }
+        plans = {"before": (old, redis.url, plain), "off": (ROOT, redis.url, plain), "on": (ROOT, redis.url, traced),
+                 "cluster": (ROOT, cluster.url, plain)}
+        stacks = {name: stack(name, *plans[name][:2], model_dir, args.out, plans[name][2])
+                  for name in args.stacks.split(",")}
+        loads = {kind: LOADS[kind] for kind in args.loads.split(",")}
         count = int(args.duration_s * 3000)
-        figures: dict = {name: {kind: [] for kind in LOADS} for name in stacks}
+        figures: dict = {name: {kind: [] for kind in loads} for name in stacks}
         hot = args.out / "hot.txt"
         hot.write_text("\n".join(f"hot text {i} of the benchmark" for i in range(50)))
         try:
@@ -117,8 +119,9 @@ def main() -> None:
                     httpx.post(f"{servers[1].url}/v1/models/{MODEL}:predict",
                                json={"instances": hot.read_text().splitlines()}, timeout=60).raise_for_status()
             for round_ in range(args.rounds):
-                for kind, extra in LOADS.items():
-                    for name, servers in stacks.items():
+                for kind, extra in loads.items():
+                    order = list(stacks.items())  # every other round in reverse: no stack always goes first
+                    for name, servers in order[::-1] if round_ % 2 else order:
                         texts = args.out / "cold.txt"
                         texts.write_text("\n".join(f"{uuid.uuid4().hex} is a new text" for _ in range(count)))
                         spent = [cpu_seconds(server) for server in servers]
@@ -136,7 +139,7 @@ def main() -> None:
                     server.stop()
             redis.stop()
             cluster.stop()
-        summary = summarize(figures)
+        summary = summarize(figures, list(loads))
         summary.update(before=before, exports_received=receiver.exports, load=os.getloadavg(),
                        tracing_hooks_off_ns_per_request=round(hooks_off_ns()))
         (args.out / "results.json").write_text(json.dumps({"summary": summary, "runs": figures}, indent=2))
@@ -175,17 +178,19 @@ def hooks_off_ns(repeats: int = 200_000) -> float:
     return (time.process_time_ns() - started) / repeats
 
 
-def summarize(figures: dict) -> dict:
+def summarize(figures: dict, loads: list[str]) -> dict:
     """Medians over rounds; ratios of throughput and of the servers' CPU per request against the reference."""
     medians = {name: {kind: {metric: statistics.median(run[metric] for run in runs) for metric in METRICS}
                       | {"errors": sum(r["errors"] for r in runs)}
                       for kind, runs in kinds.items()} for name, kinds in figures.items()}
     ratios = {}
     for name, reference in (("off", "before"), ("on", "before"), ("cluster", "off")):
+        if name not in medians or reference not in medians:
+            continue
         ratios[f"{name}/{reference}"] = {
             kind: {"rps": round(medians[name][kind]["rps"] / medians[reference][kind]["rps"], 3),
                    "cpu_per_request": round(_cpu(medians[name][kind]) / _cpu(medians[reference][kind]), 3)}
-            for kind in LOADS}
+            for kind in loads}
     return {"medians": medians, "ratios": ratios}
 
 
