@@ -93,11 +93,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     before = args.before or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True,
                                            capture_output=True, text=True).stdout.strip()
-    from predictor.demo_model import build_tiny_model
+    from bench.random_model import build_random_model
 
     with tempfile.TemporaryDirectory() as scratch, OtlpReceiver(keep_spans=False) as receiver:
         scratch = Path(scratch)
-        model_dir = build_tiny_model(scratch / "tiny")
+        model_dir = build_random_model(scratch / "tiny")
         old = extract(before, scratch / "before")
         redis = RedisProcess(args.out / "redis.log").start()
         cluster = RedisClusterProcess(scratch / "cluster").start()
@@ -161,7 +161,7 @@ def hooks_off_ns(repeats: int = 200_000) -> float:
     """Nanoseconds of CPU that every tracing hook of one cache-miss request costs when tracing is off (in this process,
     where no endpoint is set): the transformer's parse, cache lookup, predictor call, cache write spans, its
     attributes call and traceparent injection; the predictor's parse span and the context its batcher keeps."""
-    from contract import tracing
+    from runtime import tracing
 
     assert not tracing.ENABLED, "run without OTEL_EXPORTER_OTLP_ENDPOINT"
 

@@ -44,15 +44,16 @@ HOT_SET = 50  # distinct texts that make up the 95% "cached" share of the refere
 
 def bench_model(cache: Path) -> Path:
     """Full-size DistilBERT with random weights, ONNX graphs baked in (not part of any timing)."""
-    from predictor.demo_model import build_tiny_model
-    from predictor.export import ONNX_DIR, export_onnx
+    from bench.random_model import build_random_model
+    from predictor.export import export_onnx
+    from predictor.layout import ONNX_DIR
 
     model_dir = cache / "distilbert-base-random"
     if not (model_dir / "config.json").is_file():
         from transformers import DistilBertConfig
 
         full = DistilBertConfig()
-        build_tiny_model(model_dir, dim=full.dim, layers=full.n_layers, heads=full.n_heads)
+        build_random_model(model_dir, dim=full.dim, layers=full.n_layers, heads=full.n_heads)
     if not (model_dir / ONNX_DIR).is_dir():
         export_onnx(model_dir, model_dir / ONNX_DIR)
     return model_dir

@@ -1,5 +1,6 @@
-"""The contract both services share: one schema, one error table, one server setup.
+"""The contract both services share: one schema, one error table, one cache key, one model face.
 
 The predictor and the transformer import this package; neither defines its own
-request shapes or error codes, so a client sees the same answers from both.
+request shapes, error codes or answer encoding, so a client sees the same answers
+from both. How a process serves it is runtime/.
 """

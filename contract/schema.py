@@ -6,7 +6,8 @@ V2 REST / gRPC   one BYTES input of shape ``[n]`` (or ``[n, 1]``) -> outputs ``l
 order published in the model metadata and in the ``labels`` parameter of ``scores``).
 
 Both services parse with ``parse_request`` and answer with ``v1_response`` /
-``v2_response``, so their shapes and their 400s cannot drift apart.
+``v2_response`` (through contract/model.py), so their shapes and their 400s cannot
+drift apart.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ V1_EXAMPLE = '{"instances": ["I love this", "I hate this"]}'
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may carry; both services apply the same limits."""
+    """What one request may carry; both services apply the same limits (runtime/settings.py declares them)."""
 
-    max_texts: int = 1000
-    max_chars: int = 100_000
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_texts: int
+    max_chars: int
+    max_body_bytes: int
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ClassifyRequest:
     v2: InferRequest | None = None
 
 
-def parse_request(payload: Any, limits: Limits = Limits()) -> ClassifyRequest:
+def parse_request(payload: Any, limits: Limits) -> ClassifyRequest:
     if isinstance(payload, InferRequest):
         request = ClassifyRequest(texts=parse_v2(payload), v2=payload)
     else:

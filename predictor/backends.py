@@ -6,28 +6,33 @@ their graphs are exported, fused and quantized ahead of time (``predictor.export
 at image build time or once into the cache, never per request. The default is the
 fastest backend that keeps the bundled models within one accuracy point of PyTorch
 fp32 (BENCHMARKS.md has the measurement; tests/integration/test_backends.py the proof).
+
+``BACKENDS`` is a registry: each entry names the file it opens (an ONNX graph, or the
+model directory for PyTorch) and how to open it. Finding or exporting that file is
+``predictor.files``' job, done once before the classifier is built; nothing here
+imports the exporter.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from predictor.layout import ONNX_FP32, ONNX_INT8
 
 logger = logging.getLogger(__name__)
 
 # (input_ids, attention_mask), both int64 (batch, tokens) -> float32 logits (batch, labels)
 Backend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
-BACKENDS = ("onnx-int8", "onnx", "torch", "torch-int8")
-DEFAULT_BACKEND = "onnx-int8"
-
 
 class OnnxBackend:
-    def __init__(self, path: Path, threads: int = 0):
+    def __init__(self, path: Path, threads: int):
         self.path, self.threads = path, threads
         self._open()
 
@@ -62,7 +67,7 @@ class OnnxBackend:
 
 
 class TorchBackend:
-    def __init__(self, model_dir: Path, threads: int = 0, int8: bool = False):
+    def __init__(self, model_dir: Path, threads: int, int8: bool = False):
         import torch
         from transformers import AutoModelForSequenceClassification
 
@@ -81,12 +86,21 @@ class TorchBackend:
         return out.logits.float().numpy()
 
 
-def load_backend(name: str, model_dir: Path, threads: int = 0, cache_dir: Path | None = None) -> Backend:
-    """The backend ``name`` for ``model_dir``; ONNX graphs come from the model dir or are exported once to the cache."""
-    if name in ONNX_FILES:
-        from predictor.export import onnx_artifact
+@dataclass(frozen=True)
+class BackendKind:
+    onnx_file: str | None  # the ONNX graph it runs (layout.ONNX_*); None: PyTorch reads the model directory
+    open: Callable[[Path, int], Backend]  # (that file or directory, intra-op threads) -> the backend
 
-        return OnnxBackend(onnx_artifact(model_dir, name, cache_dir), threads)
-    if name in ("torch", "torch-int8"):
-        return TorchBackend(model_dir, threads, int8=name == "torch-int8")
-    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+BACKENDS: dict[str, BackendKind] = {
+    "onnx-int8": BackendKind(ONNX_INT8, OnnxBackend),
+    "onnx": BackendKind(ONNX_FP32, OnnxBackend),
+    "torch": BackendKind(None, TorchBackend),
+    "torch-int8": BackendKind(None, partial(TorchBackend, int8=True)),
+}
+DEFAULT_BACKEND = "onnx-int8"  # --backend's default (predictor/settings.py), and what make bench measures first
+
+
+def load_backend(name: str, weights: Path, threads: int) -> Backend:
+    """Open backend ``name`` on ``weights``: the file ``BACKENDS[name].onnx_file`` or the model directory."""
+    return BACKENDS[name].open(weights, threads)

@@ -10,7 +10,7 @@ that have not started are dropped from the queue.
 A caller may pass a ``RequestStats`` to ``submit`` to learn where its time went (the
 predictor's x-queue-time and x-inference-time headers); each request also carries
 its trace context, so the batch-wait and inference spans land in the caller's trace
-(contract/tracing.py; nothing is recorded when tracing is off).
+(runtime/tracing.py; nothing is recorded when tracing is off).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from contract import tracing
+from runtime import tracing
 from contract.errors import ServiceError
 from predictor import metrics
 
@@ -73,14 +73,7 @@ class _Pending:
 
 
 class DynamicBatcher:
-    def __init__(
-        self,
-        infer: InferFn,
-        num_outputs: int,
-        max_batch_size: int = 32,
-        max_delay_s: float = 0.002,
-        max_queue_texts: int = 10_000,
-    ):
+    def __init__(self, infer: InferFn, num_outputs: int, max_batch_size: int, max_delay_s: float, max_queue_texts: int):
         self._infer = infer
         self._num_outputs = num_outputs
         self.max_batch_size = max_batch_size

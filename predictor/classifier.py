@@ -21,8 +21,11 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from predictor import metrics
-from predictor.backends import DEFAULT_BACKEND, Backend, load_backend
+from predictor.backends import Backend, load_backend
 from predictor.batcher import BatchResult
+from predictor.files import ModelFiles, resolve
+from predictor.layout import CONFIG, TOKENIZER, TOKENIZER_CONFIG
+from predictor.settings import PredictorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +39,7 @@ MAX_CHUNK_TEXTS = 64  # larger passes gain nothing more and slow the planner dow
 
 
 def _pad_id(model_dir: Path, tokenizer: Tokenizer, config: dict) -> int:
-    special = json.loads((model_dir / "tokenizer_config.json").read_text()) \
-        if (model_dir / "tokenizer_config.json").is_file() else {}
+    special = json.loads((model_dir / TOKENIZER_CONFIG).read_text()) if (model_dir / TOKENIZER_CONFIG).is_file() else {}
     token = special.get("pad_token")
     token_id = tokenizer.token_to_id(token) if isinstance(token, str) else None
     return token_id if token_id is not None else int(config.get("pad_token_id") or 0)
@@ -45,11 +47,11 @@ def _pad_id(model_dir: Path, tokenizer: Tokenizer, config: dict) -> int:
 
 def load_tokenizer(model_dir: Path) -> Tokenizer:
     """The model's fast tokenizer from ``tokenizer.json``; converted by transformers when a model ships none."""
-    path = model_dir / "tokenizer.json"
+    path = model_dir / TOKENIZER
     if path.is_file():
         return Tokenizer.from_file(str(path))
     logger.warning("No tokenizer.json in %s: converting its tokenizer with transformers (a slow start; "
-                   "python -m predictor.bundle --out writes one at build time)", model_dir)
+                   "python -m predictor.bake --out writes one at build time)", model_dir)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir, use_fast=True).backend_tokenizer
@@ -65,17 +67,12 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 class TextClassifier:
-    def __init__(
-        self,
-        model_dir: str | Path,
-        max_length: int = 512,
-        max_batch_tokens: int = 16384,
-        backend: str = DEFAULT_BACKEND,
-        threads: int = 0,
-        cache_dir: Path | None = None,
-    ):
-        self.model_dir = Path(model_dir)
-        config = json.loads((self.model_dir / "config.json").read_text())
+    """The model's files (resolved by predictor.files) behind ``classify``; the settings come from --flags."""
+
+    def __init__(self, files: ModelFiles, max_length: int, max_batch_tokens: int, threads: int):
+        self.files = files
+        self.model_dir = files.model_dir
+        config = json.loads((self.model_dir / CONFIG).read_text())
         id2label = {int(k): v for k, v in config["id2label"].items()}
         self.labels: list[str] = [id2label[i] for i in range(len(id2label))]
         self.multi_label = config.get("problem_type") == MULTI_LABEL
@@ -88,8 +85,8 @@ class TextClassifier:
         self.tokenizer.no_padding()  # we pad per chunk, to that chunk's longest text
         self.tokenizer.enable_truncation(self.max_length)
         self.pad_id = _pad_id(self.model_dir, self.tokenizer, config)
-        self.backend_name = backend
-        self.backend: Backend = load_backend(backend, self.model_dir, threads, cache_dir)
+        self.backend_name = files.backend
+        self.backend: Backend = load_backend(files.backend, files.weights, threads)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(list(texts))]
@@ -149,3 +146,9 @@ class TextClassifier:
             probs[chunk] = sigmoid(logits) if self.multi_label else softmax(logits)
         metrics.observe_inference(self.backend_name, time.perf_counter() - started)
         return BatchResult(probs, lengths, tokenized - started)
+
+
+def build_classifier(settings: PredictorSettings, model_name: str) -> TextClassifier:
+    """Resolve the model's files once (merge, export: FileNotFoundError if none), then build the classifier."""
+    files = resolve(settings.model_dir, model_name, settings.model_cache_dir, settings.backend)
+    return TextClassifier(files, settings.max_length, settings.max_batch_tokens, settings.threads)

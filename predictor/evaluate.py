@@ -14,9 +14,10 @@ import json
 from pathlib import Path
 
 from predictor.backends import BACKENDS
+from predictor.classifier import build_classifier
 from predictor.data import Example, HoldOut, read_labelled, split_holdout
-
-TRAINING_RECORD = "training.json"
+from predictor.layout import TRAINING_RECORD
+from predictor.settings import PredictorSettings
 
 
 def holdout_examples(model_dir: Path, train_file: Path) -> list[Example]:
@@ -25,11 +26,8 @@ def holdout_examples(model_dir: Path, train_file: Path) -> list[Example]:
 
 
 def accuracy_of(model_dir: Path, examples: list[Example], cache_dir: Path | None = None, backend: str = "torch") -> float:
-    from predictor.bundle import resolve_model_dir
-    from predictor.classifier import TextClassifier
-
-    resolved = resolve_model_dir(model_dir, model_dir.name, cache_dir)
-    classifier = TextClassifier(resolved, backend=backend, cache_dir=cache_dir)
+    cache = {"model_cache_dir": cache_dir} if cache_dir else {}  # else the setting's default
+    classifier = build_classifier(PredictorSettings(model_dir=model_dir, backend=backend, **cache), model_dir.name)
     probs = classifier.classify([e.text for e in examples])
     return float((probs.argmax(axis=1) == [e.label for e in examples]).mean())
 

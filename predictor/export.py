@@ -5,9 +5,10 @@ transformer optimizer (attention, layer norm and GELU become single kernels);
 ``model.int8.onnx`` is that graph with int8 weights (dynamic quantization:
 activations are quantized on the fly, so no calibration data is needed).
 
-Where they live: ``<model_dir>/onnx/`` when baked there (``python -m predictor.bundle
---out``, at image build time), otherwise ``<cache>/onnx-<model revision>/``, written
-on first use. Only the export needs torch; serving reads the files.
+Where they live (predictor/layout.py): ``<model_dir>/onnx/`` when baked there
+(``python -m predictor.bake --out``, at image build time), otherwise in the cache,
+written on first use (predictor/files.py). Only the export needs torch; serving
+reads the files.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ import time
 import warnings
 from pathlib import Path
 
-from predictor.backends import ONNX_FILES
+from predictor.layout import ONNX_FP32, ONNX_INT8
 
 logger = logging.getLogger(__name__)
 
-ONNX_DIR = "onnx"
 OPSET = 17
 
 
@@ -70,32 +70,17 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
                               output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
             fused = optimize_model(str(raw), model_type="bert", num_heads=model.config.num_attention_heads,
                                    hidden_size=model.config.hidden_size)
-            fused.save_model_to_file(str(staging / ONNX_FILES["onnx"]))
+            fused.save_model_to_file(str(staging / ONNX_FP32))
             # Fused contrib ops carry no inferred output types; the tensors are float32.
-            quantize_dynamic(staging / ONNX_FILES["onnx"], staging / ONNX_FILES["onnx-int8"],
+            quantize_dynamic(staging / ONNX_FP32, staging / ONNX_INT8,
                              weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         raw.unlink()
         staging.chmod(0o755)  # mkdtemp makes it private; the serving user may differ from the builder
         staging.rename(out_dir)  # atomic, as for merged adapters: a concurrent start sees all or nothing
     except OSError:
-        if not (out_dir / ONNX_FILES["onnx-int8"]).is_file():
+        if not (out_dir / ONNX_INT8).is_file():
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone after a rename; a half-written export otherwise
     logger.info("Exported %s to ONNX in %s (%.1f s)", model_dir, out_dir, time.perf_counter() - started)
     return out_dir
-
-
-def onnx_artifact(model_dir: Path, backend: str, cache_dir: Path | None = None) -> Path:
-    """The ONNX file for ``backend``: baked next to the model, cached, or exported now (slow: a build step)."""
-    baked = Path(model_dir) / ONNX_DIR / ONNX_FILES[backend]
-    if baked.is_file():
-        return baked
-    from predictor.bundle import default_cache_dir, model_revision
-
-    cached_dir = (cache_dir or default_cache_dir()) / f"onnx-{Path(model_dir).name}-{model_revision(Path(model_dir))}"
-    if not (cached_dir / ONNX_FILES[backend]).is_file():
-        logger.warning("No ONNX graph baked in %s: exporting now (bake it at build time: python -m predictor.bundle)",
-                       model_dir)
-        export_onnx(Path(model_dir), cached_dir)
-    return cached_dir / ONNX_FILES[backend]

@@ -1,7 +1,7 @@
 """The predictor's Prometheus metrics: batching, queueing, tokens and model time.
 
 Served on /metrics next to KServe's latency histograms and the shared metrics of
-contract/metrics.py. There is no ``model_name`` label here: one predictor process
+runtime/metrics.py. There is no ``model_name`` label here: one predictor process
 serves one model, and on a cluster the scrape adds the InferenceService and revision
 (the chart's PodMonitor). Observe through the functions below, not the objects, so
 a call site reads as what happened.

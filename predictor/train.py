@@ -36,7 +36,8 @@ import torch
 from tqdm import tqdm
 
 from predictor.data import Example, HoldOut, read_labelled, split_holdout
-from predictor.evaluate import TRAINING_RECORD
+from predictor.files import resolve_base
+from predictor.layout import TRAINING_RECORD
 
 
 @dataclass
@@ -123,8 +124,6 @@ def load_hub_dataset(args) -> tuple[list[Example], list[Example], dict]:
 def build_model(args, labels: list[str]):
     from transformers import AutoModelForSequenceClassification
 
-    from predictor.bundle import resolve_base
-
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_base(args.base_model),
         num_labels=len(labels),
@@ -156,8 +155,6 @@ def train(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
-
-    from predictor.bundle import resolve_base
 
     started = time.perf_counter()
     labels = args.labels.split(",")

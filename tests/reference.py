@@ -22,3 +22,12 @@ def hf_probs(model_or_dir, texts: Sequence[str], multi_label: bool = False, toke
             logits = model(**tokenizer([text], truncation=True, max_length=512, return_tensors="pt")).logits
             rows.append((torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)).numpy()[0])
     return np.array(rows)
+
+
+def served_classifier(model_dir, cache_dir=None, **settings):
+    """The classifier ``python -m predictor --model_dir model_dir`` would serve, with those settings changed."""
+    from predictor.classifier import build_classifier
+    from predictor.settings import PredictorSettings
+
+    cache = {"model_cache_dir": cache_dir} if cache_dir is not None else {}
+    return build_classifier(PredictorSettings(model_dir=model_dir, **cache, **settings), model_dir.name)

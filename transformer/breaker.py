@@ -14,7 +14,7 @@ class CircuitBreaker:
     skipped for ``reset_after_s``, then one probe call is let through (half-open); its
     success closes the circuit, its failure opens it again."""
 
-    def __init__(self, failure_threshold: int = 3, reset_after_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, failure_threshold: int, reset_after_s: float, clock: Callable[[], float] = time.monotonic,
                  on_change: Callable[[int], None] = lambda state: None):
         self.failure_threshold = failure_threshold
         self.reset_after_s = reset_after_s

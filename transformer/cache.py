@@ -37,8 +37,8 @@ class PartialAnswer(Exception):
 
 
 class TextCache:
-    def __init__(self, redis_url: str, model_name: str, ttl_s: int = 86_400, timeout_s: float = 0.02,
-                 failure_threshold: int = 3, reset_after_s: float = 1.0):
+    def __init__(self, redis_url: str, model_name: str, ttl_s: int, timeout_s: float, failure_threshold: int,
+                 reset_after_s: float):
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
         self.model_name = model_name

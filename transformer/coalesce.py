@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 
 import numpy as np
 
-from contract import tracing
+from runtime import tracing
 
 Fetch = Callable[[list], Awaitable[Mapping[Hashable, np.ndarray]]]
 

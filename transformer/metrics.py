@@ -1,6 +1,6 @@
 """The transformer's Prometheus metrics, served on /metrics next to KServe's latency histograms.
 
-The shared request, error and info metrics are in contract/metrics.py.
+The shared request, error and info metrics are in runtime/metrics.py.
 """
 
 from prometheus_client import Counter, Gauge

@@ -7,7 +7,7 @@ written back with one pipelined SET, under the version that actually computed th
 results are merged back in input order. The ``x-cache`` header says hit, miss or
 partial, ``x-cache-hits`` how many distinct texts Redis answered, and the predictor's
 timing headers come along (contract/timings.py); ``x-request-id`` and the trace
-context (contract/tracing.py) go to the predictor.
+context (runtime/tracing.py) go to the predictor.
 """
 
 from __future__ import annotations
@@ -15,18 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import kserve
 import numpy as np
 
-from contract import schema, timings, tracing
+from contract import schema, timings
 from contract.cachekey import cache_key
+from contract.model import Scores, TextClassificationModel
+from runtime import tracing
 from transformer.cache import TextCache
 from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
-from transformer.upstream import PredictorClient, Scores
+from transformer.upstream import PredictorClient
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,12 @@ class ModelInfo:
     model_version: str
 
 
-class CachingTransformer(kserve.Model):
-    def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits = schema.Limits(),
-                 pinned_version: str | None = None):
-        super().__init__(name, return_response_headers=True)
+class CachingTransformer(TextClassificationModel):
+    def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits,
+                 pinned_version: str | None):
+        super().__init__(name, limits, return_response_headers=True)
         self.predictor = predictor
         self.cache = cache
-        self.limits = limits
         # Reads use the pinned version when set (a canary's transformer pins its own model's
         # version), else the version the predictor last reported. Writes always use the
         # version that computed the answer.
@@ -67,12 +67,17 @@ class CachingTransformer(kserve.Model):
     def read_version(self) -> str:
         return self.pinned_version or self._info.model_version
 
-    def validate(self, payload: Any) -> Any:
-        return payload  # preprocess validated it with the shared schema
+    @property
+    def labels(self) -> list[str] | None:
+        return self._info.labels if self._info else None
 
-    async def preprocess(self, payload: Any, headers: dict | None = None) -> schema.ClassifyRequest:
+    @property
+    def model_version(self) -> str | None:
+        return self.read_version if self._info or self.pinned_version else None
+
+    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
         with tracing.span("parse"):
-            return schema.parse_request(payload, self.limits)
+            return await super().preprocess(payload, headers)
 
     def _learn(self, scores: Scores) -> None:
         if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:
@@ -87,13 +92,13 @@ class CachingTransformer(kserve.Model):
         if self._info is None:
             async with self._info_lock:
                 if self._info is None:  # an empty inference tells the labels and the version
-                    self._learn(await self.predictor.infer(self.name, [], request_id))
+                    self._learn((await self.predictor.infer(self.name, [], request_id))[0])
         return self._info
 
     async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str, answered: dict) -> dict:
         texts = [text for _, text in keys_and_texts]
-        scores = await self.predictor.infer(self.name, texts, request_id)
-        answered.update(scores.timings)
+        scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id)
+        answered.update(predictor_timings)
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
         self._learn(scores)
         with tracing.span("cache write", {"texts": len(texts)}):
@@ -102,12 +107,10 @@ class CachingTransformer(kserve.Model):
             )
         return dict(zip(keys_and_texts, scores.probs))
 
-    async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
-                      response_headers: dict | None = None):
-        headers = headers or {}
+    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None) -> Scores:
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
         info = await self.model_info(request_id)
-        distinct = list(dict.fromkeys(request.texts))
+        distinct = list(dict.fromkeys(texts))
         keys = [cache_key(self.name, self.read_version, text) for text in distinct]
         with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
             cached = await self.cache.get_many(keys, len(info.labels))
@@ -123,26 +126,14 @@ class CachingTransformer(kserve.Model):
             COALESCED.labels(self.name).inc(coalesced)
             rows.update({text: row for (_, text), row in computed.items()})
         width = len(self._info.labels)
-        probs = np.stack([rows[text] for text in request.texts]) if request.texts else np.zeros((0, width), np.float32)
+        probs = np.stack([rows[text] for text in texts]) if texts else np.zeros((0, width), np.float32)
         if response_headers is not None:
             response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
             response_headers["x-request-id"] = request_id
             response_headers[timings.CACHE_HITS] = str(len(distinct) - len(misses))
             response_headers.update(timings.NOTHING_COMPUTED)
             response_headers.update(answered)
-        if request.v2 is None:
-            return schema.v1_response(probs, self._info.labels)
-        return schema.v2_response(request.v2, probs, self._info.labels, self.name, self.read_version)
+        return Scores(probs, self._info.labels, self.read_version)
 
-    def get_input_types(self) -> list[dict]:
-        return schema.tensor_metadata(len(self._info.labels) if self._info else -1)[0]
-
-    def get_output_types(self) -> list[dict]:
-        return schema.tensor_metadata(len(self._info.labels) if self._info else -1)[1]
-
-    def metadata_parameters(self) -> dict:
-        return {
-            "labels": self._info.labels if self._info else None,
-            "model_version": self.read_version if self._info or self.pinned_version else None,
-            "cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state},
-        }
+    def describe(self) -> dict:
+        return {"cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state}}

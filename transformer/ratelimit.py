@@ -22,8 +22,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from contract.accesslog import INFERENCE_ROUTE, ModelInferInterceptor
-from contract.errors import ServiceError, error_response
+from contract.errors import ServiceError
+from runtime.accesslog import INFERENCE_ROUTE
+from runtime.grpc import ModelInferInterceptor
+from runtime.rest import send_error
 
 MAX_CLIENTS = 100_000  # ~100 bytes each: 10 MB at most
 
@@ -90,12 +92,7 @@ class RateLimitMiddleware:
         if not wait:
             return await self.app(scope, receive, send)
         error, retry_after = self.limiter.error(wait)
-        scope.setdefault("state", {})["error_type"] = error.error_type  # for the access log line
-        is_served = getattr(getattr(scope.get("app"), "state", None), "is_served", None)
-        model = route["model"] if is_served is not None and is_served(route["model"]) else ""
-        response = error_response(error.error_type, error.message, model)
-        response.headers["retry-after"] = retry_after
-        await response(scope, receive, send)
+        await send_error(scope, receive, send, error, headers={"retry-after": retry_after})
 
 
 def _peer_ip(peer: str) -> str:

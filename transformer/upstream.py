@@ -8,18 +8,21 @@ error, passed through unchanged; anything else unusable -> 502 ``bad_gateway``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import aiohttp
 import grpc
 import numpy as np
 import orjson
 from kserve.inference_client import InferenceGRPCClient
+from kserve.predictor_config import PredictorConfig
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
-from contract import timings, tracing
+from contract import timings
 from contract.errors import ERRORS, ServiceError
+from contract.model import Scores
 from contract.schema import INPUT_NAME, SCORES_OUTPUT
+from runtime import tracing
+from runtime.kserve_internals import grpc_infer
 
 CONNECT_TIMEOUT_S = 1.0
 # Reconnect quickly once a restarted predictor is back (gRPC's default backoff grows to minutes).
@@ -32,25 +35,15 @@ GRPC_CHANNEL_ARGS = [
 ]
 
 
-@dataclass(frozen=True)
-class Scores:
-    """What one predictor answer tells the transformer."""
-
-    probs: np.ndarray  # (n, k) in label order
-    labels: list[str]
-    model_version: str
-    timings: dict  # the predictor's timing headers (contract/timings.py)
-
-
 class PredictorClient:
-    def __init__(self, host: str, protocol: str, timeout_s: float, use_ssl: bool = False):
-        if protocol not in ("v2", "grpc-v2"):
-            raise ValueError(f"--predictor_protocol must be v2 or grpc-v2, not {protocol!r}")
-        self.host = host
-        self.protocol = protocol
-        self.timeout_s = timeout_s
-        self.use_ssl = use_ssl
-        self._base_url = f"{'https' if use_ssl else 'http'}://{host}"
+    """Calls the predictor that ``config`` names (built by transformer/settings.py, which checks the protocol)."""
+
+    def __init__(self, config: PredictorConfig):
+        self.host = config.predictor_host
+        self.protocol = config.predictor_protocol
+        self.timeout_s = config.predictor_request_timeout_seconds
+        self.use_ssl = config.predictor_use_ssl
+        self._base_url = f"{'https' if self.use_ssl else 'http'}://{self.host}"
         self._client = None  # created in the serving event loop: gRPC channels are bound to one loop
 
     def __getstate__(self):  # picklable for KServe's multi-worker mode; each worker connects on its own
@@ -71,11 +64,12 @@ class PredictorClient:
                 self._client = aiohttp.ClientSession(base_url=self._base_url, timeout=timeout)
         return self._client
 
-    async def infer(self, model_name: str, texts: list[str], request_id: str) -> Scores:
+    async def infer(self, model_name: str, texts: list[str], request_id: str) -> tuple[Scores, dict]:
+        """The predictor's scores for ``texts``, and its timing headers (contract/timings.py)."""
         with tracing.span("predictor call", {"texts": len(texts), "rpc.protocol": self.protocol}, client=True):
             return await self._infer(model_name, texts, request_id)
 
-    async def _infer(self, model_name: str, texts: list[str], request_id: str) -> Scores:
+    async def _infer(self, model_name: str, texts: list[str], request_id: str) -> tuple[Scores, dict]:
         request = InferRequest(
             model_name=model_name, request_id=request_id,
             infer_inputs=[InferInput(INPUT_NAME, [len(texts)], "BYTES", list(texts))],
@@ -83,7 +77,7 @@ class PredictorClient:
         headers = tracing.inject({"x-request-id": request_id})  # W3C traceparent, when tracing is on
         try:
             if self.protocol == "grpc-v2":
-                response, answered = await self._grpc_infer(request, tuple(headers.items()))
+                response, answered = await grpc_infer(self.client, request, tuple(headers.items()), self.timeout_s)
             else:
                 body = orjson.dumps(request.to_rest()[0], option=orjson.OPT_SERIALIZE_NUMPY)
                 headers["content-type"] = "application/json"
@@ -100,14 +94,7 @@ class PredictorClient:
             raise self._unavailable(f"is not reachable ({type(exc).__name__})") from None
         except grpc.RpcError as exc:
             raise self._grpc_error(exc) from None
-        return _scores(response, len(texts), timings.passed_on(answered))
-
-    async def _grpc_infer(self, request: InferRequest, metadata: tuple) -> tuple[InferResponse, dict]:
-        """``InferenceGRPCClient.infer`` (kserve 0.21.0) keeping the call, whose initial metadata has the timings."""
-        call = self.client._client_stub.ModelInfer(request=request.to_grpc(), metadata=metadata,
-                                                   timeout=self.timeout_s)
-        response = await call
-        return InferResponse.from_grpc(response), dict(await call.initial_metadata() or ())
+        return _scores(response, len(texts)), timings.passed_on(answered)
 
     def _unavailable(self, what: str) -> ServiceError:
         return ServiceError("predictor_unavailable", f"The predictor at {self.host} {what}; retry shortly.")
@@ -139,12 +126,11 @@ def _passed_through(status: int, body: str) -> ServiceError:
     return ServiceError("bad_gateway", f"The predictor answered {status}: {body[:300]}")
 
 
-def _scores(response: InferResponse, count: int, answered_timings: dict) -> Scores:
+def _scores(response: InferResponse, count: int) -> Scores:
     scores = response.get_output_by_name(SCORES_OUTPUT)
     if scores is None or not scores.parameters or "labels" not in scores.parameters:
         raise ServiceError("bad_gateway", "The predictor's answer has no 'scores' output with a 'labels' parameter.")
     labels_parameter = scores.parameters["labels"]
     labels = json.loads(getattr(labels_parameter, "string_param", labels_parameter))
     probs = scores.as_numpy().astype(np.float32).reshape(count, len(labels))
-    return Scores(probs=probs, labels=labels, model_version=response.model_version or "unversioned",
-                  timings=answered_timings)
+    return Scores(probs=probs, labels=labels, model_version=response.model_version or "unversioned")

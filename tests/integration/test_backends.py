@@ -8,9 +8,9 @@ weights: quantization may cost accuracy, and this is where that cost is bounded.
 import pytest
 
 from predictor.backends import DEFAULT_BACKEND
-from predictor.bundle import BUNDLED_DIR
 from predictor.data import read_labelled
 from predictor.evaluate import accuracy_of, holdout_examples
+from predictor.layout import BUNDLED_DIR
 from tests.conftest import SHARED
 
 pytestmark = [

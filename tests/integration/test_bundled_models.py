@@ -5,9 +5,9 @@ import json
 import httpx
 import pytest
 
-from predictor.bundle import BUNDLED_DIR
 from predictor.data import read_labelled
 from predictor.evaluate import holdout_examples
+from predictor.layout import BUNDLED_DIR
 from tests.conftest import SHARED
 from tests.integration.servers import ServerProcess
 

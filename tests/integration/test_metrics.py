@@ -81,7 +81,7 @@ def test_counts_add_up_across_worker_processes(transformer):
 
 
 @pytest.mark.skipif("multiproc.enable()" not in (ROOT / "predictor" / "__main__.py").read_text(),
-                    reason="predictor/__main__.py does not call contract.multiproc.enable() yet")
+                    reason="predictor/__main__.py does not call runtime.multiproc.enable() yet")
 def test_predictor_counts_add_up_across_worker_processes(tiny_model_dir, tmp_path):
     server = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
                                          "--workers", "2"], tmp_path / "workers.log").start()

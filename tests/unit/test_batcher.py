@@ -32,7 +32,7 @@ def expected(texts):
 
 async def test_concurrent_requests_share_a_batch():
     infer = Recorder(delay_s=0.05)
-    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=64, max_delay_s=0.02)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=64, max_delay_s=0.02, max_queue_texts=10_000)
     requests = [[f"text {i}" * (i + 1)] for i in range(10)]
     results = await asyncio.gather(*(batcher.submit(r, timeout_s=5) for r in requests))
     for request, result in zip(requests, results):
@@ -43,7 +43,7 @@ async def test_concurrent_requests_share_a_batch():
 
 async def test_batches_never_exceed_max_batch_size_and_keep_order():
     infer = Recorder()
-    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=4, max_delay_s=0.001)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=4, max_delay_s=0.001, max_queue_texts=10_000)
     texts = [f"t{i}" * (i % 5 + 1) for i in range(23)]
     result = await batcher.submit(texts, timeout_s=5)
     np.testing.assert_array_equal(result, expected(texts))
@@ -53,7 +53,7 @@ async def test_batches_never_exceed_max_batch_size_and_keep_order():
 
 async def test_deadline_answers_timeout_and_drops_queued_texts():
     infer = Recorder(delay_s=0.2)
-    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=2, max_delay_s=0.0)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=2, max_delay_s=0.0, max_queue_texts=10_000)
     started = time.perf_counter()
     with pytest.raises(ServiceError) as caught:
         await batcher.submit(["a"] * 10, timeout_s=0.05)
@@ -65,7 +65,8 @@ async def test_deadline_answers_timeout_and_drops_queued_texts():
 
 
 async def test_event_loop_stays_responsive_during_inference():
-    batcher = DynamicBatcher(Recorder(delay_s=0.3), num_outputs=2, max_delay_s=0.0)
+    batcher = DynamicBatcher(Recorder(delay_s=0.3), num_outputs=2, max_delay_s=0.0, max_batch_size=32,
+                             max_queue_texts=10_000)
     ticks = 0
 
     async def ticker():
@@ -81,7 +82,8 @@ async def test_event_loop_stays_responsive_during_inference():
 
 
 async def test_full_queue_answers_overloaded():
-    batcher = DynamicBatcher(Recorder(delay_s=0.2), num_outputs=2, max_batch_size=1, max_queue_texts=3)
+    batcher = DynamicBatcher(Recorder(delay_s=0.2), num_outputs=2, max_batch_size=1, max_queue_texts=3,
+                             max_delay_s=0.002)
     first = asyncio.create_task(batcher.submit(["a", "b", "c"], timeout_s=5))
     await asyncio.sleep(0)
     with pytest.raises(ServiceError) as caught:
@@ -100,7 +102,7 @@ async def test_model_failure_fails_its_requests_not_the_batcher():
             raise RuntimeError("boom")
         return expected(texts)
 
-    batcher = DynamicBatcher(flaky, num_outputs=2, max_delay_s=0.0)
+    batcher = DynamicBatcher(flaky, num_outputs=2, max_delay_s=0.0, max_batch_size=32, max_queue_texts=10_000)
     with pytest.raises(RuntimeError):
         await batcher.submit(["a"], timeout_s=5)
     np.testing.assert_array_equal(await batcher.submit(["bb"], timeout_s=5), expected(["bb"]))
@@ -108,5 +110,6 @@ async def test_model_failure_fails_its_requests_not_the_batcher():
 
 async def test_empty_request_skips_the_model():
     infer = Recorder()
-    assert (await DynamicBatcher(infer, num_outputs=2).submit([], timeout_s=1)).shape == (0, 2)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=32, max_delay_s=0.002, max_queue_texts=10_000)
+    assert (await batcher.submit([], timeout_s=1)).shape == (0, 2)
     assert infer.calls == []

@@ -42,7 +42,7 @@ def test_a_failed_probe_opens_it_again():
 
 
 def test_a_success_resets_the_failure_count():
-    breaker = CircuitBreaker(failure_threshold=2, clock=Clock())
+    breaker = CircuitBreaker(failure_threshold=2, reset_after_s=1.0, clock=Clock())
     breaker.record_failure()
     breaker.record_success()
     breaker.record_failure()

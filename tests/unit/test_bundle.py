@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from predictor.bundle import resolve_model_dir
-from predictor.classifier import TextClassifier
-from tests.reference import hf_probs
+from predictor.files import resolve_model_dir
+from tests.reference import hf_probs, served_classifier
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,7 @@ def test_merged_model_equals_the_adapter(tiny_adapter, tmp_path):
     adapter_dir, peft_model = tiny_adapter
     merged_dir = resolve_model_dir(adapter_dir, "ignored", tmp_path)
     texts = ["a fine film", "not good at all"]
-    merged = TextClassifier(merged_dir, backend="torch").classify(texts)
+    merged = served_classifier(merged_dir, backend="torch").classify(texts)
     expected = hf_probs(peft_model, texts, tokenizer_dir=merged_dir)
     np.testing.assert_allclose(merged, expected, rtol=1e-4, atol=1e-5)
 

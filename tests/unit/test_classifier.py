@@ -7,14 +7,14 @@ import pytest
 
 from predictor.backends import BACKENDS
 from predictor.classifier import CALL_OVERHEAD_TOKENS, TextClassifier
-from tests.reference import hf_probs
+from tests.reference import hf_probs, served_classifier
 
 TEXTS = ["I love this film", "this is terrible", "", "   ", "12345", "😀🎉", "a much longer sentence " * 20]
 
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model_dir):
-    return TextClassifier(tiny_model_dir)
+    return served_classifier(tiny_model_dir)
 
 
 def test_single_label_probabilities_are_a_softmax(classifier):
@@ -24,7 +24,7 @@ def test_single_label_probabilities_are_a_softmax(classifier):
 
 
 def test_multi_label_probabilities_are_independent_sigmoids(tiny_multilabel_dir):
-    probs = TextClassifier(tiny_multilabel_dir, backend="torch").classify(TEXTS)
+    probs = served_classifier(tiny_multilabel_dir, backend="torch").classify(TEXTS)
     np.testing.assert_allclose(probs, hf_probs(tiny_multilabel_dir, TEXTS, multi_label=True), rtol=1e-4, atol=1e-6)
     assert not np.allclose(probs.sum(axis=1), 1.0)
 
@@ -36,7 +36,7 @@ TOLERANCE = {"torch": 1e-5, "onnx": 1e-4, "torch-int8": 0.05, "onnx-int8": 0.05}
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_backend_matches_transformers(backend, tiny_model_dir, tmp_path):
-    probs = TextClassifier(tiny_model_dir, backend=backend, cache_dir=tmp_path).classify(TEXTS)
+    probs = served_classifier(tiny_model_dir, backend=backend, cache_dir=tmp_path).classify(TEXTS)
     np.testing.assert_allclose(probs, hf_probs(tiny_model_dir, TEXTS), atol=TOLERANCE[backend])
 
 
@@ -49,20 +49,20 @@ def test_token_ids_equal_the_transformers_tokenizer(classifier, tiny_model_dir):
 
 
 def test_labels_follow_id2label_order(tiny_multilabel_dir):
-    assert TextClassifier(tiny_multilabel_dir).labels == ["sadness", "joy", "love", "anger", "fear", "surprise"]
+    assert served_classifier(tiny_multilabel_dir).labels == ["sadness", "joy", "love", "anger", "fear", "surprise"]
 
 
 def test_text_is_truncated_at_max_length(tiny_model_dir):
-    classifier = TextClassifier(tiny_model_dir, max_length=8)
+    classifier = served_classifier(tiny_model_dir, max_length=8)
     prefix = "one two three four five six seven eight nine ten"
     a, b = classifier.classify([prefix + " wonderful", prefix + " awful awful awful"])
     np.testing.assert_allclose(a, b, rtol=1e-6)  # the words past 8 tokens are never seen
-    untruncated = TextClassifier(tiny_model_dir, max_length=64).classify([prefix + " wonderful", prefix + " awful"])
+    untruncated = served_classifier(tiny_model_dir, max_length=64).classify([prefix + " wonderful", prefix + " awful"])
     assert not np.allclose(untruncated[0], untruncated[1])
 
 
 def test_max_length_is_capped_by_the_model_positions(short_context_dir):
-    classifier = TextClassifier(short_context_dir, max_length=512)
+    classifier = served_classifier(short_context_dir, max_length=512)
     assert classifier.max_length == 16
     probs = classifier.classify(["word " * 10_000])  # far past 16 positions: truncated, not an index error
     assert probs.shape == (1, 2)
@@ -75,7 +75,7 @@ BATCH_MATE_DRIFT = {"onnx": 1e-6, "onnx-int8": 0.02}
 
 @pytest.mark.parametrize("backend", BATCH_MATE_DRIFT)
 def test_chunked_batches_equal_one_by_one(backend, tiny_model_dir, tmp_path):
-    chunked = TextClassifier(tiny_model_dir, max_batch_tokens=32, backend=backend, cache_dir=tmp_path)
+    chunked = served_classifier(tiny_model_dir, max_batch_tokens=32, backend=backend, cache_dir=tmp_path)
     together = chunked.classify(TEXTS)
     alone = np.vstack([chunked.classify([text]) for text in TEXTS])
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=BATCH_MATE_DRIFT[backend])
@@ -124,7 +124,7 @@ def test_a_model_without_tokenizer_json_gets_the_same_token_ids(classifier, tiny
     vocab = classifier.tokenizer.get_vocab()
     (slow_only / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.__getitem__)) + "\n")
     (slow_only / "tokenizer.json").unlink()
-    converted = TextClassifier(slow_only, backend="onnx", cache_dir=tmp_path / "cache")
+    converted = served_classifier(slow_only, backend="onnx", cache_dir=tmp_path / "cache")
     assert converted.token_ids(TEXTS) == classifier.token_ids(TEXTS)
 
 
@@ -133,15 +133,16 @@ def test_onnx_serving_path_imports_neither_torch_nor_transformers(tiny_model_dir
     import subprocess
     import sys
 
-    from predictor.export import ONNX_DIR, export_onnx
+    from predictor.export import export_onnx
+    from predictor.layout import ONNX_DIR
 
     baked = tmp_path / "baked"
     shutil.copytree(tiny_model_dir, baked)
     export_onnx(baked, baked / ONNX_DIR)  # as the image build does
     script = (
-        "import sys\nfrom pathlib import Path\nimport contract.server\n"
-        "from predictor.model import PredictorOptions, TextClassifierModel\n"
-        f"model = TextClassifierModel('m', PredictorOptions(model_dir=Path({str(baked)!r}), model_version='v'))\n"
+        "import sys\nfrom pathlib import Path\nimport runtime.server\n"
+        "from predictor.model import PredictorModel\nfrom predictor.settings import PredictorSettings\n"
+        f"model = PredictorModel('m', PredictorSettings(model_dir=Path({str(baked)!r}), model_version='v'))\n"
         "assert model.load()\nprint(sorted(n for n in ('torch', 'transformers') if n in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)

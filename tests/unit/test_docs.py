@@ -1,31 +1,47 @@
-"""The README documents every flag and every error type the code has."""
+"""The README documents every flag and every error type the code has, from the declarations themselves."""
 
-import re
 from pathlib import Path
 
 import pytest
 
 from contract.errors import ERRORS
-from predictor.__main__ import build_parser as predictor_parser
-from transformer.__main__ import build_parser as transformer_parser
+from predictor.settings import PredictorSettings
+from runtime.settings import ServiceSettings, env_var, flag_table, is_kserve_flag, own_fields
+from transformer.settings import TransformerSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
+# The README's three flag tables: each service's own flags, and those both services take.
+TABLES = {
+    "predictor": (PredictorSettings, ServiceSettings),
+    "transformer": (TransformerSettings, ServiceSettings),
+    "both": (ServiceSettings, None),
+}
+
 
 def our_flags():
-    from kserve import model_server
-
-    kserve_flags = {action.dest for action in model_server.parser._actions}
-    return [action for parser in (predictor_parser(), transformer_parser()) for action in parser._actions
-            if action.dest not in kserve_flags and action.dest != "help"]
+    return [(name, field) for cls, base in TABLES.values() for name, field in own_fields(cls, base).items()]
 
 
-@pytest.mark.parametrize("action", our_flags(), ids=lambda action: action.dest)
-def test_every_flag_and_env_var_is_in_the_readme(action):
-    env_var = re.search(r"\[([A-Z_]+)\]", action.help).group(1)
-    row = next((line for line in README.splitlines() if line.startswith(f"| `--{action.dest}` |")), None)
-    assert row is not None, f"--{action.dest} missing from the README flag table"
-    assert f"`{env_var}`" in row
+@pytest.mark.parametrize("flag", our_flags(), ids=lambda flag: flag[0])
+def test_every_flag_and_env_var_is_in_the_readme(flag):
+    name, field = flag
+    row = next((line for line in README.splitlines() if line.startswith(f"| `--{name}` |")), None)
+    assert row is not None, f"--{name} missing from the README flag table"
+    assert f"`{env_var(name, field)}`" in row
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_the_readme_flag_tables_are_the_declarations(table):
+    expected = flag_table(*TABLES[table])
+    assert expected in README, f"the README's {table} table should read:\n{expected}"
+
+
+@pytest.mark.parametrize("cls", [PredictorSettings, TransformerSettings])
+def test_every_kserve_flag_we_default_names_its_env_var(cls):
+    for name, field in cls.model_fields.items():
+        if is_kserve_flag(field):
+            assert f"`--{name}" in README and f"`{env_var(name, field)}" in README
 
 
 @pytest.mark.parametrize("error_type", sorted(ERRORS))

@@ -5,14 +5,15 @@ import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest
 
 from contract.errors import ServiceError
-from predictor.model import PredictorOptions, TextClassifierModel
+from predictor.model import PredictorModel
+from predictor.settings import PredictorSettings
 
 TEXTS = ["I love this", "I hate this", "😀", "   "]
 
 
 @pytest.fixture(scope="module")
 def model(tiny_model_dir):
-    model = TextClassifierModel("sentiment", PredictorOptions(model_dir=tiny_model_dir))
+    model = PredictorModel("sentiment", PredictorSettings(model_dir=tiny_model_dir))
     assert model.load() and model.ready
     return model
 

@@ -6,9 +6,9 @@ import logging
 import pytest
 from prometheus_client import REGISTRY
 
-from contract import multiproc
-from contract.logs import JsonFormatter, logging_config
 from predictor import metrics
+from runtime import multiproc
+from runtime.logs import JsonFormatter, logging_config
 
 
 def test_json_lines_carry_the_request_fields_and_nothing_else_passed_in():

@@ -1,12 +1,12 @@
-"""Readiness during the shutdown drain (contract/shutdown.py): the probes flip, inference does not."""
+"""Readiness during the shutdown drain (runtime/shutdown.py): the probes flip, inference does not."""
 
 import kserve
 import pytest
 from kserve.errors import ModelNotFound
 from kserve.model_repository import ModelRepository
 
-from contract import shutdown
-from contract.server import DataPlane
+from runtime import shutdown
+from runtime.kserve_internals import DataPlane
 
 
 @pytest.fixture

@@ -21,18 +21,17 @@ free of errors.
 With ``--workers`` > 1 the REST workers are processes of their own: the parent marks the
 drain in a file they check (``MARKER_ENV``), so their readiness flips with it, and once
 the parent has waited they stop at once instead of draining a second time.
+
+This module holds the state; the servers that act on it (uvicorn's, KServe's) are
+subclassed in runtime/kserve_internals.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import tempfile
-import time
 from pathlib import Path
-
-from kserve.protocol.rest import server as kserve_rest
 
 logger = logging.getLogger(__name__)
 
@@ -64,25 +63,3 @@ def share_with_workers() -> Path:
     marker.unlink(missing_ok=True)  # a leftover of an earlier process with the same pid
     os.environ[MARKER_ENV] = str(marker)
     return marker
-
-
-class DrainingServer(kserve_rest._RefreshingServer):
-    """uvicorn's server with the drain described above: the first SIGTERM flips readiness and
-    stops the server ``drain_s`` later; uvicorn then answers every request it has before it exits."""
-
-    drain_s = 0.0
-    _drain_until: float | None = None
-
-    def handle_exit(self, sig, frame) -> None:
-        if sig == signal.SIGTERM and self._drain_until is None and self.drain_s > 0 and not draining():
-            begin(self.drain_s)
-            self._captured_signals.append(sig)  # raised again after serving: KServe's handler then stops gRPC
-            self._drain_until = time.monotonic() + self.drain_s
-            return
-        begin()
-        super().handle_exit(sig, frame)
-
-    async def on_tick(self, counter: int) -> bool:
-        if self._drain_until is not None and time.monotonic() >= self._drain_until:
-            self.should_exit = True
-        return await super().on_tick(counter)

@@ -22,7 +22,8 @@ import contextlib
 import os
 from collections.abc import Mapping
 
-from contract.accesslog import INFERENCE_ROUTE, ModelInferInterceptor
+from runtime.accesslog import INFERENCE_ROUTE
+from runtime.grpc import ModelInferInterceptor
 
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 ENABLED = any(os.environ.get(name) for name in ENDPOINT_VARS) and \

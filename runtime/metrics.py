@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, exposition, multiprocess
 
-from contract import multiproc
+from runtime import multiproc
 
 # Finer around the 200 ms latency objective, so p99 against it is not a bucket guess.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
@@ -29,7 +29,7 @@ REQUEST_SECONDS = Histogram(
     ["model_name"],
     buckets=LATENCY_BUCKETS,
 )
-ERRORS = Counter(
+ERRORS_TOTAL = Counter(
     "text_classifier_errors_total",
     "Error answers by error_type (the table in contract/errors.py) and model ('' when no model was named)",
     ["model_name", "error_type"],

@@ -4,7 +4,7 @@ One ``logging.config`` dict configures the server process and, passed to KServe 
 its log config, every ``--workers`` process it spawns (a spawned process starts with
 no logging configured at all). KServe's and uvicorn's loggers propagate to the one
 root handler, so with ``--log_format json`` every line is JSON, theirs included.
-uvicorn's own access log is off: ``contract/accesslog.py`` writes one richer line per
+uvicorn's own access log is off: ``runtime/accesslog.py`` writes one richer line per
 inference request instead.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
+import os
 import sys
 import time
 import warnings
@@ -19,6 +21,8 @@ import warnings
 from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
 
 LOG_FORMATS = ("text", "json")
+# The dict configure_logging applied; runtime/kserve_internals.py hands it to KServe's worker processes.
+applied_logging_config: dict | None = None
 # Attributes a log call may pass in ``extra``; the JSON formatter copies these and no
 # others, so nothing a client sent (a text) can end up in a log line by accident.
 FIELDS = ("request_id", "model", "model_version", "method", "path", "status", "latency_ms", "cache", "error_type")
@@ -74,3 +78,14 @@ def logging_config(log_format: str = "text", level: str = "INFO", access_log: bo
             "contract.access": {**propagate, "level": level if access_log else "WARNING"},
         },
     }
+
+
+def configure_logging(log_format: str, access_log: bool) -> None:
+    """Every logger (ours, KServe's, uvicorn's) on stderr, as text in KServe's format or as JSON.
+
+    ``log_format`` and ``access_log`` are the ``--log_format`` and ``--access_log`` settings.
+    """
+    global applied_logging_config
+    level = os.environ.get("KSERVE_LOGLEVEL", "INFO").upper()
+    applied_logging_config = logging_config(log_format, level, access_log)
+    logging.config.dictConfig(applied_logging_config)

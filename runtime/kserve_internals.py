@@ -1,14 +1,38 @@
-"""KServe's ModelServer with the project's error table and model metadata installed.
+"""Every KServe internal we copy or override, in one fenced room (copied from and pinned to kserve==0.21.0).
 
 KServe registers its own exception handlers (``{"error": ...}`` without an
 ``error_type``) when it builds the FastAPI app, after anything we could register
-beforehand. So the REST server class is subclassed to add ours *after* KServe's, and
-``ModelServer.start`` is repeated with that class: it is the only place KServe picks
-the class. Keep ``start`` in step with the pinned kserve version (see pyproject.toml).
+beforehand, and ``ModelServer.start`` is the only place that picks the server
+classes; so those classes are subclassed here and ``start`` is repeated with them.
+What each override adds lives outside this room (runtime/rest.py, runtime/grpc.py,
+runtime/shutdown.py); what stays here is the coupling to KServe's (and uvicorn's)
+insides. ``UPSTREAM`` pins a hash of the source of each upstream function below, and
+tests/unit/test_kserve_internals.py fails when a KServe or uvicorn upgrade changes
+one: re-read it, bring the copy or override in step, then update the hash.
 
-It also adds what KServe leaves out: a graceful shutdown that flips readiness first
-(contract/shutdown.py), and a place for a service's own middleware and gRPC
-interceptors (the transformer's rate limit).
+Copied (the whole function repeated, with our changes marked):
+  - ``kserve.model_server.ModelServer.start``: our REST/gRPC server classes, our
+    logging config for ``--workers`` processes, gRPC options from our parse (not
+    KServe's import-time ``args``), the drain marker for worker processes.
+  - ``kserve.protocol.grpc.server.GRPCServer.start``: our servicer and interceptors.
+  - ``kserve.protocol.grpc.servicer.InferenceServicer.ModelInfer``: the model's response
+    headers (x-cache, the timings of contract/timings.py) sent as initial metadata.
+  - ``kserve.inference_client.InferenceGRPCClient.infer`` (``grpc_infer``): keeping the
+    call, whose initial metadata has the predictor's timings.
+Overridden or extended:
+  - ``ModelServer.__init__`` (our DataPlane replaces ``self.dataplane``), ``ModelServer.stop``
+    (the drain first; once only), ``ModelServer._serve`` (private; waits for every server).
+  - ``RESTServer.__init__`` (its ``self._server``, a ``_RefreshingServer``, gets our
+    drain by a ``__class__`` swap), ``RESTServer._add_middlewares``,
+    ``_register_endpoints`` and ``_add_exception_handlers`` (private; extended).
+  - ``RESTServerMultiProcess.__init__``: the ``RESTServer`` it builds gets our class.
+  - ``kserve.protocol.rest.server._RefreshingServer`` (a private class; subclassed), and
+    uvicorn's ``Server.handle_exit`` / ``on_tick`` (we append to ``_captured_signals``).
+  - ``DataPlane.ready``, ``model_ready``, ``decode_inference_request`` (extended).
+  - ``InferenceServicer.RepositoryModelLoad`` / ``RepositoryModelUnload`` (replaced).
+Private attributes relied on: ``InferenceGRPCClient._client_stub``, ``RESTServer._server``, ``RESTServerMultiProcess._rest_server``,
+``GRPCServer._server`` / ``_port`` / ``_kwargs`` / ``_data_plane`` / ``_model_repository_extension``,
+``uvicorn.Server._captured_signals``.
 """
 
 from __future__ import annotations
@@ -21,13 +45,12 @@ from concurrent import futures
 
 import kserve
 import pydantic
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from grpc import aio
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
-from kserve.model import BaseKServeModel
+from kserve.inference_client import InferenceGRPCClient
 from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
@@ -41,56 +64,51 @@ from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from kserve.utils.utils import to_headers
 from timing_asgi import TimingMiddleware
 
-from contract import flags, multiproc, shutdown, timings, tracing
-from contract.accesslog import AccessLog, GrpcAccessLog
-from contract.errors import ServiceError, answer, error_response, install_rest_handlers, method_not_allowed
-from contract.metrics import INFO, metrics_handler
-from contract.schema import Limits
+from contract import timings
+from contract.errors import ServiceError
+from contract.model import TextClassificationModel
+from runtime import logs, rest, shutdown, tracing
+from runtime.grpc import GrpcAccessLog, repository_disabled
+from runtime.metrics import metrics_handler
 
 logger = logging.getLogger(__name__)
 
+KSERVE_VERSION = "0.21.0"
+# sha256 of inspect.getsource(...), first 16 hex digits; tests/unit/test_kserve_internals.py checks them.
+UPSTREAM = {
+    "kserve.model_server.ModelServer.start": "efa96502018b04e9",
+    "kserve.model_server.ModelServer.__init__": "1029569ff98894af",
+    "kserve.model_server.ModelServer.stop": "c87cc006e46d8397",
+    "kserve.model_server.ModelServer._serve": "ff3ff3ccb85e49d3",
+    "kserve.protocol.grpc.server.GRPCServer.start": "f4ea7b4eb6f0d9f7",
+    "kserve.protocol.rest.server.RESTServer.__init__": "c85b4ca79cab7f7c",
+    "kserve.protocol.rest.server.RESTServer._add_middlewares": "eb71860ac9500c56",
+    "kserve.protocol.rest.server.RESTServer._register_endpoints": "841b714394633cb5",
+    "kserve.protocol.rest.server.RESTServer._add_exception_handlers": "ca0a28c1b356a6eb",
+    "kserve.protocol.rest.server._RefreshingServer": "58f0ab1fdd3602cc",
+    "kserve.protocol.rest.multiprocess.server.RESTServerMultiProcess.__init__": "ff15cd5a0c374e22",
+    "kserve.protocol.dataplane.DataPlane.ready": "092ec924c2558e83",
+    "kserve.protocol.dataplane.DataPlane.model_ready": "6c7910fbb1c9d6b7",
+    "kserve.protocol.dataplane.DataPlane.decode_inference_request": "d9b169889aa3e564",
+    "kserve.protocol.grpc.servicer.InferenceServicer.RepositoryModelLoad": "67fee58ff64a6edd",
+    "kserve.protocol.grpc.servicer.InferenceServicer.RepositoryModelUnload": "d8a895c6fdc3d1cc",
+    "kserve.protocol.grpc.servicer.InferenceServicer.ModelInfer": "49bf48c9159ebe9f",
+    "kserve.inference_client.InferenceGRPCClient.infer": "e5f3295be84562b3",
+    "uvicorn.Server.handle_exit": "553276efa26e09ea",
+    "uvicorn.Server.on_tick": "60ea49b06ccf68c1",
+}
 
-def served_version(model) -> str | None:
-    """The model version a served model reports (its metadata parameters), if it reports one."""
-    describe = getattr(model, "metadata_parameters", None)
-    return describe().get("model_version") if describe is not None else None
 
-
-class BodySizeLimit:
-    """ASGI middleware: bodies over ``max_bytes`` get 413 before they are buffered whole."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    def _too_large(self, size: str) -> ServiceError:
-        return ServiceError(
-            "payload_too_large", f"The body is {size} bytes; the limit is {self.max_bytes} bytes per request."
-        )
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            error = self._too_large(declared.decode())
-            return await error_response(error.error_type, error.message)(scope, receive, send)
-        received = 0
-
-        async def counting_receive():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:  # chunked bodies declare no length
-                raise self._too_large(f"more than {received}")
-            return message
-
-        await self.app(scope, counting_receive, send)
+def _version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: str) -> str | None:
+    model = dataplane.model_registry.get_model(model_name)
+    if model is None:
+        raise LookupError(model_name)
+    return model.model_version if isinstance(model, TextClassificationModel) else None
 
 
 class DataPlane(kserve_dataplane.DataPlane):
     async def ready(self) -> bool:
-        """Not ready once shutting down (contract/shutdown.py); inference goes on meanwhile."""
+        """Not ready once shutting down (runtime/shutdown.py); inference goes on meanwhile."""
         return not shutdown.draining() and await super().ready()
 
     async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
@@ -123,15 +141,37 @@ class DataPlane(kserve_dataplane.DataPlane):
             ) from None
 
 
+class DrainingServer(kserve_rest._RefreshingServer):
+    """uvicorn's server with the drain of runtime/shutdown.py: the first SIGTERM flips readiness and
+    stops the server ``drain_s`` later; uvicorn then answers every request it has before it exits."""
+
+    drain_s = 0.0
+    _drain_until: float | None = None
+
+    def handle_exit(self, sig, frame) -> None:
+        if sig == signal.SIGTERM and self._drain_until is None and self.drain_s > 0 and not shutdown.draining():
+            shutdown.begin(self.drain_s)
+            self._captured_signals.append(sig)  # raised again after serving: KServe's handler then stops gRPC
+            self._drain_until = time.monotonic() + self.drain_s
+            return
+        shutdown.begin()
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
 class RESTServer(kserve_rest.RESTServer):
-    max_body_bytes = Limits().max_body_bytes  # set per server by configure()
+    max_body_bytes: int  # set per server by configure()
     extra_middlewares: tuple = ()  # (class, kwargs), inside the access log
 
     def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple) -> None:
         """ModelServer.start's settings; also for the instance KServe's multi-process server built."""
         self.max_body_bytes = max_body_bytes
         self.extra_middlewares = tuple(middlewares)
-        self._server.__class__ = shutdown.DrainingServer
+        self._server.__class__ = DrainingServer
         self._server.drain_s = drain_s
 
     def _add_middlewares(self, app: FastAPI) -> None:
@@ -140,12 +180,12 @@ class RESTServer(kserve_rest.RESTServer):
         # getrusage four times: measured at a third of the transformer's CPU on a hit,
         # for numbers that /metrics already has as histograms. Dropped.
         app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
-        app.add_middleware(BodySizeLimit, max_bytes=self.max_body_bytes)
+        app.add_middleware(rest.BodySizeLimit, max_bytes=self.max_body_bytes)
         for middleware, options in self.extra_middlewares:  # outside the body limit: checked before the body is read
             app.add_middleware(middleware, **options)
         if tracing.ENABLED:  # only then: no layer at all on the hot path when tracing is off
             app.add_middleware(tracing.TraceRequests)
-        app.add_middleware(AccessLog, model_version=self._served_version)  # added last: outermost, sees every answer
+        app.add_middleware(rest.AccessLog, model_version=self._served_version)  # added last: outermost
         app.state.is_served = self._is_served  # errors are counted by model only for served models
 
     def _is_served(self, model_name: str) -> bool:
@@ -163,7 +203,7 @@ class RESTServer(kserve_rest.RESTServer):
         app.add_api_route("/metrics", metrics_handler, methods=["GET"])
         for verb in ("predict", "explain"):
             app.add_api_route(
-                f"/v1/models/{{model_name}}:{verb}", method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"]
+                f"/v1/models/{{model_name}}:{verb}", rest.method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"]
             )
         # KServe's model repository extension lets any client load and unload models: one
         # `POST /v2/repository/models/<name>/unload` took the served model down (found by
@@ -172,39 +212,16 @@ class RESTServer(kserve_rest.RESTServer):
         # KServe's own shapes first: `{model_name}` matches a newline, which `{path:path}` does not.
         for path in ("/v2/repository/models/{model_name}/load", "/v2/repository/models/{model_name}/unload",
                      "/v2/repository/{path:path}"):
-            app.add_api_route(path, repository_disabled, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+            app.add_api_route(path, rest.repository_disabled, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
         super()._register_endpoints(app)
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
         super()._add_exception_handlers(app)
-        install_rest_handlers(app)
+        rest.install_rest_handlers(app)
 
     async def _model_metadata(self, model_name: str) -> dict:
-        """V2 model metadata plus the model's own ``parameters`` (label order, revision).
-
-        The V2 metadata schema has no field for label names, and KServe's response model
-        drops unknown keys, hence this route.
-        """
         metadata = await self.dataplane.model_metadata(model_name)
-        model = self.dataplane.get_model_from_registry(model_name)
-        describe = getattr(model, "metadata_parameters", None)
-        if describe is not None:
-            metadata["parameters"] = describe()
-            if metadata["parameters"].get("model_version"):
-                metadata["versions"] = [metadata["parameters"]["model_version"]]
-        return metadata
-
-
-def _version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: str) -> str | None:
-    model = dataplane.model_registry.get_model(model_name)
-    if model is None:
-        raise LookupError(model_name)
-    return served_version(model)
-
-
-async def repository_disabled(request: Request) -> JSONResponse:
-    return answer(request, "route_not_found", f"No route {request.method} {request.url.path}: this server serves "
-                                              "the model it started with; loading and unloading are not offered.")
+        return rest.with_model_parameters(metadata, self.dataplane.get_model_from_registry(model_name))
 
 
 class InferenceServicer(kserve_servicer.InferenceServicer):
@@ -212,8 +229,8 @@ class InferenceServicer(kserve_servicer.InferenceServicer):
     and with the model's response headers sent as initial metadata (KServe drops them)."""
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context) -> pb.ModelInferResponse:
-        """``kserve.protocol.grpc.servicer.InferenceServicer.ModelInfer`` (kserve 0.21.0), plus the metadata:
-        x-cache and the timings of contract/timings.py, as REST sends them in headers."""
+        """Copied (see the module docstring), plus the metadata: x-cache and the timings of contract/timings.py,
+        as REST sends them in headers."""
         started = time.perf_counter()
         self.validate_grpc_request(request)
         response_body, response_headers = await self._data_plane.infer(
@@ -230,26 +247,34 @@ class InferenceServicer(kserve_servicer.InferenceServicer):
                                      outputs=response_body["outputs"])
 
     async def RepositoryModelLoad(self, request, context):
-        raise ServiceError("route_not_found", "Loading models is not offered: this server serves the model it started with.")
+        raise repository_disabled("Loading")
 
     async def RepositoryModelUnload(self, request, context):
-        raise ServiceError("route_not_found", "Unloading models is not offered: this server serves the model it started with.")
+        raise repository_disabled("Unloading")
+
+
+async def grpc_infer(client: InferenceGRPCClient, request: InferRequest, metadata: tuple,
+                     timeout_s: float) -> tuple[InferResponse, dict]:
+    """Copied (see the module docstring): ``client.infer``, with the answer's initial metadata too."""
+    call = client._client_stub.ModelInfer(request=request.to_grpc(), metadata=metadata, timeout=timeout_s)
+    response = await call
+    return InferResponse.from_grpc(response), dict(await call.initial_metadata() or ())
 
 
 class GRPCServer(kserve_grpc.GRPCServer):
     extra_interceptors: tuple = ()  # innermost, after the access log (which so sees their errors)
 
     async def start(self, max_workers):
-        """``kserve.protocol.grpc.server.GRPCServer.start`` (kserve 0.21.0) with our access log and metrics
-        as the innermost interceptor: it sees ServiceError before KServe's interceptor makes it a status."""
+        """Copied (see the module docstring): our servicer; our access log and metrics as the innermost
+        interceptor, so it sees ServiceError before KServe's interceptor makes it a status."""
         self._server = aio.server(
             futures.ThreadPoolExecutor(max_workers=max_workers),
             interceptors=(
                 LoggingInterceptor(),
                 ExceptionToStatusInterceptor(),
-                GrpcAccessLog(lambda name: _version_or_lookup_error(self._data_plane, name)),
-                *((tracing.GrpcTrace(),) if tracing.ENABLED else ()),
-                *self.extra_interceptors,
+                GrpcAccessLog(lambda name: _version_or_lookup_error(self._data_plane, name)),  # ours
+                *((tracing.GrpcTrace(),) if tracing.ENABLED else ()),  # ours: only when tracing is on
+                *self.extra_interceptors,  # ours
             ),
             options=[
                 ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
@@ -257,7 +282,7 @@ class GRPCServer(kserve_grpc.GRPCServer):
             ],
         )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self._data_plane, self._model_repository_extension), self._server
+            InferenceServicer(self._data_plane, self._model_repository_extension), self._server  # ours
         )
         listen_addr = f"[::]:{self._port}"
         self._server.add_insecure_port(listen_addr)
@@ -275,17 +300,18 @@ class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
 
 
 class ModelServer(kserve.ModelServer):
-    def __init__(self, *args, limits: Limits = Limits(), drain_s: float = 0.0, rest_middlewares: tuple = (),
-                 grpc_interceptors: tuple = (), **kwargs):
+    def __init__(self, *args, max_body_bytes: int, grpc_max_send_message_length: int, drain_s: float,
+                 rest_middlewares: tuple = (), grpc_interceptors: tuple = (), **kwargs):
         super().__init__(*args, **kwargs)
-        self.limits = limits
+        self.max_body_bytes = max_body_bytes
+        self.grpc_max_send_message_length = grpc_max_send_message_length
         self.drain_s = drain_s
         self.rest_middlewares = tuple(rest_middlewares)
         self.grpc_interceptors = tuple(grpc_interceptors)
         self.dataplane = DataPlane(model_registry=self.registered_models)
 
     def stop(self, sig: int) -> None:
-        """KServe's stop, after the drain of contract/shutdown.py when this process has not drained yet.
+        """KServe's stop, after the drain of runtime/shutdown.py when this process has not drained yet.
 
         With one worker uvicorn has drained before this runs (DrainingServer); with
         ``--workers`` this process serves gRPC only and the workers learn of the drain
@@ -321,14 +347,9 @@ class ModelServer(kserve.ModelServer):
             if task.exception():
                 raise task.exception()
 
-    def start(self, models: list[BaseKServeModel]) -> None:
-        """``kserve.ModelServer.start`` (kserve 0.21.0) with this module's REST servers."""
+    def start(self, models: list[TextClassificationModel]) -> None:
+        """Copied (see the module docstring); the changes are marked "ours"."""
         self._register_and_check_atleast_one_model_is_ready(models)
-        for model in models:
-            INFO.labels(model.name, served_version(model) or "").set(1)
-        if self.workers > 1 and not multiproc.enabled():
-            logger.warning("--workers %d without Prometheus multiprocess mode: each scrape of /metrics sees one "
-                           "worker's counts (call contract.multiproc.enable() first in __main__)", self.workers)
         rest_options = dict(
             access_log_format=self.access_log_format,
             workers=self.workers,
@@ -338,59 +359,42 @@ class ModelServer(kserve.ModelServer):
             ssl_certfile=self.ssl_certfile,
             ssl_keyfile=self.ssl_keyfile,
         )
-        app = FASTAPI_APP_IMPORT_STRING
-        rest_settings = dict(max_body_bytes=self.limits.max_body_bytes, drain_s=self.drain_s,
+        rest_settings = dict(max_body_bytes=self.max_body_bytes, drain_s=self.drain_s,  # ours
                              middlewares=self.rest_middlewares)
+        marker = None
         if self.workers > 1:
-            marker = shutdown.share_with_workers()  # before they are spawned: they inherit the environment
+            marker = shutdown.share_with_workers()  # ours: before they are spawned, they inherit the environment
             self._rest_multiprocess_server = RESTServerMultiProcess(
-                app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options,
-                log_config_file=flags.applied_logging_config,  # a dict: each spawned worker logs like this process
+                FASTAPI_APP_IMPORT_STRING, self.dataplane, self.model_repository_extension, self.http_port,
+                **rest_options,
+                log_config_file=logs.applied_logging_config,  # ours: a dict, each spawned worker logs like this one
             )
-            self._rest_multiprocess_server._rest_server.configure(**rest_settings)
+            self._rest_multiprocess_server._rest_server.configure(**rest_settings)  # ours
             self.servers.append(self._rest_multiprocess_server.start())
         else:
-            marker = None
             self._rest_server = RESTServer(
-                app, self.dataplane, self.model_repository_extension, self.http_port, **rest_options
+                FASTAPI_APP_IMPORT_STRING, self.dataplane, self.model_repository_extension, self.http_port,
+                **rest_options,
             )
-            self._rest_server.configure(**rest_settings)
+            self._rest_server.configure(**rest_settings)  # ours
             self.servers.append(self._rest_server.start())
         if self.enable_grpc:
             self._grpc_server = GRPCServer(
                 self.grpc_port,
                 self.dataplane,
                 self.model_repository_extension,
-                kwargs={**vars(kserve.model_server.args), "grpc_max_receive_message_length": self.limits.max_body_bytes},
+                # ours: from our parse, not KServe's import-time `args`
+                kwargs={"grpc_max_send_message_length": self.grpc_max_send_message_length,
+                        "grpc_max_receive_message_length": self.max_body_bytes},
                 grace_period=self.grace_period,
             )
-            self._grpc_server.extra_interceptors = self.grpc_interceptors
+            self._grpc_server.extra_interceptors = self.grpc_interceptors  # ours
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
         self.register_signal_handler()
         try:
             asyncio.run(self._serve())
         finally:
-            if marker is not None:
+            if marker is not None:  # ours
                 marker.unlink(missing_ok=True)
 
-
-def serve(model: BaseKServeModel, args, **server_options) -> None:
-    """Start ``model`` with KServe's standard server flags as parsed by a ``__main__`` module."""
-    from contract.flags import limits_from
-
-    ModelServer(
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=args.workers,
-        max_threads=args.max_threads,
-        enable_grpc=args.enable_grpc,
-        enable_docs_url=args.enable_docs_url,
-        enable_latency_logging=args.enable_latency_logging,
-        limits=limits_from(args),
-        drain_s=args.shutdown_drain_s,
-        # From our parse, not KServe's import-time parse_known_args, which reads `--access_log false`
-        # as an abbreviation of --access_log_format and then fails on the missing asgi_logger.
-        access_log_format=args.access_log_format,
-        **server_options,
-    ).start([model])

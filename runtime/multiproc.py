@@ -9,7 +9,7 @@ first: the ``__main__`` modules call ``enable()`` before importing kserve. It im
 nothing but the standard library for that reason.
 
 The spawned workers inherit the environment, so they write to the same directory;
-``/metrics`` (contract/metrics.py) then aggregates every process's files.
+``/metrics`` (runtime/metrics.py) then aggregates every process's files.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def enable() -> str:
     dir, so a restarted process never adds a previous run's counts.
     """
     if "prometheus_client" in sys.modules and not os.environ.get(ENV):
-        raise RuntimeError("contract.multiproc.enable() must run before prometheus_client (or kserve) is imported")
+        raise RuntimeError("runtime.multiproc.enable() must run before prometheus_client (or kserve) is imported")
     directory = os.environ.get(ENV)
     if not directory:
         directory = tempfile.mkdtemp(prefix="prometheus-multiproc-")

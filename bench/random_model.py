@@ -1,8 +1,11 @@
-"""Build a small DistilBERT classifier with random weights: ``python -m predictor.demo_model OUT_DIR``.
+"""A DistilBERT classifier with random weights, of any size: ``python -m bench.random_model OUT_DIR``.
 
-Its answers are NOT meaningful: it exists so that the serving stack can run and be
-tested without a trained model. Tests build theirs with ``build_tiny_model``; the
-real bundled models come from ``predictor.train``.
+Its answers are NOT meaningful: it exists so that the serving stack can be tested and
+measured without a trained model. The tests build tiny ones (the defaults: 2 layers,
+32 wide); ``make bench`` builds a full-size one (``DistilBertConfig()``'s sizes), the
+compute of the production DistilBERT SST-2. The real bundled models come from
+``predictor.train``. It lives with the bench, not in the predictor package, because
+nothing that serves needs it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 SENTIMENT_LABELS = ("NEGATIVE", "POSITIVE")
 
 
-def build_tiny_model(
+def build_random_model(
     out_dir: Path,
     labels: Sequence[str] = SENTIMENT_LABELS,
     multi_label: bool = False,
@@ -27,7 +30,7 @@ def build_tiny_model(
     import torch
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
 
-    from predictor.base_encoder import encoder_dir
+    from predictor.files import encoder_dir
 
     tokenizer = DistilBertTokenizer.from_pretrained(encoder_dir())
     config = DistilBertConfig(
@@ -57,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args()
-    print(f"demo model (random weights, answers NOT meaningful) -> {build_tiny_model(args.out_dir)}")
+    print(f"demo model (random weights, answers NOT meaningful) -> {build_random_model(args.out_dir)}")
 
 
 if __name__ == "__main__":

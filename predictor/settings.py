@@ -1,0 +1,34 @@
+"""``python -m predictor``'s settings, declared once (runtime/settings.py says how a field becomes a flag)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from predictor.backends import BACKENDS, DEFAULT_BACKEND
+from predictor.layout import default_cache_dir
+from runtime.settings import ServiceSettings, setting
+
+BackendName = Literal[tuple(BACKENDS)]  # the registry's names, in its order
+
+
+class PredictorSettings(ServiceSettings):
+    model_dir: Path | None = setting(
+        None, "Hugging Face model directory or LoRA adapter directory (KServe's storage initializer puts a "
+              "`storageUri` in `/mnt/models`)", shown="the bundled model named `--model_name`")
+    model_cache_dir: Path = setting(
+        factory=default_cache_dir, help="where merged adapters and ONNX graphs exported on first use are cached",
+        shown="`~/.cache/kserve-text-classifier`")
+    max_length: int = setting(512, "tokens per text; longer texts are truncated (capped at the model's positions)")
+    max_batch_size: int = setting(32, "most texts one model call takes from the queue")
+    max_batch_delay_ms: float = setting(2.0, "longest wait for a batch to fill before it runs")
+    max_batch_tokens: int = setting(16384, "padded tokens per forward pass; a batch is split to stay under it")
+    max_queue_texts: int = setting(10_000, "texts allowed to wait; beyond it requests get 429 `overloaded`")
+    request_timeout_s: float = setting(10.0, "per-request deadline; past it the answer is 504 `timeout`")
+    model_version: str | None = setting(
+        None, "version reported in responses and metadata, and used in cache keys", shown="hash of the model files")
+    backend: BackendName = setting(
+        DEFAULT_BACKEND, "inference engine: `onnx-int8`, `onnx` (ONNX Runtime, int8 or fp32 weights), `torch`, "
+                         "`torch-int8` (PyTorch); see [Backends](#backends-and-speed)")
+    threads: int = setting(0, "intra-op threads of the backend", env="INFERENCE_THREADS",
+                           shown="0 (the backend's default: one per core)")

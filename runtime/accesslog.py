@@ -1,0 +1,47 @@
+"""One access-log line and the request metrics for every inference request, REST and gRPC.
+
+The REST middleware (runtime/rest.py) and the gRPC interceptor (runtime/grpc.py) both
+end in ``record``. Only inference calls are logged and counted (``:predict``,
+``:explain``, ``/infer``, gRPC ``ModelInfer``): health checks and scrapes would drown
+them. The line holds ids, status, latency and the cache outcome, never a text. A
+model name this server does not serve is logged, but counted as ``model_name=""`` so
+that clients cannot mint label values.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from runtime.metrics import REQUEST_SECONDS, REQUESTS
+
+logger = logging.getLogger("contract.access")  # the logger name is configuration (runtime/logs.py): kept
+
+INFERENCE_ROUTE = re.compile(r"^/v[12]/models/(?P<model>[^/:]+)(?::(?:predict|explain)|(?:/versions/[^/]+)?/infer)$")
+
+VersionOf = Callable[[str], str | None]  # the version a served model reports; LookupError if not served
+
+
+def metric_label(model: str, version_of: VersionOf) -> str:
+    """``model`` if this server serves it, else "" (a label value per unknown name would grow without bound)."""
+    try:
+        version_of(model)
+    except LookupError:
+        return ""
+    return model
+
+
+def record(model: str, version_of: VersionOf, method: str, path: str, status: int, seconds: float,
+           request_id: str, cache: str | None, error_type: str | None = None) -> None:
+    """Count and time one request, and write its access-log line."""
+    label = metric_label(model, version_of)
+    version = version_of(model) if label else None
+    REQUESTS.labels(label, str(status)).inc()
+    REQUEST_SECONDS.labels(label).observe(seconds)
+    logger.info(
+        "%s %s %d %.1f ms model=%s model_version=%s cache=%s request_id=%s",
+        method, path, status, seconds * 1000, model, version, cache or "-", request_id,
+        extra={"request_id": request_id, "model": model, "model_version": version, "method": method, "path": path,
+               "status": status, "latency_ms": round(seconds * 1000, 2), "cache": cache, "error_type": error_type},
+    )

@@ -1,0 +1,139 @@
+"""Every setting of ours declared once: flag, env var, default and help, as one typed pydantic-settings field.
+
+MLServer's way (``mlserver.settings``): a ``BaseSettings`` class per service reads the
+env vars; here it also generates the argparse flags on top of KServe's own parser,
+and the README's flag tables (tests/unit/test_docs.py compares them). ``parse`` is
+called by the ``__main__`` modules only; everything else receives a settings object
+or an options object built from it (``limits()``, ``predictor_config()``, ...).
+
+A field's env var is its name in capitals unless ``env=`` names another;
+``kserve=True`` marks one of KServe's own flags whose default (and env var) is ours:
+such a field sets the default of KServe's flag instead of adding a flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, TypeAdapter, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contract.schema import Limits
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+def setting(default: Any = None, help: str = "", *, env: str | None = None, shown: str | None = None,
+            kserve: bool = False, factory=None) -> Any:
+    """One declaration. ``shown``: the README's default column when the value itself would not say it."""
+    extra = {"shown": shown, "kserve": kserve}
+    if factory is not None:
+        return Field(default_factory=factory, description=help, validation_alias=env, json_schema_extra=extra)
+    return Field(default, description=help, validation_alias=env, json_schema_extra=extra)
+
+
+class ServiceSettings(BaseSettings):
+    """What both services take (besides KServe's server flags: ports, workers, ...)."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, validate_by_name=True, validate_by_alias=True,
+                                      frozen=True)
+
+    model_name: str = setting("model", "The model's name in every route and answer.", kserve=True)
+    # KServe's per-request latency line costs a log write per request (a syscall, which
+    # is dear on sandboxed nodes); the same latencies are histograms on /metrics.
+    enable_latency_logging: bool = setting(False, "KServe's per-request latency log line.", kserve=True)
+    max_texts: int = setting(1000, "most texts in one request; more is a 400 `too_many_texts`")
+    max_chars: int = setting(100_000, "most characters in one text; more is a 400 `text_too_long`")
+    max_body_bytes: int = setting(8 * 1024 * 1024, "largest request body (REST) or message (gRPC); more is a 413")
+    log_format: Literal["text", "json"] = setting(
+        "text", "`text` (KServe's format) or `json`: one JSON object per line, every logger included; "
+                "see \"Observability\"")
+    access_log: bool = setting(
+        True, "one log line per inference request; `false` skips it (the request metrics still count)")
+    shutdown_drain_s: float = setting(
+        0.0, "on SIGTERM, answer not-ready at once but keep serving this long before draining "
+             "(see \"Graceful shutdown\")")
+
+    def limits(self) -> Limits:
+        return Limits(max_texts=self.max_texts, max_chars=self.max_chars, max_body_bytes=self.max_body_bytes)
+
+
+def env_var(name: str, field) -> str:
+    return field.validation_alias or name.upper()
+
+
+def is_kserve_flag(field) -> bool:
+    return bool((field.json_schema_extra or {}).get("kserve"))
+
+
+def shown_default(field) -> str:
+    """The README's default column: ``shown`` if given, else the value as a flag would spell it."""
+    shown = (field.json_schema_extra or {}).get("shown")
+    if shown is not None:
+        return shown
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def own_fields(cls: type[ServiceSettings], base: type[ServiceSettings] | None = None) -> dict:
+    """The flags ``cls`` adds to KServe's (those of ``base`` left out), in declaration order."""
+    inherited = base.model_fields if base is not None else {}
+    return {name: field for name, field in cls.model_fields.items()
+            if name not in inherited and not is_kserve_flag(field)}
+
+
+def flag_table(cls: type[ServiceSettings], base: type[ServiceSettings] | None = None) -> str:
+    """The README's markdown table of ``own_fields(cls, base)``."""
+    rows = ["| flag | env var | default | what it does |", "|---|---|---|---|"]
+    rows += [f"| `--{name}` | `{env_var(name, field)}` | {shown_default(field)} | {field.description} |"
+             for name, field in own_fields(cls, base).items()]
+    return "\n".join(rows)
+
+
+def _flag_type(annotation):
+    adapter = TypeAdapter(annotation)
+
+    def convert(text: str):
+        return adapter.validate_strings(text)
+
+    convert.__name__ = getattr(annotation, "__name__", "value")  # argparse names it in "invalid <type> value"
+    return convert
+
+
+def parser_for(cls: type[ServiceSettings], prog: str, description: str | None) -> argparse.ArgumentParser:
+    """KServe's model-server parser plus a flag per field of ``cls``; defaults come from the env vars."""
+    from kserve import model_server
+
+    try:
+        from_env = cls()
+    except ValidationError as exc:
+        raise SystemExit(f"{prog}: an environment variable has an invalid value:\n{exc}") from None
+    parser = argparse.ArgumentParser(prog=prog, parents=[model_server.parser], description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for name, field in cls.model_fields.items():
+        value = getattr(from_env, name)
+        if is_kserve_flag(field):
+            parser.set_defaults(**{name: value})
+            continue
+        choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is Literal else None
+        parser.add_argument(f"--{name}", type=_flag_type(field.annotation), default=value, choices=choices,
+                            help=f"{field.description} [{env_var(name, field)}]")
+    return parser
+
+
+def parse(cls: type[S], prog: str, description: str | None,
+          argv: list[str] | None = None) -> tuple[S, argparse.Namespace]:
+    """Flags over env vars over defaults: our settings, and the namespace with KServe's server flags."""
+    parser = parser_for(cls, prog, description)
+    args = parser.parse_args(argv)
+    try:
+        return cls(**{name: getattr(args, name) for name in cls.model_fields}), args
+    except ValidationError as exc:
+        parser.error(str(exc))
+

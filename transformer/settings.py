@@ -1,0 +1,47 @@
+"""``python -m transformer``'s settings, declared once (runtime/settings.py says how a field becomes a flag)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from runtime.settings import ServiceSettings, setting
+
+
+class TransformerSettings(ServiceSettings):
+    # KServe's flags for the predictor connection, with our defaults and env vars.
+    predictor_host: str | None = setting(None, "The predictor, host:port.", kserve=True)
+    predictor_protocol: Literal["v2", "grpc-v2"] = setting(
+        "v2", "The predictor speaks V2, over REST or gRPC.", kserve=True)
+    predictor_request_timeout_seconds: int = setting(10, "Deadline of one predictor call.", kserve=True)
+    redis_url: str = setting("redis://127.0.0.1:6379/0", "the cache; `rediss://` for TLS, password in the URL; "
+                             "`redis+cluster://` (or `rediss+cluster://`) for a Redis Cluster")
+    redis_cluster: bool = setting(
+        False, "the Redis at `--redis_url` is one node of a Redis Cluster (or ElastiCache in cluster mode); see "
+               "\"A cache that outgrows one Redis\"")
+    cache_ttl_s: int = setting(86_400, "seconds a cached result lives")
+    cache_timeout_ms: float = setting(20.0, "deadline of each Redis call; slower counts as a miss")
+    cache_failure_threshold: int = setting(3, "consecutive Redis failures that open the circuit")
+    cache_reset_s: float = setting(1.0, "seconds the open circuit skips Redis before probing it again")
+    cache_model_version: str | None = setting(
+        None, "read only entries of this model version (pin it on a canary's transformer)",
+        shown="the version the predictor reports")
+    rate_limit_rps: float = setting(
+        0.0, "inference requests per second per client; more is a 429 `rate_limited` with `Retry-After` "
+             "(see \"Reliability and security\")", shown="0 (off)")
+    rate_limit_burst: int = setting(0, "requests a client may send at once before the rate applies",
+                                    shown="0 (the rate, rounded up)")
+    rate_limit_key: str = setting(
+        "", "header (gRPC: metadata key) naming the client, e.g. `x-api-key`; requests without it are keyed by IP",
+        shown="none: the client's IP")
+
+    def predictor_config(self, use_ssl: bool, health_check: bool):
+        """KServe's PredictorConfig: what the transformer's client and KServe's health check both read."""
+        from kserve.predictor_config import PredictorConfig
+
+        return PredictorConfig(
+            predictor_host=self.predictor_host,
+            predictor_protocol=self.predictor_protocol,
+            predictor_use_ssl=use_ssl,
+            predictor_request_timeout_seconds=self.predictor_request_timeout_seconds,
+            predictor_health_check=health_check,
+        )
