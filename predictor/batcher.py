@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime import tracing
 from contract.errors import ServiceError
 from predictor import metrics
+from runtime import tracing
 
 logger = logging.getLogger(__name__)
 
