@@ -166,9 +166,10 @@ class ServerProcess:
     """``python -m <module> <args> --http_port P [--grpc_port Q]``, logging to a file; ready on its health endpoints."""
 
     def __init__(self, module: str, args: list[str], log_path: Path, *, ready_path: str = "/v2/health/ready",
-                 grpc: bool = True, sample_rss: bool = False, root: Path = ROOT):
+                 grpc: bool = True, sample_rss: bool = False, root: Path = ROOT, env: dict | None = None):
         self.module, self.args, self.log_path = module, list(args), log_path
-        self.root = root  # the source tree to run (bench.features runs another git ref's next to this one's)
+        # root: the source tree to run (bench.features / bench.tracing run another git ref's next to this one's)
+        self.root, self.env = root, {**os.environ, **SERVER_ENV, "PYTHONPATH": str(root), **(env or {})}
         self.ready_path, self.grpc, self.sample_rss = ready_path, grpc, sample_rss
         self._pick_ports()
         self.process: subprocess.Popen | None = None
@@ -220,8 +221,7 @@ class ServerProcess:
         client = _probe_client()  # made before the spawn: not part of the cold start
         with self.log_path.open("ab") as log:
             started = time.perf_counter()
-            self.process = subprocess.Popen(self.command, cwd=self.root,
-                                            env={**os.environ, **SERVER_ENV, "PYTHONPATH": str(self.root)}, stdout=log,
+            self.process = subprocess.Popen(self.command, cwd=self.root, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT)
         http_ready = False
         while time.perf_counter() - started < ready_timeout_s:

@@ -20,12 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     # prometheus_client) is imported. See runtime/multiproc.py.
     from predictor.model import PredictorModel
     from predictor.settings import PredictorSettings
+    from runtime import tracing
     from runtime.logs import configure_logging
     from runtime.server import serve
     from runtime.settings import parse
 
     settings, args = parse(PredictorSettings, PROG, __doc__, argv)
     configure_logging(settings.log_format, settings.access_log)
+    tracing.setup(f"{settings.model_name}-predictor")
     model = PredictorModel(settings.model_name, settings)
     try:
         model.load()

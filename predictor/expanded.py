@@ -18,7 +18,7 @@ import numpy as np
 
 from contract.errors import ServiceError
 from predictor import explain, windows
-from predictor.batcher import DynamicBatcher
+from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier
 
 
@@ -49,28 +49,30 @@ class Expander:
                 "(--max_request_rows). Send fewer or shorter texts per request.",
             )
 
-    async def _run(self, rows: Sequence[list[int]], groups: Sequence[int], deadline: float) -> np.ndarray:
+    async def _run(self, rows: Sequence[list[int]], groups: Sequence[int], deadline: float,
+                   stats: RequestStats | None) -> np.ndarray:
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise ServiceError("timeout", "Preparing the request's rows took the whole request deadline.")
-        return await self.batcher.submit(list(rows), remaining, groups=groups)
+        return await self.batcher.submit(list(rows), remaining, groups=groups, stats=stats)
 
     async def score(self, texts: Sequence[str], strategy: str, timeout_s: float,
-                    field_name: str = "instances") -> tuple[np.ndarray, list[int] | None]:
+                    field_name: str = "instances", stats: RequestStats | None = None) -> tuple[np.ndarray, list[int] | None]:
         """Probabilities under ``strategy`` and, for chunks, the windows each text took."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         if not texts:
             return np.zeros((0, len(self.classifier.labels)), np.float32), ([] if strategy == "chunks" else None)
         rows = await asyncio.to_thread(self.windowing.rows, texts, strategy, field_name)
         self._check_rows(len(rows.rows), f"{strategy} windows")
-        probs = windows.combine(await self._run(rows.rows, rows.groups, deadline), rows)
+        probs = windows.combine(await self._run(rows.rows, rows.groups, deadline, stats), rows)
         return probs, (rows.windows if strategy == "chunks" else None)
 
     def _plans(self, texts: Sequence[str], granularity: str) -> list[explain.Plan]:
         tokenizer, max_words = self.classifier.tokenizer, self.limits.explain_max_words
         return [explain.plan(tokenizer, text, granularity, max_words) for text in texts]
 
-    async def explain(self, texts: Sequence[str], granularity: str, timeout_s: float) -> tuple[np.ndarray, list[dict]]:
+    async def explain(self, texts: Sequence[str], granularity: str, timeout_s: float,
+                      stats: RequestStats | None = None) -> tuple[np.ndarray, list[dict]]:
         """Each text's probabilities (of its explained input) and its explanation."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         labels = self.classifier.labels
@@ -80,7 +82,7 @@ class Expander:
         rows = [row for p in plans for row in p.rows]
         self._check_rows(len(rows), "one per explained word, plus the text")
         groups = np.cumsum([len(p.rows) for p in plans]).tolist()
-        probs = await self._run(rows, groups, deadline)
+        probs = await self._run(rows, groups, deadline, stats)
         starts = [0, *groups]
         answers = [explain.explanation(p, probs[s:e], labels) for p, s, e in zip(plans, starts, starts[1:])]
         return probs[starts[:-1]], answers

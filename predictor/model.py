@@ -14,13 +14,15 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
+from contract import schema, timings
 from contract.errors import ServiceError
 from contract.model import Scores, TextClassificationModel
 from contract.parameters import Options
-from predictor.batcher import DynamicBatcher
+from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier, build_classifier
 from predictor.expanded import Expander, ExpansionLimits
 from predictor.settings import PredictorSettings
+from runtime import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ WARM_UP_TEXTS = ["warm-up: the model runs once before the server reports ready"]
 
 class PredictorModel(TextClassificationModel):
     def __init__(self, name: str, settings: PredictorSettings):
-        super().__init__(name, settings.limits())
+        super().__init__(name, settings.limits(), return_response_headers=True)  # the timings (contract/timings.py)
         self.settings = settings
         self.classifier: TextClassifier | None = None
         self.batcher: DynamicBatcher | None = None
@@ -45,7 +47,7 @@ class PredictorModel(TextClassificationModel):
         s = self.settings
         self.classifier = build_classifier(s, self.name)
         self.model_version = self.model_version or self.classifier.files.revision
-        self.batcher = DynamicBatcher(self.classifier.classify, len(self.classifier.labels), s.max_batch_size,
+        self.batcher = DynamicBatcher(self.classifier.classify_batch, len(self.classifier.labels), s.max_batch_size,
                                       s.max_batch_delay_ms / 1000, s.max_queue_texts)
         self.expander = Expander(self.classifier, self.batcher, ExpansionLimits(
             s.max_request_rows, s.max_windows, s.window_overlap, s.explain_max_words))
@@ -61,19 +63,26 @@ class PredictorModel(TextClassificationModel):
     def labels(self) -> list[str] | None:
         return self.classifier.labels if self.classifier else None
 
+    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
+        with tracing.span("parse"):
+            return await super().preprocess(payload, headers)
+
     async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
                     options: Options) -> Scores:
         timeout_s = self.settings.request_timeout_s
+        stats = RequestStats()
         windows = explanations = None
         if options.explain:
             if not self.settings.explain:
                 raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
-            probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s)
+            probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s, stats)
         elif (strategy := options.truncation or self.settings.truncation) == "head":  # the plain path
-            probs = await self.batcher.submit(texts, timeout_s)
+            probs = await self.batcher.submit(texts, timeout_s, stats=stats)
         else:
-            probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name)
+            probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name, stats)
         TEXTS_INFERRED.labels(self.name).inc(len(texts))
+        if response_headers is not None:
+            response_headers.update(timings.predictor_headers(stats, sum(map(len, texts))))
         return Scores(probs, self.labels, self.model_version, windows=windows, explanations=explanations)
 
     def describe(self) -> dict:

@@ -5,7 +5,9 @@ for all of them under the expected model version; the misses (minus texts anothe
 request is already computing) go to the predictor in one call; its answers are
 written back with one pipelined SET, under the version that actually computed them;
 results are merged back in input order. The ``x-cache`` header says hit, miss or
-partial; ``x-request-id`` goes to the predictor and comes back.
+partial, ``x-cache-hits`` how many distinct texts Redis answered, and the predictor's
+timing headers come along (contract/timings.py); ``x-request-id`` and the trace
+context (runtime/tracing.py) go to the predictor.
 
 ``truncation`` (request parameter, else ``--truncation``) and explanations (V1
 ``:explain``, V2 ``explain: true``) are cached per text too, apart from the plain
@@ -22,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract import schema
+from contract import schema, timings
 from contract.cachekey import cache_key
 from contract.errors import ServiceError
 from contract.model import Scores, TextClassificationModel
 from contract.parameters import Options
+from runtime import tracing
 from transformer.cache import TextCache
 from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
@@ -82,6 +85,10 @@ class CachingTransformer(TextClassificationModel):
     def model_version(self) -> str | None:
         return self.read_version if self._info or self.pinned_version else None
 
+    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
+        with tracing.span("parse"):
+            return await super().preprocess(payload, headers)
+
     def _learn(self, scores: Scores) -> None:
         if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:
             if self._info is not None:
@@ -95,22 +102,26 @@ class CachingTransformer(TextClassificationModel):
         if self._info is None:
             async with self._info_lock:
                 if self._info is None:  # an empty inference tells the labels and the version
-                    self._learn(await self.predictor.infer(self.name, [], request_id))
+                    self._learn((await self.predictor.infer(self.name, [], request_id))[0])
         return self._info
 
-    async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str) -> dict:
+    async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str, answered: dict) -> dict:
         texts = [text for _, text in keys_and_texts]
-        scores = await self.predictor.infer(self.name, texts, request_id, HEAD.parameters())
+        scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, HEAD.parameters())
+        answered.update(predictor_timings)
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
         self._learn(scores)
-        await self.cache.set_many(
-            {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
-        )
+        with tracing.span("cache write", {"texts": len(texts)}):
+            await self.cache.set_many(
+                {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
+            )
         return dict(zip(keys_and_texts, scores.probs))
 
-    async def _fetch_variant(self, variant: Variant, keys_and_texts: list[tuple[str, str]], request_id: str) -> dict:
+    async def _fetch_variant(self, variant: Variant, keys_and_texts: list[tuple[str, str]], request_id: str,
+                             answered: dict) -> dict:
         texts = [text for _, text in keys_and_texts]
-        scores = await self.predictor.infer(self.name, texts, request_id, variant.parameters())
+        scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, variant.parameters())
+        answered.update(predictor_timings)
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
         self._learn(scores)
         if (variant.chunks and scores.windows is None) or (variant.explain and scores.explanations is None):
@@ -120,10 +131,11 @@ class CachingTransformer(TextClassificationModel):
                    explanation=scores.explanations[i] if variant.explain else None)
             for i, row in enumerate(scores.probs)
         ]
-        await self.cache.set_many({
-            cache_key(self.name, scores.model_version, text, variant.key_tag): variant.encode(answer)
-            for text, answer in zip(texts, answers)
-        })
+        with tracing.span("cache write", {"texts": len(texts)}):
+            await self.cache.set_many({
+                cache_key(self.name, scores.model_version, text, variant.key_tag): variant.encode(answer)
+                for text, answer in zip(texts, answers)
+            })
         return dict(zip(keys_and_texts, answers))
 
     async def _score_variant(self, texts: Sequence[str], variant: Variant, request_id: str,
@@ -134,14 +146,17 @@ class CachingTransformer(TextClassificationModel):
         width = len(self._info.labels)
         distinct = list(dict.fromkeys(texts))
         keys = [cache_key(self.name, self.read_version, text, variant.key_tag) for text in distinct]
-        cached = [variant.decode(value, width) for value in await self.cache.get_raw_many(keys)]
-        answers = {text: answer for text, answer in zip(distinct, cached) if answer is not None}
+        with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
+            cached = [variant.decode(value, width) for value in await self.cache.get_raw_many(keys)]
+            answers = {text: answer for text, answer in zip(distinct, cached) if answer is not None}
+            tracing.set_attributes(lookup, {"cache.hits": len(answers)})
         misses = [(key, text) for key, text, answer in zip(keys, distinct, cached) if answer is None]
         CACHE_LOOKUPS.labels(self.name, "hit").inc(len(answers))
         CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
+        answered: dict = {}  # the predictor's timing headers, when this request called it
         if misses:
             computed, coalesced = await self.coalescer.compute(
-                misses, lambda todo: self._fetch_variant(variant, todo, request_id)
+                misses, lambda todo: self._fetch_variant(variant, todo, request_id, answered)
             )
             COALESCED.labels(self.name).inc(coalesced)
             answers.update({text: answer for (_, text), answer in computed.items()})
@@ -150,6 +165,9 @@ class CachingTransformer(TextClassificationModel):
         if response_headers is not None:
             response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
             response_headers["x-request-id"] = request_id
+            response_headers[timings.CACHE_HITS] = str(len(distinct) - len(misses))
+            response_headers.update(timings.NOTHING_COMPUTED)
+            response_headers.update(answered)
         return Scores(probs, self._info.labels, self.read_version,
                       windows=[a.windows for a in picked] if variant.chunks else None,
                       explanations=[a.explanation for a in picked] if variant.explain else None)
@@ -163,13 +181,17 @@ class CachingTransformer(TextClassificationModel):
             return await self._score_variant(texts, variant, request_id, response_headers)
         distinct = list(dict.fromkeys(texts))
         keys = [cache_key(self.name, self.read_version, text) for text in distinct]
-        cached = await self.cache.get_many(keys, len(info.labels))
-        rows = {text: row for text, row in zip(distinct, cached) if row is not None}
+        with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
+            cached = await self.cache.get_many(keys, len(info.labels))
+            rows = {text: row for text, row in zip(distinct, cached) if row is not None}
+            tracing.set_attributes(lookup, {"cache.hits": len(rows)})
         misses = [(key, text) for key, text, row in zip(keys, distinct, cached) if row is None]
         CACHE_LOOKUPS.labels(self.name, "hit").inc(len(rows))
         CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
+        answered: dict = {}  # the predictor's timing headers, when this request called it
         if misses:
-            computed, coalesced = await self.coalescer.compute(misses, lambda todo: self._fetch(todo, request_id))
+            computed, coalesced = await self.coalescer.compute(
+                misses, lambda todo: self._fetch(todo, request_id, answered))
             COALESCED.labels(self.name).inc(coalesced)
             rows.update({text: row for (_, text), row in computed.items()})
         width = len(self._info.labels)
@@ -177,6 +199,9 @@ class CachingTransformer(TextClassificationModel):
         if response_headers is not None:
             response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
             response_headers["x-request-id"] = request_id
+            response_headers[timings.CACHE_HITS] = str(len(distinct) - len(misses))
+            response_headers.update(timings.NOTHING_COMPUTED)
+            response_headers.update(answered)
         return Scores(probs, self._info.labels, self.read_version)
 
     def describe(self) -> dict:

@@ -14,7 +14,11 @@ class TransformerSettings(ServiceSettings):
     predictor_protocol: Literal["v2", "grpc-v2"] = setting(
         "v2", "The predictor speaks V2, over REST or gRPC.", kserve=True)
     predictor_request_timeout_seconds: int = setting(10, "Deadline of one predictor call.", kserve=True)
-    redis_url: str = setting("redis://127.0.0.1:6379/0", "the cache; `rediss://` for TLS, password in the URL")
+    redis_url: str = setting("redis://127.0.0.1:6379/0", "the cache; `rediss://` for TLS, password in the URL; "
+                             "`redis+cluster://` (or `rediss+cluster://`) for a Redis Cluster")
+    redis_cluster: bool = setting(
+        False, "the Redis at `--redis_url` is one node of a Redis Cluster (or ElastiCache in cluster mode); see "
+               "\"A cache that outgrows one Redis\"")
     cache_ttl_s: int = setting(86_400, "seconds a cached result lives")
     cache_timeout_ms: float = setting(20.0, "deadline of each Redis call; slower counts as a miss")
     cache_failure_threshold: int = setting(3, "consecutive Redis failures that open the circuit")
