@@ -163,11 +163,7 @@ class CachingTransformer(TextClassificationModel):
         picked = [answers[text] for text in texts]
         probs = np.stack([a.probs for a in picked]) if picked else np.zeros((0, width), np.float32)
         if response_headers is not None:
-            response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
-            response_headers["x-request-id"] = request_id
-            response_headers[timings.CACHE_HITS] = str(len(distinct) - len(misses))
-            response_headers.update(timings.NOTHING_COMPUTED)
-            response_headers.update(answered)
+            _answer_headers(response_headers, request_id, len(misses), len(distinct), answered)
         return Scores(probs, self._info.labels, self.read_version,
                       windows=[a.windows for a in picked] if variant.chunks else None,
                       explanations=[a.explanation for a in picked] if variant.explain else None)
@@ -197,12 +193,17 @@ class CachingTransformer(TextClassificationModel):
         width = len(self._info.labels)
         probs = np.stack([rows[text] for text in texts]) if texts else np.zeros((0, width), np.float32)
         if response_headers is not None:
-            response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
-            response_headers["x-request-id"] = request_id
-            response_headers[timings.CACHE_HITS] = str(len(distinct) - len(misses))
-            response_headers.update(timings.NOTHING_COMPUTED)
-            response_headers.update(answered)
+            _answer_headers(response_headers, request_id, len(misses), len(distinct), answered)
         return Scores(probs, self._info.labels, self.read_version)
 
     def describe(self) -> dict:
         return {"cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state}}
+
+
+def _answer_headers(response_headers: dict, request_id: str, misses: int, distinct: int, answered: dict) -> None:
+    """x-cache, x-request-id, x-cache-hits and the predictor's timing headers (zero when nothing was computed)."""
+    response_headers["x-cache"] = cache_outcome(misses, distinct)
+    response_headers["x-request-id"] = request_id
+    response_headers[timings.CACHE_HITS] = str(distinct - misses)
+    response_headers.update(timings.NOTHING_COMPUTED)
+    response_headers.update(answered)
