@@ -119,10 +119,10 @@ def test_chunks_and_head_tail_find_the_final_sentence_head_cannot(serve):
     examples, tokens = holdout_examples(BUNDLED_DIR / "sentiment", SHARED / "data/sst2/train.tsv"), token_counter()
     texts = [e.text for e in examples]
     positive = [s["POSITIVE"] for s in scores(server, "sentiment", texts)]
-    # Neutral filler: sentences the model itself scores near 0.5; strong endings: scored > 0.98 their own way.
+    # Neutral filler: sentences the model itself scores near 0.5; strong endings: scored > 0.95 their own way (the calibrated temperature of issue 17 softens the extremes).
     neutral = [t for t, p in zip(texts, positive) if 0.3 < p < 0.7]
     strong = {label: [e.text for e, p in zip(examples, positive) if e.label == label and tokens(e.text) >= 20
-                      and (p > 0.98 if label == 1 else p < 0.02)] for label in (0, 1)}
+                      and (p > 0.95 if label == 1 else p < 0.05)] for label in (0, 1)}
     assert len(neutral) >= 20 and min(len(v) for v in strong.values()) >= 20, (len(neutral), strong)
     rng, pairs = random.Random(0), []
     for _ in range(PAIRS):
