@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BAKED  := $(patsubst %/weights.fp16.safetensors,%/onnx/REVISION,$(wildcard predictor/bundled/*/weights.fp16.safetensors))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices clean
+.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images test-images bench-images clean
 
 setup: $(STAMP) $(BAKED)
 
@@ -60,6 +60,22 @@ bench: setup
 # Only the peer table: ours beside each peer, alternating, same client and cases.
 bench-peers: setup
 	$(PY) -m bench.run --only_peers $(BENCH_ARGS)
+
+# Container images with docker or podman, air-gapped by default (README, "Images"): the base from
+# Debian packages, the wheels from wheelhouse/, no network in any build step. MODEL_SRC=dir adds
+# a predictor for that model; OFFLINE=0 PYTHON_IMAGE=python:3.11.7-slim-bookworm uses Docker Hub and PyPI.
+images:
+	bash scripts/images.sh
+
+# The images run as the chart runs them (tests/images/); installs podman and runc when no engine is present.
+test-images: setup
+	bash scripts/install-engine.sh
+	if bash scripts/engine.sh --name >/dev/null; then bash scripts/images.sh; fi
+	$(PY) -m pytest -q -m images tests/images
+
+# Cold start, peak RSS and the scale-from-zero chains of the images (BENCHMARKS.md, "Scale from zero").
+bench-images: setup
+	$(PY) -m bench.coldstart $(BENCH_ARGS)
 
 # inferenceservices/*.yaml are the chart's InferenceServices rendered with their why-comments: run after
 # editing charts/text-classifier/templates/inferenceservices.yaml (make test fails while they differ).

@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     multiproc.enable()
     # Imported only now: Prometheus must be in multiprocess mode before kserve (and so
     # prometheus_client) is imported. See runtime/multiproc.py.
+    from predictor.files import NotServable
     from predictor.model import PredictorModel
     from predictor.settings import PredictorSettings
     from runtime.logs import configure_logging
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     model = PredictorModel(settings.model_name, settings)
     try:
         model.load()
-    except FileNotFoundError as exc:
+    # NotServable: e.g. an unbaked storageUri model in the image without torch; the message says how to bake it.
+    except (FileNotFoundError, NotServable) as exc:
         sys.exit(f"predictor: {exc}")
     serve(model, settings, args)
 

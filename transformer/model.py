@@ -63,6 +63,24 @@ class CachingTransformer(TextClassificationModel):
         self.ready = True  # labels and version are learned from the predictor on first use
         return True
 
+    def stop(self) -> None:
+        """KServe unloads the model when the server stops: close the predictor's and Redis' connection pools.
+
+        Without it aiohttp logs ``Unclosed client session`` at every exit. KServe calls
+        this synchronously from its stop, inside the serving loop, which keeps running
+        while gRPC drains: the close is a task on that loop.
+        """
+        super().stop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # stopped outside a loop (tests): nothing was opened in one
+            return
+        self._closing = loop.create_task(self._close())
+
+    async def _close(self) -> None:
+        await self.predictor.close()
+        await self.cache.close()
+
     @property
     def read_version(self) -> str:
         return self.pinned_version or self._info.model_version

@@ -19,7 +19,8 @@ HARDENED = {
 def containers(objects: list[dict]):
     for obj in objects:
         if obj["kind"] == "InferenceService":
-            for component in ("predictor", "transformer"):  # a shadow InferenceService has no transformer
+            # a shadow InferenceService has no transformer; collocated, both containers are the predictor's
+            for component in ("predictor", "transformer"):
                 for container in obj["spec"].get(component, {}).get("containers", []):
                     yield f"{obj['metadata']['name']}/{component}", container
         elif obj["kind"] in ("StatefulSet", "Pod"):

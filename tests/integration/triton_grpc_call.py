@@ -31,6 +31,7 @@ def main() -> None:
         "scores": result.as_numpy("scores").tolist(),
         "labels_parameter": result.get_output("scores").parameters["labels"].string_param,
         "model_ready": client.is_model_ready(model),
+        "model_version": result.get_response().model_version,
     }))
 
 

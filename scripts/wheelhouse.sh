@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Fills wheelhouse/ on the host with every wheel the image builds install, for the images'
+# platform (manylinux x86_64, glibc 2.36 = Debian bookworm) and Python (CPython 3.11), so
+# that the builds install with `pip --no-index` and need no network inside the container.
+# This is the air-gapped enterprise build: run it where PyPI (or the company's mirror,
+# PIP_INDEX_URL) is reachable, carry wheelhouse/ with the checkout, build anywhere.
+#
+# Versions come from requirements.lock only. pip evaluates environment markers for the
+# host's interpreter even with --python-version, so a dependency that only the image's
+# Python needs (redis needs async-timeout below 3.11.3; Debian's python3 is 3.11.2) would
+# be missing: the last step installs the whole set in the base image itself, offline,
+# with --dry-run, and downloads whatever that interpreter asks for, until nothing is missing.
+#
+# Usage: scripts/wheelhouse.sh [BASE_IMAGE]   (default localhost/debian-python:3.11-bookworm)
+# torch: a local CPU wheel found through pip's find-links, else PyTorch's CPU index (TORCH_INDEX_URL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+image=${1:-localhost/debian-python:3.11-bookworm}
+out=wheelhouse
+pip=("${PYTHON:-python3}" -m pip)
+torch_index=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
+# pip does not expand manylinux_2_36 to the older glibc tags it implies: list them all.
+target=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311)
+for glibc in $(seq 36 -1 17); do target+=(--platform "manylinux_2_${glibc}_x86_64"); done
+target+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
+requirements=(-r predictor/requirements-build.txt -r predictor/requirements.txt -r predictor/requirements-torch.txt
+              -r transformer/requirements.txt)
+mkdir -p "$out"
+
+download() { "${pip[@]}" download --quiet --disable-pip-version-check --dest "$out" --find-links "$out" "${target[@]}" "$@"; }
+
+if ! ls "$out"/torch-2.13.0*.whl >/dev/null 2>&1; then
+  download --no-deps --no-index torch==2.13.0 2>/dev/null || download --no-deps --index-url "$torch_index" torch==2.13.0
+fi
+# Offline first: a wheelhouse filled before resolves from itself, without asking an index.
+download --no-index --no-deps -c requirements.lock kserve 2>/dev/null || download --no-deps -c requirements.lock kserve
+download --no-index -c requirements.lock torch==2.13.0 "${requirements[@]}" 2>/dev/null \
+  || download -c requirements.lock torch==2.13.0 "${requirements[@]}"
+
+# The image's own interpreter, offline: anything it still lacks is a marker the host's pip skipped.
+for _ in 1 2 3 4 5; do
+  report=$(scripts/engine.sh run --rm --network none -v "$PWD:/src:ro" -w /src "$image" sh -c '
+      python -m venv /tmp/venv && /tmp/venv/bin/pip install --disable-pip-version-check --dry-run \
+        --no-index --find-links /src/wheelhouse -c requirements.lock torch==2.13.0 '"${requirements[*]}"' 2>&1' \
+    || true)
+  # pip says "No matching distribution found for X", or, when requirements.lock pins X,
+  # "... depends on X>=..." under "The conflict is caused by".
+  missing=$(printf '%s\n' "$report" | sed -n -e 's/.*No matching distribution found for \([A-Za-z0-9_.-]*\).*/\1/p' \
+              -e 's/.* depends on \([A-Za-z0-9_.-]*\).*/\1/p' | head -1)
+  if [ -z "$missing" ]; then
+    if printf '%s\n' "$report" | grep -q ERROR; then printf '%s\n' "$report" >&2; exit 1; fi
+    echo "wheelhouse: $(find "$out" -name '*.whl' | wc -l) wheels, $(du -sh "$out" | cut -f1), complete for $image"
+    exit 0
+  fi
+  echo "wheelhouse: $image's Python also needs $missing"
+  download -c requirements.lock "$missing"
+done
+echo "wheelhouse: still incomplete after 5 rounds:" >&2
+printf '%s\n' "$report" >&2
+exit 1
