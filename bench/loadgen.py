@@ -68,6 +68,8 @@ async def run(args, texts: Texts) -> dict:
 
         async def one(due: float) -> None:
             body = PAYLOADS[args.payload](texts.next(), args.model)
+            if args.parameters:  # e.g. {"truncation": "chunks"} (bench/features.py)
+                body["parameters"] = args.parameters
             status = await _send(session, args.url, body, args.timeout_s)
             latencies.append(time.perf_counter() - due)
             statuses[status] = statuses.get(status, 0) + 1
@@ -115,6 +117,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="requests per second (open mode)")
     parser.add_argument("--duration_s", type=float, default=20.0)
     parser.add_argument("--timeout_s", type=float, default=30.0)
+    parser.add_argument("--parameters", type=json.loads, default=None,
+                        help='a V1 parameters object sent with every request, e.g. \'{"truncation": "chunks"}\'')
     args = parser.parse_args()
     hot = args.hot.read_text().splitlines() if args.hot else []
     texts = Texts(args.texts.read_text().splitlines(), hot, args.cache_rate)

@@ -166,12 +166,12 @@ class ServerProcess:
     """``python -m <module> <args> --http_port P [--grpc_port Q]``, logging to a file; ready on its health endpoints."""
 
     def __init__(self, module: str, args: list[str], log_path: Path, *, ready_path: str = "/v2/health/ready",
-                 grpc: bool = True, sample_rss: bool = False, root: Path = ROOT):
+                 grpc: bool = True, sample_rss: bool = False, root: Path = ROOT, env: dict | None = None):
         self.module, self.args, self.log_path = module, list(args), log_path
-        self.root = root  # the checkout whose code runs (bench/ab.py runs two)
+        self.root = root  # the checkout whose code runs (bench/ab.py, bench/features.py, bench/tracing.py run two)
         self.ready_path, self.grpc, self.sample_rss = ready_path, grpc, sample_rss
         # The checkout's code runs from its own root; a peer (bench/peers) replaces both with its own.
-        self.cwd, self.env = root, {**os.environ, **SERVER_ENV, "PYTHONPATH": str(root)}
+        self.cwd, self.env = root, {**os.environ, **SERVER_ENV, "PYTHONPATH": str(root), **(env or {})}
         self._pick_ports()
         self.process: subprocess.Popen | None = None
         self.cold_start_s = float("nan")

@@ -74,6 +74,19 @@ def sentences(seed: int = 0) -> list[str]:
     return texts
 
 
+def loadgen(url: str, name: str, texts: Path, duration_s: float, *extra: str) -> dict:
+    """One bench.loadgen run in a process of its own; its JSON summary, printed as it comes."""
+    command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--texts", str(texts),
+               "--duration_s", str(duration_s), *extra]
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, **SERVER_ENV}, capture_output=True, text=True,
+                          timeout=duration_s * 4 + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout)
+    print(f"  {name}: {result}", flush=True)
+    return result
+
+
 class Run:
     """One benchmark run: its directory, Redis, the text supply and the collected figures."""
 
@@ -106,16 +119,9 @@ class Run:
 
     def load(self, url: str, name: str, *extra: str) -> dict:
         """Run bench.loadgen against ``url``; the sentences it used are never sent again."""
-        texts = self.text_file(name, int(self.duration_s * 1000), take=False)
-        command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--texts", str(texts),
-                   "--duration_s", str(self.duration_s), *extra]
-        done = subprocess.run(command, cwd=ROOT, env={**os.environ, **SERVER_ENV}, capture_output=True, text=True,
-                              timeout=self.duration_s * 4 + 120)
-        if done.returncode != 0:
-            raise RuntimeError(f"loadgen failed: {done.stderr[-2000:]}")
-        result = json.loads(done.stdout)
+        result = loadgen(url, name, self.text_file(name, int(self.duration_s * 1000), take=False), self.duration_s,
+                         *extra)
         self.used += result["cold_texts_used"]
-        print(f"  {name}: {result}", flush=True)
         return result
 
     # -- the servers --------------------------------------------------------------------

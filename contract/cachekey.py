@@ -16,6 +16,9 @@ PREPROCESSING_VERSION = "1"
 PREFIX = "tc"
 
 
-def cache_key(model_name: str, model_version: str, text: str) -> str:
+def cache_key(model_name: str, model_version: str, text: str, tag: str = "") -> str:
+    """``tag`` names an answer other than the plain head-truncated prediction (transformer/variants.py)."""
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    if tag:
+        return f"{PREFIX}:{model_name}:{model_version}:p{PREPROCESSING_VERSION}:{tag}:{digest}"
     return f"{PREFIX}:{model_name}:{model_version}:p{PREPROCESSING_VERSION}:{digest}"

@@ -37,11 +37,21 @@ ERRORS: dict[str, ErrorKind] = {
     "invalid_text": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text is not valid UTF-8"),
     "too_many_texts": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "more texts than `--max_texts` in one request"),
     "text_too_long": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text longer than `--max_chars` characters"),
+    "invalid_parameter": ErrorKind(
+        400, StatusCode.INVALID_ARGUMENT, "a request parameter (`truncation`, `explain`, `granularity`) has a wrong value"
+    ),
+    "too_many_windows": ErrorKind(
+        400, StatusCode.INVALID_ARGUMENT, "with `truncation: chunks`, a text needs more than `--max_windows` windows"
+    ),
     "model_not_found": ErrorKind(404, StatusCode.NOT_FOUND, "no model of that name is served here"),
     "route_not_found": ErrorKind(404, StatusCode.UNIMPLEMENTED, "no such path"),
     "method_not_allowed": ErrorKind(405, StatusCode.UNIMPLEMENTED, "the path exists, the method does not"),
     "payload_too_large": ErrorKind(
         413, StatusCode.RESOURCE_EXHAUSTED, "the body is larger than `--max_body_bytes`"
+    ),
+    "request_too_large": ErrorKind(
+        413, StatusCode.RESOURCE_EXHAUSTED,
+        "the texts need more model rows (windows, explanation variants) than `--max_request_rows`",
     ),
     "overloaded": ErrorKind(
         429, StatusCode.RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff"
@@ -51,7 +61,9 @@ ERRORS: dict[str, ErrorKind] = {
         "this client sent more than `--rate_limit_rps`; retry after the `Retry-After` seconds",
     ),
     "internal": ErrorKind(500, StatusCode.INTERNAL, "a bug: the server log has the traceback"),
-    "not_implemented": ErrorKind(501, StatusCode.UNIMPLEMENTED, "e.g. explicit model versions"),
+    "not_implemented": ErrorKind(
+        501, StatusCode.UNIMPLEMENTED, "e.g. explicit model versions, or `:explain` turned off (`--explain false`)"
+    ),
     "bad_gateway": ErrorKind(502, StatusCode.INTERNAL, "the predictor answered something the transformer cannot use"),
     "predictor_unavailable": ErrorKind(
         503, StatusCode.UNAVAILABLE, "the transformer cannot reach the predictor; retry shortly"

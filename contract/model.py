@@ -4,19 +4,25 @@ As in KServe's own huggingfaceserver, ``preprocess`` parses (the shared schema, 
 request limits), ``predict`` computes and ``postprocess`` encodes the answer: V1's
 ``predictions`` or a V2 ``InferResponse``, whichever the request was. The metadata
 (tensor types, label order, model version) is answered here too. A service
-implements only ``score``, texts in and ``Scores`` out, and says what it knows of its
-labels and version; a new protocol or verb is then written once, here.
+implements only ``score``, texts (and the request's options: truncation, explain) in
+and ``Scores`` out, and says what it knows of its labels and version; a new protocol or
+verb is then written once, here. V1 ``:explain`` is one: KServe calls ``explain``,
+which scores with ``explain`` set and answers in KServe's ``{"predictions",
+"explanations"}`` shape.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import kserve
 import numpy as np
+import orjson
 
 from contract import schema
+from contract.parameters import Options
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,8 @@ class Scores:
     probs: np.ndarray  # (n, k) float32, columns in ``labels`` order
     labels: list[str]
     model_version: str  # the version to answer with (and, in the transformer, to cache under)
+    windows: list[int] | None = None  # truncation chunks: windows per text
+    explanations: list[dict | bytes] | None = None  # explain: one per text (bytes: its JSON, as cached)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class Scored:
 
     request: schema.ClassifyRequest
     scores: Scores
+    headers: dict = field(default_factory=dict)  # response headers KServe gives explain() no place for
 
 
 class TextClassificationModel(kserve.Model):
@@ -45,7 +54,8 @@ class TextClassificationModel(kserve.Model):
         super().__init__(name, return_response_headers=return_response_headers)
         self.limits = limits
 
-    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None) -> Scores:
+    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
+                    options: Options) -> Scores:
         """Probabilities for ``texts``, in order; raise ``ServiceError`` for what a client should see."""
         raise NotImplementedError
 
@@ -61,13 +71,25 @@ class TextClassificationModel(kserve.Model):
 
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
                       response_headers: dict | None = None) -> Scored:
-        return Scored(request, await self.score(request.texts, headers or {}, response_headers))
+        return Scored(request, await self.score(request.texts, headers or {}, response_headers, request.options))
+
+    async def explain(self, request: schema.ClassifyRequest, headers: dict | None = None) -> Scored:
+        """V1 ``:explain``: the prediction with ``explain`` set (its ``parameters`` may ask for tokens)."""
+        response_headers: dict = {}
+        request = dataclasses.replace(request, options=dataclasses.replace(request.options, explain=True))
+        scored = await self.predict(request, headers, response_headers)
+        return dataclasses.replace(scored, headers=response_headers)
 
     async def postprocess(self, result: Scored, headers: dict | None = None, response_headers: dict | None = None):
         scores = result.scores
+        if result.headers and response_headers is not None:
+            response_headers.update(result.headers)
         if result.request.v2 is None:
-            return schema.v1_response(scores.probs, scores.labels)
-        return schema.v2_response(result.request.v2, scores.probs, scores.labels, self.name, scores.model_version)
+            explanations = None if scores.explanations is None else [
+                orjson.loads(e) if isinstance(e, bytes) else e for e in scores.explanations]
+            return schema.v1_response(scores.probs, scores.labels, windows=scores.windows, explanations=explanations)
+        return schema.v2_response(result.request.v2, scores.probs, scores.labels, self.name, scores.model_version,
+                                  windows=scores.windows, explanations=scores.explanations)
 
     def get_input_types(self) -> list[dict]:
         return schema.tensor_metadata(len(self.labels) if self.labels else -1)[0]

@@ -8,10 +8,16 @@ order published in the model metadata and in the ``labels`` parameter of ``score
 Both services parse with ``parse_request`` and answer with ``v1_response`` /
 ``v2_response`` (through contract/model.py), so their shapes and their 400s cannot
 drift apart.
+
+Request parameters (``truncation``, explanations: contract/parameters.py) add to the
+answer: with ``truncation: chunks`` each V1 prediction has ``windows`` and V2 an INT32
+output ``windows`` ``[n]``; an explanation is V1's ``explanations`` list (``:explain``)
+and V2's BYTES output ``explanation`` ``[n]``, one JSON object per text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -23,9 +29,11 @@ import orjson
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from contract.errors import ServiceError
+from contract.parameters import NO_OPTIONS, Options, parse_options
 
 INPUT_NAME = "text"
 LABEL_OUTPUT, SCORE_OUTPUT, SCORES_OUTPUT = "label", "score", "scores"
+WINDOWS_OUTPUT, EXPLANATION_OUTPUT = "windows", "explanation"
 V1_EXAMPLE = '{"instances": ["I love this", "I hate this"]}'
 
 
@@ -44,13 +52,17 @@ class ClassifyRequest:
 
     texts: list[str]
     v2: InferRequest | None = None
+    options: Options = NO_OPTIONS
 
 
 def parse_request(payload: Any, limits: Limits) -> ClassifyRequest:
     if isinstance(payload, InferRequest):
-        request = ClassifyRequest(texts=parse_v2(payload), v2=payload)
+        texts = parse_v2(payload)  # first: it checks there is exactly one input
+        options = dataclasses.replace(parse_options(payload.parameters), field_name=payload.inputs[0].name)
+        request = ClassifyRequest(texts, payload, options)
     else:
-        request = ClassifyRequest(texts=parse_v1(payload))
+        body = _v1_body(payload)
+        request = ClassifyRequest(parse_v1(body), options=parse_options(body.get("parameters")))
     check_limits(request.texts, limits, "instances" if request.v2 is None else request.v2.inputs[0].name)
     return request
 
@@ -97,7 +109,7 @@ def _text(item: Any, where: str) -> str:
     )
 
 
-def parse_v1(body: Any) -> list[str]:
+def _v1_body(body: Any) -> dict:
     if isinstance(body, (bytes, bytearray)):  # KServe passes non-JSON content types through raw
         try:
             body = orjson.loads(body)
@@ -105,6 +117,11 @@ def parse_v1(body: Any) -> list[str]:
             raise ServiceError("invalid_json", f"The body is not valid JSON: {exc}. Send {V1_EXAMPLE}.") from None
     if not isinstance(body, dict):
         raise ServiceError("invalid_request", f"The body is {_json_type(body)}; send a JSON object like {V1_EXAMPLE}.")
+    return body
+
+
+def parse_v1(body: Any) -> list[str]:
+    body = _v1_body(body)
     if "instances" not in body:
         raise ServiceError("invalid_request", f'Missing field "instances"; send {V1_EXAMPLE}.')
     instances = body["instances"]
@@ -163,7 +180,8 @@ def tensor_metadata(num_labels: int) -> tuple[list[dict], list[dict]]:
     return inputs, outputs
 
 
-def v1_response(probs: np.ndarray, labels: Sequence[str]) -> dict:
+def v1_response(probs: np.ndarray, labels: Sequence[str], windows: Sequence[int] | None = None,
+                explanations: Sequence[dict] | None = None) -> dict:
     """One prediction per text; ``scores`` sorted best first, as the HF pipeline does with top_k=None."""
     predictions = []
     for row in probs.tolist():
@@ -175,11 +193,17 @@ def v1_response(probs: np.ndarray, labels: Sequence[str]) -> dict:
                 "scores": [{"label": label, "score": score} for label, score in ranked],
             }
         )
+    if windows is not None:
+        for prediction, count in zip(predictions, windows):
+            prediction["windows"] = int(count)
+    if explanations is not None:  # KServe's V1 :explain answer: {"predictions": [...], "explanations": [...]}
+        return {"predictions": predictions, "explanations": list(explanations)}
     return {"predictions": predictions}
 
 
 def v2_response(
-    request: InferRequest, probs: np.ndarray, labels: Sequence[str], model_name: str, model_version: str
+    request: InferRequest, probs: np.ndarray, labels: Sequence[str], model_name: str, model_version: str,
+    windows: Sequence[int] | None = None, explanations: Sequence[dict | bytes] | None = None,
 ) -> InferResponse:
     probs = np.asarray(probs, dtype=np.float32).reshape(len(probs), len(labels))
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
@@ -188,6 +212,11 @@ def v2_response(
         (SCORE_OUTPUT, "FP32", probs[np.arange(len(probs)), best], None),
         (SCORES_OUTPUT, "FP32", probs, {"labels": json.dumps(list(labels))}),
     ]
+    if windows is not None:
+        tensors.append((WINDOWS_OUTPUT, "INT32", np.asarray(windows, dtype=np.int32), None))
+    if explanations is not None:
+        encoded = [e if isinstance(e, bytes) else orjson.dumps(e) for e in explanations]
+        tensors.append((EXPLANATION_OUTPUT, "BYTES", np.array(encoded, dtype=np.object_), None))
     outputs = []
     for name, datatype, array, parameters in tensors:
         output = InferOutput(name, list(array.shape), datatype, parameters=parameters)

@@ -21,12 +21,14 @@ def main(argv: list[str] | None = None) -> None:
     from predictor.files import NotServable
     from predictor.model import PredictorModel
     from predictor.settings import PredictorSettings
+    from runtime import tracing
     from runtime.logs import configure_logging
     from runtime.server import serve
     from runtime.settings import parse
 
     settings, args = parse(PredictorSettings, PROG, __doc__, argv)
     configure_logging(settings.log_format, settings.access_log)
+    tracing.setup(f"{settings.model_name}-predictor")
     model = PredictorModel(settings.model_name, settings)
     try:
         model.load()

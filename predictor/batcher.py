@@ -7,12 +7,24 @@ runs the model on a dedicated thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
 across batches; a request past its deadline is answered 504 at once and its texts
 that have not started are dropped from the queue.
+
+An item is a text, or a row of token ids (explanation variants, long-text windows).
+A request may mark groups of items that belong together (all rows of one text): a
+group is never split across batches, so it runs in one forward pass where the token
+budget allows; a group larger than ``max_batch_size`` runs alone.
+
+A caller may pass a ``RequestStats`` to ``submit`` to learn where its time went (the
+predictor's x-queue-time and x-inference-time headers); each request also carries
+its trace context, so the batch-wait and inference spans land in the caller's trace
+(runtime/tracing.py; nothing is recorded when tracing is off).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,19 +34,46 @@ import numpy as np
 
 from contract.errors import ServiceError
 from predictor import metrics
+from runtime import tracing
 
 logger = logging.getLogger(__name__)
 
-InferFn = Callable[[Sequence[str]], np.ndarray]
+
+@dataclass
+class BatchResult:
+    """What an inference function may return instead of bare probabilities: also what the batch cost."""
+
+    probs: np.ndarray
+    tokens: Sequence[int]  # per item, after truncation, special tokens included
+    tokenization_s: float = 0.0
+
+
+Item = str | list[int]
+InferFn = Callable[[Sequence[Item]], np.ndarray | BatchResult]
+
+
+@dataclass
+class RequestStats:
+    """Where one request's time went, filled in by the batches that carry its texts."""
+
+    queue_s: float = 0.0  # from submit to the start of the first batch carrying its texts
+    inference_s: float = 0.0  # the model calls of those batches, tokenization excluded, summed
+    tokenization_s: float = 0.0
+    tokens: int = 0  # its own texts' tokens
+    batches: int = 0
 
 
 @dataclass(eq=False)
 class _Pending:
     """One request's texts, filled in as the batches that carry them finish."""
 
-    texts: Sequence[str]
+    texts: Sequence[Item]
     future: asyncio.Future
     result: np.ndarray
+    group_ends: Sequence[int] | None = None  # sorted offsets where groups end; None: every text on its own
+    stats: RequestStats | None = None
+    trace_context: object = None  # the submitter's, when tracing is on
+    queued_ns: int = 0
     next_text: int = 0  # first text not yet taken into a batch
     unfinished: int = field(init=False)
 
@@ -68,8 +107,13 @@ class DynamicBatcher:
             self._arrived = asyncio.Event()
             self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
-        """Probabilities for ``texts`` in order; ServiceError 429 if the queue is full, 504 past the deadline."""
+    async def submit(self, texts: Sequence[Item], timeout_s: float, groups: Sequence[int] | None = None,
+                     stats: RequestStats | None = None) -> np.ndarray:
+        """Probabilities for ``texts`` in order; ServiceError 429 if the queue is full, 504 past the deadline.
+
+        ``groups``: sorted offsets where groups of items end (the last one ``len(texts)``).
+        ``stats``, when given, is filled in with the request's queue and inference times.
+        """
         if not texts:
             return np.zeros((0, self._num_outputs), dtype=np.float32)
         if self.queued_texts + len(texts) > self.max_queue_texts:
@@ -79,7 +123,9 @@ class DynamicBatcher:
             )
         self._ensure_running()
         pending = _Pending(
-            texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), self._num_outputs), np.float32)
+            texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), self._num_outputs), np.float32),
+            groups, stats, tracing.current_context(),
+            time.time_ns() if stats is not None or tracing.ENABLED else 0,
         )
         self._queue.append(pending)
         self.queued_texts += len(texts)
@@ -104,6 +150,10 @@ class DynamicBatcher:
                 continue
             take = min(remaining, self.max_batch_size - size)
             start = pending.next_text
+            if pending.group_ends is not None and take < remaining:
+                take = _group_take(pending.group_ends, start, take, alone=size == 0)
+                if take == 0:  # the next group does not fit what is left: it starts the next batch
+                    break
             batch.append((pending, start, start + take))
             pending.next_text += take
             size += take
@@ -141,14 +191,18 @@ class DynamicBatcher:
             texts = [text for pending, start, end in batch for text in pending.texts[start:end]]
             self._last_batch_texts = len(texts)
             metrics.observe_batch(len(texts))
+            started_ns = time.time_ns()
             try:
-                probs = await loop.run_in_executor(self._executor, self._infer, texts)
+                result = await loop.run_in_executor(self._executor, self._infer, texts)
             except Exception as exc:  # a model failure fails this batch's requests, not the loop
                 logger.exception("Inference failed for a batch of %d texts", len(texts))
                 for pending, _, _ in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
                 continue
+            probs = result.probs if isinstance(result, BatchResult) else result
+            if isinstance(result, BatchResult):
+                _account(batch, result, started_ns, time.time_ns())
             offset = 0
             for pending, start, end in batch:
                 pending.result[start:end] = probs[offset : offset + end - start]
@@ -156,3 +210,36 @@ class DynamicBatcher:
                 pending.unfinished -= end - start
                 if pending.unfinished == 0 and not pending.future.done():
                     pending.future.set_result(pending.result)
+
+
+def _group_take(group_ends: Sequence[int], start: int, room: int, alone: bool) -> int:
+    """Items to take from ``start`` so that no group is cut: whole groups within ``room``, or, in an
+    empty batch, at least the first group whatever its size."""
+    fits = bisect.bisect_right(group_ends, start + room) - 1  # the last group end within room
+    if fits >= 0 and group_ends[fits] > start:
+        return group_ends[fits] - start
+    return group_ends[bisect.bisect_right(group_ends, start)] - start if alone else 0
+
+
+def _account(batch: list[tuple[_Pending, int, int]], result: BatchResult, started_ns: int, ended_ns: int) -> None:
+    """Each request's share of one finished batch: its stats, and its batch-wait and inference spans."""
+    offset = 0
+    model_s = (ended_ns - started_ns) / 1e9 - result.tokenization_s
+    attributes = {"batch.size": len(result.tokens), "batch.tokens": int(sum(result.tokens))}
+    for pending, start, end in batch:
+        tokens = int(sum(result.tokens[offset : offset + end - start]))
+        offset += end - start
+        first = start == 0
+        if pending.stats is not None:
+            stats = pending.stats
+            if first:
+                stats.queue_s = (started_ns - pending.queued_ns) / 1e9
+            stats.inference_s += model_s
+            stats.tokenization_s += result.tokenization_s
+            stats.tokens += tokens
+            stats.batches += 1
+        if pending.trace_context is not None:
+            if first:
+                tracing.record("batch wait", pending.trace_context, pending.queued_ns, started_ns)
+            tracing.record("inference", pending.trace_context, started_ns, ended_ns,
+                           {**attributes, "request.texts": end - start, "request.tokens": tokens})

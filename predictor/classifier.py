@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 
 from predictor import metrics
 from predictor.backends import Backend, load_backend
+from predictor.batcher import BatchResult
 from predictor.files import ModelFiles, resolve
 from predictor.layout import CONFIG, TOKENIZER, TOKENIZER_CONFIG
 from predictor.settings import PredictorSettings
@@ -93,6 +94,14 @@ class TextClassifier:
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(list(texts))]
 
+    def _item_ids(self, items: Sequence[str | list[int]]) -> list[list[int]]:
+        """Token ids of each item: texts are tokenized (in one call), rows of ids pass through."""
+        texts = [item for item in items if isinstance(item, str)]
+        if len(texts) == len(items):
+            return self.token_ids(items)
+        encoded = iter(self.token_ids(texts))
+        return [next(encoded) if isinstance(item, str) else item for item in items]
+
     def _chunks(self, order: Sequence[int], lengths: Sequence[int]) -> list[list[int]]:
         """Split text indices (sorted by length) into the chunks that cost least to run.
 
@@ -128,27 +137,38 @@ class TextClassifier:
             mask[i, : len(row)] = 1
         return ids, mask
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw logits of shape (len(texts), num_labels), rows in input order (before the temperature)."""
+    def _logits(self, texts: Sequence[str | list[int]]) -> tuple[np.ndarray, list[int], float]:
+        """(raw logits in input order, tokens per item, seconds spent tokenizing)."""
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
-            return out
-        ids = self.token_ids(texts)
+            return out, [], 0.0
+        started = time.perf_counter()
+        ids = self._item_ids(texts)
+        tokenized = time.perf_counter()
         lengths = [len(row) for row in ids]
         metrics.observe_tokens(lengths)
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         for chunk in self._chunks(order, lengths):
             out[chunk] = self.backend(*self._padded([ids[i] for i in chunk])).astype(np.float32)
-        return out
+        return out, lengths, tokenized - started
 
-    def classify(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities of shape (len(texts), num_labels), rows in input order."""
+    def logits(self, texts: Sequence[str | list[int]]) -> np.ndarray:
+        """Raw logits of shape (len(texts), num_labels), rows in input order (before the temperature); an item may be token ids."""
+        return self._logits(texts)[0]
+
+    def classify(self, texts: Sequence[str | list[int]]) -> np.ndarray:
+        """Probabilities of shape (len(texts), num_labels), rows in input order; an item may be token ids."""
+        return self.classify_batch(texts).probs
+
+    def classify_batch(self, texts: Sequence[str | list[int]]) -> BatchResult:
+        """``classify``, with the token count of each item and the time tokenizing took (for the batcher)."""
         started = time.perf_counter()
-        logits = self.logits(texts) / self.temperature
+        logits, lengths, tokenization_s = self._logits(texts)
+        logits = logits / self.temperature
         probs = sigmoid(logits) if self.multi_label else softmax(logits)
         if len(texts):
             metrics.observe_inference(self.backend_name, time.perf_counter() - started)
-        return probs.astype(np.float32)
+        return BatchResult(probs.astype(np.float32), lengths, tokenization_s)
 
 
 def build_classifier(settings: PredictorSettings, model_name: str) -> TextClassifier:

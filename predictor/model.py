@@ -2,7 +2,8 @@
 
 Parsing, the V1/V2 answers and the metadata are the shared model face's
 (contract/model.py); this is what the predictor adds: its files resolved once, the
-classifier, the batcher and the deadline.
+classifier, the batcher and the deadline, and the requests that cost more than a row
+per text (``head_tail``/``chunks``, explanations: predictor/expanded.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
+from contract import schema, timings
+from contract.errors import ServiceError
 from contract.model import Scores, TextClassificationModel
-from predictor.batcher import DynamicBatcher
+from contract.parameters import Options
+from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier, build_classifier
+from predictor.expanded import Expander, ExpansionLimits
 from predictor.settings import PredictorSettings
 from runtime import answers
+from runtime import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +35,11 @@ WARM_UP_TEXTS = ["warm-up: the model runs once before the server reports ready"]
 
 class PredictorModel(TextClassificationModel):
     def __init__(self, name: str, settings: PredictorSettings):
-        super().__init__(name, settings.limits())
+        super().__init__(name, settings.limits(), return_response_headers=True)  # the timings (contract/timings.py)
         self.settings = settings
         self.classifier: TextClassifier | None = None
         self.batcher: DynamicBatcher | None = None
+        self.expander: Expander | None = None
         self.model_version = settings.model_version
 
     def load(self) -> bool:
@@ -41,8 +48,10 @@ class PredictorModel(TextClassificationModel):
         s = self.settings
         self.classifier = build_classifier(s, self.name)
         self.model_version = self.model_version or self.classifier.files.revision
-        self.batcher = DynamicBatcher(self.classifier.classify, len(self.classifier.labels), s.max_batch_size,
+        self.batcher = DynamicBatcher(self.classifier.classify_batch, len(self.classifier.labels), s.max_batch_size,
                                       s.max_batch_delay_ms / 1000, s.max_queue_texts)
+        self.expander = Expander(self.classifier, self.batcher, ExpansionLimits(
+            s.max_request_rows, s.max_windows, s.window_overlap, s.explain_max_words))
         self.classifier.classify(WARM_UP_TEXTS)  # first call pays one-off allocation; not a client's request
         self.ready = True
         logger.info(
@@ -55,15 +64,35 @@ class PredictorModel(TextClassificationModel):
     def labels(self) -> list[str] | None:
         return self.classifier.labels if self.classifier else None
 
-    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None) -> Scores:
-        probs = await self.batcher.submit(texts, self.settings.request_timeout_s)
+    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
+        with tracing.span("parse"):
+            return await super().preprocess(payload, headers)
+
+    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
+                    options: Options) -> Scores:
+        timeout_s = self.settings.request_timeout_s
+        stats = RequestStats()
+        windows = explanations = None
+        if options.explain:
+            if not self.settings.explain:
+                raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+            probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s, stats)
+        elif (strategy := options.truncation or self.settings.truncation) == "head":  # the plain path
+            probs = await self.batcher.submit(texts, timeout_s, stats=stats)
+        else:
+            probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name, stats)
         TEXTS_INFERRED.labels(self.name).inc(len(texts))
         answers.observe(self.name, self.model_version, self.labels, probs)
-        return Scores(probs, self.labels, self.model_version)
+        if response_headers is not None:
+            response_headers.update(timings.predictor_headers(stats, sum(map(len, texts))))
+        return Scores(probs, self.labels, self.model_version, windows=windows, explanations=explanations)
 
     def describe(self) -> dict:
         return {
             "problem_type": "multi_label" if self.classifier.multi_label else "single_label",
             "max_length": self.classifier.max_length,
             "backend": self.settings.backend,
+            "truncation": self.settings.truncation,
+            "max_windows": self.settings.max_windows,
+            "explain": self.settings.explain,
         }

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from contract.parameters import TRUNCATIONS
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
 from predictor.layout import default_cache_dir
 from runtime.settings import ServiceSettings, setting
 
 BackendName = Literal[tuple(BACKENDS)]  # the registry's names, in its order
+Truncation = Literal[TRUNCATIONS]
 
 
 class PredictorSettings(ServiceSettings):
@@ -32,3 +34,16 @@ class PredictorSettings(ServiceSettings):
                          "`torch-int8` (PyTorch); see [Backends](#backends-and-speed)")
     threads: int = setting(0, "intra-op threads of the backend", env="INFERENCE_THREADS",
                            shown="0 (the backend's default: one per core)")
+    truncation: Truncation = setting(
+        "head", "texts longer than `--max_length` tokens, when a request does not choose: `head`, `head_tail` or "
+                "`chunks` (see [Long texts](#long-texts-truncation))")
+    max_windows: int = setting(8, "windows one text may take under `chunks`; more is a 400 `too_many_windows`")
+    window_overlap: int = setting(64, "tokens consecutive `chunks` windows share (at most half a window)")
+    max_request_rows: int = setting(
+        4096, "model rows (windows, explanation variants) one request may need; more is a 413 `request_too_large`")
+    explain: bool = setting(
+        True, "serve V1 `:explain` and V2 explanations; `false` answers them 501 `not_implemented` (see "
+              "[Explanations](#explanations-explain))")
+    explain_max_words: int = setting(
+        64, "words (tokens, with `granularity: token`) an explanation covers; a longer text is explained over its "
+            "first ones")

@@ -15,6 +15,10 @@ Copied (the whole function repeated, with our changes marked):
     logging config for ``--workers`` processes, gRPC options from our parse (not
     KServe's import-time ``args``), the drain marker for worker processes.
   - ``kserve.protocol.grpc.server.GRPCServer.start``: our servicer and interceptors.
+  - ``kserve.protocol.grpc.servicer.InferenceServicer.ModelInfer``: the model's response
+    headers (x-cache, the timings of contract/timings.py) sent as initial metadata.
+  - ``kserve.inference_client.InferenceGRPCClient.infer`` (``grpc_infer``): keeping the
+    call, whose initial metadata has the predictor's timings.
 Overridden or extended:
   - ``ModelServer.__init__`` (our DataPlane replaces ``self.dataplane``), ``ModelServer.stop``
     (the drain first; once only), ``ModelServer._serve`` (private; waits for every server).
@@ -27,9 +31,10 @@ Overridden or extended:
     ``RESTServerMultiProcess.init_processes`` and ``keep_subprocess_alive`` call.
   - ``kserve.protocol.rest.server._RefreshingServer`` (a private class; subclassed), and
     uvicorn's ``Server.handle_exit`` / ``on_tick`` (we append to ``_captured_signals``).
-  - ``DataPlane.ready``, ``model_ready``, ``decode_inference_request`` (extended).
+  - ``DataPlane.ready``, ``model_ready``, ``decode_inference_request`` (extended);
+    ``DataPlane.explain`` (replaced: KServe's returns the request's headers as the response's).
   - ``InferenceServicer.RepositoryModelLoad`` / ``RepositoryModelUnload`` (replaced).
-Private attributes relied on: ``RESTServer._server``, ``RESTServerMultiProcess._rest_server``,
+Private attributes relied on: ``InferenceGRPCClient._client_stub``, ``RESTServer._server``, ``RESTServerMultiProcess._rest_server``,
 ``GRPCServer._server`` / ``_port`` / ``_kwargs`` / ``_data_plane`` / ``_model_repository_extension``,
 ``uvicorn.Server._captured_signals``.
 """
@@ -49,19 +54,25 @@ from fastapi.exceptions import RequestValidationError
 from grpc import aio
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
+from kserve.inference_client import InferenceGRPCClient
+from kserve.model import InferenceVerb
 from kserve.protocol import dataplane as kserve_dataplane
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as kserve_grpc
 from kserve.protocol.grpc import servicer as kserve_servicer
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
+from kserve.utils.utils import to_headers
 from timing_asgi import TimingMiddleware
 
+from contract import timings
 from contract.errors import ServiceError
 from contract.model import TextClassificationModel
-from runtime import logs, rest, shutdown
+from runtime import logs, rest, shutdown, tracing
 from runtime.grpc import GrpcAccessLog, repository_disabled
 from runtime.metrics import metrics_handler
 
@@ -84,11 +95,14 @@ UPSTREAM = {
     "kserve.protocol.dataplane.DataPlane.ready": "092ec924c2558e83",
     "kserve.protocol.dataplane.DataPlane.model_ready": "6c7910fbb1c9d6b7",
     "kserve.protocol.dataplane.DataPlane.decode_inference_request": "d9b169889aa3e564",
+    "kserve.protocol.dataplane.DataPlane.explain": "7995ba27efb3032f",
     "kserve.protocol.grpc.servicer.InferenceServicer.RepositoryModelLoad": "67fee58ff64a6edd",
     "kserve.protocol.grpc.servicer.InferenceServicer.RepositoryModelUnload": "d8a895c6fdc3d1cc",
     "runtime.kserve_internals.KSERVE_WORKER_PROCESS.is_alive": "b5d7ea48fc1a204a",
     "kserve.protocol.rest.multiprocess.server.RESTServerMultiProcess.init_processes": "75142004d4ac292e",
     "kserve.protocol.rest.multiprocess.server.RESTServerMultiProcess.keep_subprocess_alive": "22dd987ecf8b4f41",
+    "kserve.protocol.grpc.servicer.InferenceServicer.ModelInfer": "49bf48c9159ebe9f",
+    "kserve.inference_client.InferenceGRPCClient.infer": "e5f3295be84562b3",
     "uvicorn.Server.handle_exit": "553276efa26e09ea",
     "uvicorn.Server.on_tick": "60ea49b06ccf68c1",
 }
@@ -113,6 +127,12 @@ class DataPlane(kserve_dataplane.DataPlane):
             self.get_model_from_registry(model_name)  # an unknown model is still a 404
             return False
         return await super().model_ready(model_name, disable_predictor_health_check)
+
+    async def explain(self, model_name: str, request, headers: dict | None = None):
+        """KServe's explain (kserve 0.21.0) returns the request's headers as the response's, the request's
+        content-type included; here only the model's own response headers are returned."""
+        model = await self.get_model(model_name)
+        return await model(request, verb=InferenceVerb.EXPLAIN, headers=headers)
 
     def decode_inference_request(self, body, headers, model_name):
         """KServe's V2 decoding, with JSON sent without a JSON content type accepted.
@@ -178,6 +198,8 @@ class RESTServer(kserve_rest.RESTServer):
         app.add_middleware(rest.BodySizeLimit, max_bytes=self.max_body_bytes)
         for middleware, options in self.extra_middlewares:  # outside the body limit: checked before the body is read
             app.add_middleware(middleware, **options)
+        if tracing.ENABLED:  # only then: no layer at all on the hot path when tracing is off
+            app.add_middleware(tracing.TraceRequests)
         app.add_middleware(rest.AccessLog, model_version=self._served_version)  # added last: outermost
         app.state.is_served = self._is_served  # errors are counted by model only for served models
 
@@ -218,13 +240,40 @@ class RESTServer(kserve_rest.RESTServer):
 
 
 class InferenceServicer(kserve_servicer.InferenceServicer):
-    """KServe's servicer without the model repository extension (see RESTServer._register_endpoints)."""
+    """KServe's servicer without the model repository extension (see RESTServer._register_endpoints),
+    and with the model's response headers sent as initial metadata (KServe drops them)."""
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, context) -> pb.ModelInferResponse:
+        """Copied (see the module docstring), plus the metadata: x-cache and the timings of contract/timings.py,
+        as REST sends them in headers."""
+        started = time.perf_counter()
+        self.validate_grpc_request(request)
+        response_body, response_headers = await self._data_plane.infer(
+            request=InferRequest.from_grpc(request), headers=to_headers(context), model_name=request.model_name
+        )
+        metadata = [(name.lower(), str(value)) for name, value in response_headers.items()
+                    if name.lower() not in ("content-type", "content-length")]
+        await context.send_initial_metadata((*metadata, (timings.TOTAL_TIME, timings.ms(time.perf_counter() - started))))
+        if isinstance(response_body, pb.ModelInferResponse):
+            return response_body
+        if isinstance(response_body, InferResponse):
+            return response_body.to_grpc()
+        return pb.ModelInferResponse(id=response_body["id"], model_name=response_body["model_name"],
+                                     outputs=response_body["outputs"])
 
     async def RepositoryModelLoad(self, request, context):
         raise repository_disabled("Loading")
 
     async def RepositoryModelUnload(self, request, context):
         raise repository_disabled("Unloading")
+
+
+async def grpc_infer(client: InferenceGRPCClient, request: InferRequest, metadata: tuple,
+                     timeout_s: float) -> tuple[InferResponse, dict]:
+    """Copied (see the module docstring): ``client.infer``, with the answer's initial metadata too."""
+    call = client._client_stub.ModelInfer(request=request.to_grpc(), metadata=metadata, timeout=timeout_s)
+    response = await call
+    return InferResponse.from_grpc(response), dict(await call.initial_metadata() or ())
 
 
 class GRPCServer(kserve_grpc.GRPCServer):
@@ -239,6 +288,7 @@ class GRPCServer(kserve_grpc.GRPCServer):
                 LoggingInterceptor(),
                 ExceptionToStatusInterceptor(),
                 GrpcAccessLog(lambda name: _version_or_lookup_error(self._data_plane, name)),  # ours
+                *((tracing.GrpcTrace(),) if tracing.ENABLED else ()),  # ours: only when tracing is on
                 *self.extra_interceptors,  # ours
             ),
             options=[

@@ -6,9 +6,9 @@ error_type}`` (``model_name`` only for a model this server serves, so a client c
 mint label values) and its type is noted on the request for the access-log line.
 Middleware that answers before routing (the body limit, the transformer's rate limit)
 sends with ``send_error``. The access log is pure ASGI middleware, the outermost of
-ours, so it sees every answer; every request leaves with an ``x-request-id``: the
-client's, else one made here and put on the request too, so the model code, the
-predictor it calls and the log line all share it.
+ours, so it sees every answer and adds ``x-total-time`` (contract/timings.py); every
+request leaves with an ``x-request-id``: the client's, else one made here and put on
+the request too, so the model code, the predictor it calls and the log line all share it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contract import timings
 from contract.errors import (
     ERRORS,
     KSERVE_ERRORS,
@@ -37,6 +38,7 @@ from runtime.metrics import ERRORS_TOTAL
 logger = logging.getLogger(__name__)
 
 REQUEST_ID = b"x-request-id"
+TOTAL_TIME = timings.TOTAL_TIME.encode()
 
 
 def _served(scope, model_name: str) -> str:
@@ -87,8 +89,10 @@ class AccessLog:
                 headers = dict(message.get("headers", []))
                 answered["status"] = message["status"]
                 answered["cache"] = headers.get(b"x-cache", b"").decode("latin-1") or None
+                added = [(TOTAL_TIME, timings.ms(time.perf_counter() - started).encode())]
                 if REQUEST_ID not in headers:
-                    message = {**message, "headers": [*message.get("headers", []), (REQUEST_ID, request_id.encode())]}
+                    added.append((REQUEST_ID, request_id.encode()))
+                message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
         try:

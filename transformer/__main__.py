@@ -20,22 +20,26 @@ def main(argv: list[str] | None = None) -> None:
     multiproc.enable()
     # Imported only now: Prometheus must be in multiprocess mode before kserve (and so
     # prometheus_client) is imported. See runtime/multiproc.py.
+    from runtime import tracing
     from runtime.logs import configure_logging
     from runtime.server import serve
     from runtime.settings import parse
     from transformer.cache import TextCache
+    from transformer.cluster import ClusterTextCache, is_cluster_url
     from transformer.model import CachingTransformer
     from transformer.settings import TransformerSettings
     from transformer.upstream import PredictorClient
 
     settings, args = parse(TransformerSettings, PROG, __doc__, argv)
     configure_logging(settings.log_format, settings.access_log)
+    tracing.setup(f"{settings.model_name}-transformer")
     if not settings.predictor_host:
         sys.exit("transformer: --predictor_host (or PREDICTOR_HOST) is required, e.g. 127.0.0.1:8090")
     s = settings
     # KServe's own flags, read from its parse
     predictor_config = s.predictor_config(args.predictor_use_ssl, args.enable_predictor_health_check)
-    cache = TextCache(s.redis_url, s.model_name, s.cache_ttl_s, s.cache_timeout_ms / 1000, s.cache_failure_threshold,
+    cache_class = ClusterTextCache if s.redis_cluster or is_cluster_url(s.redis_url) else TextCache
+    cache = cache_class(s.redis_url, s.model_name, s.cache_ttl_s, s.cache_timeout_ms / 1000, s.cache_failure_threshold,
                       s.cache_reset_s)
     predictor = PredictorClient(predictor_config)
     shadow = None
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
                                   s.shadow_percent, s.shadow_max_in_flight)
         except ValueError as exc:
             sys.exit(f"transformer: {exc}")
-    model = CachingTransformer(s.model_name, predictor, cache, s.limits(), s.cache_model_version, shadow)
+    model = CachingTransformer(s.model_name, predictor, cache, s.limits(), s.cache_model_version, shadow,
+                               s.truncation, s.explain)
     model.load()
     middlewares, interceptors = (), ()
     if s.rate_limit_rps > 0:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import redis.asyncio as redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ClusterError, RedisError, ResponseError, TryAgainError
 
 from transformer.breaker import STATE_NAMES, CircuitBreaker
 from transformer.metrics import CACHE_ERRORS, CACHE_SKIPPED, CIRCUIT_STATE
@@ -24,6 +24,16 @@ logger = logging.getLogger(__name__)
 
 # A failed connection or a timeout (a refused command, ResponseError, is handled apart).
 CACHE_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+# Answers that are ResponseErrors but say the cache is unavailable, not that it refused one write.
+UNAVAILABLE_ANSWERS = (ClusterError, TryAgainError)  # CLUSTERDOWN, MASTERDOWN, TRYAGAIN
+
+
+class PartialAnswer(Exception):
+    """Raised by a call that got some answers and one failure (Redis Cluster: a node down)."""
+
+    def __init__(self, result, cause: BaseException):
+        super().__init__(repr(cause))
+        self.result, self.cause = result, cause
 
 
 class TextCache:
@@ -47,11 +57,14 @@ class TextCache:
     @property
     def _redis(self) -> redis.Redis:
         if self._client is None:
-            self._client = redis.Redis.from_url(
-                self.redis_url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
-                retry_on_timeout=False,
-            )
+            self._client = self._connect()
         return self._client
+
+    def _connect(self):
+        return redis.Redis.from_url(
+            self.redis_url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
+            retry_on_timeout=False,
+        )
 
     def _circuit_changed(self, state: int) -> None:
         CIRCUIT_STATE.labels(self.model_name).set(state)
@@ -64,46 +77,65 @@ class TextCache:
             return None
         try:
             result = await asyncio.wait_for(call(), self.timeout_s)
-        except ResponseError as exc:
+        except PartialAnswer as partial:  # a cluster where some nodes answered: their answers are kept
+            self._settle(operation, partial.cause)
+            return partial.result
+        except CACHE_FAILURES as exc:
+            self._settle(operation, exc)
+            return None
+        self._settle(operation, None)
+        return result
+
+    def _settle(self, operation: str, exc: BaseException | None) -> None:
+        """Count one Redis call's outcome and tell the breaker."""
+        if exc is None:
+            self.breaker.record_success()
+            return
+        CACHE_ERRORS.labels(self.model_name, operation).inc()
+        if isinstance(exc, ResponseError) and not isinstance(exc, UNAVAILABLE_ANSWERS):
             # Redis answered, and fast, but refused: e.g. OOM when it is full with noeviction. Counted,
             # but it does not open the circuit: reads of the entries it holds still work.
-            CACHE_ERRORS.labels(self.model_name, operation).inc()
             logger.debug("cache %s refused: %r", operation, exc)
             self.breaker.record_success()
-            return None
-        except CACHE_FAILURES as exc:
-            CACHE_ERRORS.labels(self.model_name, operation).inc()
+        else:
             logger.debug("cache %s failed: %r", operation, exc)
             self.breaker.record_failure()
-            return None
-        self.breaker.record_success()
-        return result
 
     async def get_many(self, keys: Sequence[str], width: int) -> list[np.ndarray | None]:
         """Each key's cached probabilities, or None for a miss (or when the cache is unavailable)."""
+        return [_decode(value, width) for value in await self.get_raw_many(keys)]
+
+    async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Each key's stored bytes, or None for a miss (or when the cache is unavailable)."""
         if not keys:
             return []
-        values = await self._guarded("get", lambda: self._redis.mget(keys))
-        if values is None:
-            return [None] * len(keys)
-        return [_decode(value, width) for value in values]
+        values = await self._guarded("get", lambda: self._read(keys))
+        return [None] * len(keys) if values is None else list(values)
 
-    async def set_many(self, entries: Mapping[str, np.ndarray]) -> None:
+    async def _read(self, keys: Sequence[str]) -> list:
+        return await self._redis.mget(keys)
+
+    async def set_many(self, entries: Mapping[str, np.ndarray | bytes]) -> None:
+        """Probabilities are stored as float32 bytes; bytes as they are."""
         if not entries:
             return
 
-        async def write():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, probs in entries.items():
-                    pipe.set(key, np.asarray(probs, dtype=np.float32).tobytes(), ex=self.ttl_s)
-                return await pipe.execute()
+        await self._guarded("set", lambda: self._write(entries))
 
-        await self._guarded("set", write)
+    async def _write(self, entries: Mapping[str, np.ndarray | bytes]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, probs in entries.items():
+                pipe.set(key, encode(probs), ex=self.ttl_s)
+            await pipe.execute()
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def encode(probs: np.ndarray | bytes) -> bytes:
+    return probs if isinstance(probs, bytes) else np.asarray(probs, dtype=np.float32).tobytes()
 
 
 def _decode(value: bytes | None, width: int) -> np.ndarray | None:

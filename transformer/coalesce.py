@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 
 import numpy as np
 
+from runtime import tracing
+
 Fetch = Callable[[list], Awaitable[Mapping[Hashable, np.ndarray]]]
 
 
@@ -41,6 +43,8 @@ class Coalescer:
             for key in mine:
                 self._inflight.pop(key, None)
         results = {key: future.result() for key, future in mine.items()}
-        for key, future in theirs.items():
-            results[key] = await asyncio.shield(future)
+        if theirs:
+            with tracing.span("coalescing wait", {"texts": len(theirs)}):
+                for key, future in theirs.items():
+                    results[key] = await asyncio.shield(future)
         return results, len(theirs)

@@ -5,7 +5,13 @@ for all of them under the expected model version; the misses (minus texts anothe
 request is already computing) go to the predictor in one call; its answers are
 written back with one pipelined SET, under the version that actually computed them;
 results are merged back in input order. The ``x-cache`` header says hit, miss or
-partial; ``x-request-id`` goes to the predictor and comes back.
+partial, ``x-cache-hits`` how many distinct texts Redis answered, and the predictor's
+timing headers come along (contract/timings.py); ``x-request-id`` and the trace
+context (runtime/tracing.py) go to the predictor.
+
+``truncation`` (request parameter, else ``--truncation``) and explanations (V1
+``:explain``, V2 ``explain: true``) are cached per text too, apart from the plain
+predictions (transformer/variants.py); the predictor computes them.
 """
 
 from __future__ import annotations
@@ -18,17 +24,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract import schema
+from contract import schema, timings
 from contract.cachekey import cache_key
+from contract.errors import ServiceError
 from contract.model import Scores, TextClassificationModel
-from runtime import answers
+from contract.parameters import Options
+from runtime import answers, tracing
 from transformer.cache import TextCache
 from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
 from transformer.shadow import ShadowScorer
 from transformer.upstream import PredictorClient
+from transformer.variants import Answer, Variant
 
 logger = logging.getLogger(__name__)
+HEAD = Variant()  # the plain prediction; its truncation is sent explicitly too, so the predictor's default never decides
 
 
 def cache_outcome(misses: int, distinct: int) -> str:
@@ -46,10 +56,13 @@ class ModelInfo:
 
 class CachingTransformer(TextClassificationModel):
     def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits,
-                 pinned_version: str | None, shadow: ShadowScorer | None = None):
+                 pinned_version: str | None, shadow: ShadowScorer | None = None, truncation: str = "head",
+                 explain: bool = True):
         super().__init__(name, limits, return_response_headers=True)
         self.predictor = predictor
         self.cache = cache
+        self.truncation = truncation  # for requests that do not choose
+        self.explain_enabled = explain
         # Reads use the pinned version when set (a canary's transformer pins its own model's
         # version), else the version the predictor last reported. Writes always use the
         # version that computed the answer.
@@ -93,6 +106,10 @@ class CachingTransformer(TextClassificationModel):
     def model_version(self) -> str | None:
         return self.read_version if self._info or self.pinned_version else None
 
+    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
+        with tracing.span("parse"):
+            return await super().preprocess(payload, headers)
+
     def _learn(self, scores: Scores) -> None:
         if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:
             if self._info is not None:
@@ -106,35 +123,99 @@ class CachingTransformer(TextClassificationModel):
         if self._info is None:
             async with self._info_lock:
                 if self._info is None:  # an empty inference tells the labels and the version
-                    self._learn(await self.predictor.infer(self.name, [], request_id))
+                    self._learn((await self.predictor.infer(self.name, [], request_id))[0])
         return self._info
 
-    async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str) -> dict:
+    async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str, answered: dict) -> dict:
         texts = [text for _, text in keys_and_texts]
-        scores = await self.predictor.infer(self.name, texts, request_id)
+        scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, HEAD.parameters())
+        answered.update(predictor_timings)
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
         self._learn(scores)
         if self.shadow is not None:
             self.shadow.submit(texts, scores, request_id)  # in the background: this answer never waits for it
-        await self.cache.set_many(
-            {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
-        )
+        with tracing.span("cache write", {"texts": len(texts)}):
+            await self.cache.set_many(
+                {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
+            )
         # with the version that computed each row: the answer metrics count it under that version
         return {key_and_text: (row, scores.model_version) for key_and_text, row in zip(keys_and_texts, scores.probs)}
 
-    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None) -> Scores:
+    async def _fetch_variant(self, variant: Variant, keys_and_texts: list[tuple[str, str]], request_id: str,
+                             answered: dict) -> dict:
+        texts = [text for _, text in keys_and_texts]
+        scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, variant.parameters())
+        answered.update(predictor_timings)
+        PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
+        self._learn(scores)
+        if (variant.chunks and scores.windows is None) or (variant.explain and scores.explanations is None):
+            raise ServiceError("bad_gateway", f"The predictor's answer lacks what {variant.parameters()} asks for.")
+        computed = [
+            Answer(row, windows=scores.windows[i] if variant.chunks else None,
+                   explanation=scores.explanations[i] if variant.explain else None)
+            for i, row in enumerate(scores.probs)
+        ]
+        with tracing.span("cache write", {"texts": len(texts)}):
+            await self.cache.set_many({
+                cache_key(self.name, scores.model_version, text, variant.key_tag): variant.encode(answer)
+                for text, answer in zip(texts, computed)
+            })
+        return {key_and_text: (answer, scores.model_version) for key_and_text, answer in zip(keys_and_texts, computed)}
+
+    async def _score_variant(self, texts: Sequence[str], variant: Variant, request_id: str,
+                             response_headers: dict | None) -> Scores:
+        """Like the plain path below, for answers cached apart: each distinct text's Answer, cache first."""
+        if variant.explain and not self.explain_enabled:
+            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+        width = len(self._info.labels)
+        distinct = list(dict.fromkeys(texts))
+        keys = [cache_key(self.name, self.read_version, text, variant.key_tag) for text in distinct]
+        with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
+            cached = [variant.decode(value, width) for value in await self.cache.get_raw_many(keys)]
+            found = {text: answer for text, answer in zip(distinct, cached) if answer is not None}
+            tracing.set_attributes(lookup, {"cache.hits": len(found)})
+        versions = dict.fromkeys(found, self.read_version)
+        misses = [(key, text) for key, text, answer in zip(keys, distinct, cached) if answer is None]
+        CACHE_LOOKUPS.labels(self.name, "hit").inc(len(found))
+        CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
+        answered: dict = {}  # the predictor's timing headers, when this request called it
+        if misses:
+            computed, coalesced = await self.coalescer.compute(
+                misses, lambda todo: self._fetch_variant(variant, todo, request_id, answered)
+            )
+            COALESCED.labels(self.name).inc(coalesced)
+            found.update({text: answer for (_, text), (answer, _) in computed.items()})
+            versions.update({text: version for (_, text), (_, version) in computed.items()})
+        picked = [found[text] for text in texts]
+        probs = np.stack([a.probs for a in picked]) if picked else np.zeros((0, width), np.float32)
+        self._count_answers(texts, probs, versions)
+        if response_headers is not None:
+            _answer_headers(response_headers, request_id, len(misses), len(distinct), answered)
+        return Scores(probs, self._info.labels, self.read_version,
+                      windows=[a.windows for a in picked] if variant.chunks else None,
+                      explanations=[a.explanation for a in picked] if variant.explain else None)
+
+    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
+                    options: Options) -> Scores:
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
         info = await self.model_info(request_id)
+        variant = Variant.of(options, self.truncation)
+        if variant.key_tag:  # anything but the plain head prediction
+            return await self._score_variant(texts, variant, request_id, response_headers)
         distinct = list(dict.fromkeys(texts))
         keys = [cache_key(self.name, self.read_version, text) for text in distinct]
-        cached = await self.cache.get_many(keys, len(info.labels))
-        rows = {text: row for text, row in zip(distinct, cached) if row is not None}
+        with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
+            cached = await self.cache.get_many(keys, len(info.labels))
+            rows = {text: row for text, row in zip(distinct, cached) if row is not None}
+            tracing.set_attributes(lookup, {"cache.hits": len(rows)})
         versions = dict.fromkeys(rows, self.read_version)
         misses = [(key, text) for key, text, row in zip(keys, distinct, cached) if row is None]
         CACHE_LOOKUPS.labels(self.name, "hit").inc(len(rows))
         CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
+        answered: dict = {}  # the predictor's timing headers, when this request called it
         if misses:
-            computed, coalesced = await self.coalescer.compute(misses, lambda todo: self._fetch(todo, request_id))
+            computed, coalesced = await self.coalescer.compute(
+                misses, lambda todo: self._fetch(todo, request_id, answered))
             COALESCED.labels(self.name).inc(coalesced)
             rows.update({text: row for (_, text), (row, _) in computed.items()})
             versions.update({text: version for (_, text), (_, version) in computed.items()})
@@ -142,8 +223,7 @@ class CachingTransformer(TextClassificationModel):
         probs = np.stack([rows[text] for text in texts]) if texts else np.zeros((0, width), np.float32)
         self._count_answers(texts, probs, versions)
         if response_headers is not None:
-            response_headers["x-cache"] = cache_outcome(len(misses), len(distinct))
-            response_headers["x-request-id"] = request_id
+            _answer_headers(response_headers, request_id, len(misses), len(distinct), answered)
         return Scores(probs, self._info.labels, self.read_version)
 
     def _count_answers(self, texts: Sequence[str], probs: np.ndarray, versions: dict[str, str]) -> None:
@@ -158,3 +238,12 @@ class CachingTransformer(TextClassificationModel):
 
     def describe(self) -> dict:
         return {"cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state}}
+
+
+def _answer_headers(response_headers: dict, request_id: str, misses: int, distinct: int, answered: dict) -> None:
+    """x-cache, x-request-id, x-cache-hits and the predictor's timing headers (zero when nothing was computed)."""
+    response_headers["x-cache"] = cache_outcome(misses, distinct)
+    response_headers["x-request-id"] = request_id
+    response_headers[timings.CACHE_HITS] = str(distinct - misses)
+    response_headers.update(timings.NOTHING_COMPUTED)
+    response_headers.update(answered)

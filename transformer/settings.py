@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from contract.parameters import TRUNCATIONS
 from runtime.settings import ServiceSettings, setting
 
 
@@ -13,7 +14,11 @@ class TransformerSettings(ServiceSettings):
     predictor_protocol: Literal["v2", "grpc-v2"] = setting(
         "v2", "The predictor speaks V2, over REST or gRPC.", kserve=True)
     predictor_request_timeout_seconds: int = setting(10, "Deadline of one predictor call.", kserve=True)
-    redis_url: str = setting("redis://127.0.0.1:6379/0", "the cache; `rediss://` for TLS, password in the URL")
+    redis_url: str = setting("redis://127.0.0.1:6379/0", "the cache; `rediss://` for TLS, password in the URL; "
+                             "`redis+cluster://` (or `rediss+cluster://`) for a Redis Cluster")
+    redis_cluster: bool = setting(
+        False, "the Redis at `--redis_url` is one node of a Redis Cluster (or ElastiCache in cluster mode); see "
+               "\"A cache that outgrows one Redis\"")
     cache_ttl_s: int = setting(86_400, "seconds a cached result lives")
     cache_timeout_ms: float = setting(20.0, "deadline of each Redis call; slower counts as a miss")
     cache_failure_threshold: int = setting(3, "consecutive Redis failures that open the circuit")
@@ -37,6 +42,10 @@ class TransformerSettings(ServiceSettings):
     shadow_max_in_flight: int = setting(
         8, "most shadow calls at once per worker; beyond it texts are not shadowed and are counted as `dropped`")
     shadow_timeout_ms: float = setting(1000.0, "deadline of each shadow call (the user's answer never waits for it)")
+    truncation: Literal[TRUNCATIONS] = setting(
+        "head", "the truncation sent to the predictor for requests that do not choose (set it like the "
+                "predictor's; the chart does)")
+    explain: bool = setting(True, "`false`: `:explain` is a 501 here too, cached explanations included")
 
     def predictor_config(self, use_ssl: bool, health_check: bool):
         """KServe's PredictorConfig: what the transformer's client and KServe's health check both read."""

@@ -109,7 +109,8 @@ class ShadowScorer:
     async def _score(self, texts: list[str], primary_probs: np.ndarray, primary: Scores, request_id: str) -> None:
         outcome = "error"
         try:
-            shadow = await self.client.infer(self.model_name, texts, request_id)
+            # the primary's truncation, explicitly (its own default never decides); its timings are not ours
+            shadow, _ = await self.client.infer(self.model_name, texts, request_id, {"truncation": "head"})
             agree, difference = compare(primary.labels, primary_probs, shadow.labels, shadow.probs)
             series = (self.model_name, primary.model_version, shadow.model_version)
             COMPARED.labels(*series).inc(len(texts))

@@ -17,9 +17,12 @@ from kserve.inference_client import InferenceGRPCClient
 from kserve.predictor_config import PredictorConfig
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
+from contract import timings
 from contract.errors import ERRORS, ServiceError
 from contract.model import Scores
-from contract.schema import INPUT_NAME, SCORES_OUTPUT
+from contract.schema import EXPLANATION_OUTPUT, INPUT_NAME, SCORES_OUTPUT, WINDOWS_OUTPUT
+from runtime import tracing
+from runtime.kserve_internals import grpc_infer
 
 CONNECT_TIMEOUT_S = 1.0
 # Reconnect quickly once a restarted predictor is back (gRPC's default backoff grows to minutes).
@@ -61,15 +64,22 @@ class PredictorClient:
                 self._client = aiohttp.ClientSession(base_url=self._base_url, timeout=timeout)
         return self._client
 
-    async def infer(self, model_name: str, texts: list[str], request_id: str) -> Scores:
+    async def infer(self, model_name: str, texts: list[str], request_id: str,
+                    parameters: dict | None = None) -> tuple[Scores, dict]:
+        """The predictor's scores for ``texts``, and its timing headers (contract/timings.py)."""
+        with tracing.span("predictor call", {"texts": len(texts), "rpc.protocol": self.protocol}, client=True):
+            return await self._infer(model_name, texts, request_id, parameters)
+
+    async def _infer(self, model_name: str, texts: list[str], request_id: str,
+                     parameters: dict | None) -> tuple[Scores, dict]:
         request = InferRequest(
-            model_name=model_name, request_id=request_id,
+            model_name=model_name, request_id=request_id, parameters=parameters,
             infer_inputs=[InferInput(INPUT_NAME, [len(texts)], "BYTES", list(texts))],
         )
-        headers = {"x-request-id": request_id}
+        headers = tracing.inject({"x-request-id": request_id})  # W3C traceparent, when tracing is on
         try:
             if self.protocol == "grpc-v2":
-                response = await self.client.infer(request, headers=tuple(headers.items()))
+                response, answered = await grpc_infer(self.client, request, tuple(headers.items()), self.timeout_s)
             else:
                 body = orjson.dumps(request.to_rest()[0], option=orjson.OPT_SERIALIZE_NUMPY)
                 headers["content-type"] = "application/json"
@@ -77,7 +87,7 @@ class PredictorClient:
                     payload = await reply.read()
                 if reply.status != 200:
                     raise _passed_through(reply.status, payload.decode("utf-8", "replace"))
-                response = InferResponse.from_rest(orjson.loads(payload))
+                response, answered = InferResponse.from_rest(orjson.loads(payload)), reply.headers
         except aiohttp.ConnectionTimeoutError:
             raise self._unavailable("did not accept a connection within 1 s") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -86,7 +96,7 @@ class PredictorClient:
             raise self._unavailable(f"is not reachable ({type(exc).__name__})") from None
         except grpc.RpcError as exc:
             raise self._grpc_error(exc) from None
-        return _scores(response, len(texts))
+        return _scores(response, len(texts)), timings.passed_on(answered)
 
     def _unavailable(self, what: str) -> ServiceError:
         return ServiceError("predictor_unavailable", f"The predictor at {self.host} {what}; retry shortly.")
@@ -125,4 +135,12 @@ def _scores(response: InferResponse, count: int) -> Scores:
     labels_parameter = scores.parameters["labels"]
     labels = json.loads(getattr(labels_parameter, "string_param", labels_parameter))
     probs = scores.as_numpy().astype(np.float32).reshape(count, len(labels))
-    return Scores(probs=probs, labels=labels, model_version=response.model_version or "unversioned")
+    windows = response.get_output_by_name(WINDOWS_OUTPUT)
+    explanations = response.get_output_by_name(EXPLANATION_OUTPUT)
+    return Scores(
+        probs=probs, labels=labels, model_version=response.model_version or "unversioned",
+        windows=None if windows is None else [int(w) for w in windows.as_numpy().reshape(-1)],
+        explanations=None if explanations is None else [
+            e.encode() if isinstance(e, str) else bytes(e) for e in explanations.as_numpy().reshape(-1)
+        ],
+    )

@@ -142,3 +142,54 @@ def test_a_shadow_is_a_predictor_only_inference_service_the_transformer_scores_o
     (monitor,) = by_kind(monitored, "PodMonitor")
     selected = {e["key"]: e["values"] for e in monitor["spec"]["selector"]["matchExpressions"]}
     assert "sentiment-shadow" in selected["serving.kserve.io/inferenceservice"]
+
+
+def _containers(isvc: dict) -> dict:
+    return {part: isvc["spec"][part]["containers"][0] for part in ("predictor", "transformer")}
+
+
+def test_an_external_redis_cluster_with_tls_and_auth():
+    objects = render(CHART / "ci" / "redis-cluster-values.yaml")
+    assert not by_kind(objects, "StatefulSet") and not by_kind(objects, "NetworkPolicy")
+    url = by_kind(objects, "Secret")[0]["stringData"]["url"]
+    assert url == ("rediss://text-app:example-auth-token@clustercfg.text-cache.abc123.use1.cache.amazonaws.com:6379/0"
+                   "?ssl_ca_certs=/run/secrets/redis-ca/ca.crt")  # the mounted CA verifies the cluster's certificate
+    for isvc in by_kind(objects, "InferenceService"):
+        transformer = isvc["spec"]["transformer"]
+        env = {e["name"]: e.get("value") for e in transformer["containers"][0]["env"]}
+        assert env["REDIS_CLUSTER"] == "true"
+        assert {"name": "redis-ca", "mountPath": "/run/secrets/redis-ca", "readOnly": True} in \
+            transformer["containers"][0]["volumeMounts"]
+        assert transformer["volumes"][-1]["secret"]["secretName"] == "text-cache-ca"
+
+
+def test_tracing_is_off_by_default_and_sets_the_standard_otel_env_when_on():
+    for isvc in by_kind(render(), "InferenceService"):
+        for container in _containers(isvc).values():
+            assert not [e for e in container["env"] if e["name"].startswith("OTEL_")]
+            assert not [e for e in container["env"] if e["name"] == "REDIS_CLUSTER"]
+    for isvc in by_kind(render(CHART / "ci" / "redis-cluster-values.yaml"), "InferenceService"):
+        name = isvc["metadata"]["name"]
+        for part, container in _containers(isvc).items():
+            env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("OTEL_")}
+            assert env == {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability.svc.cluster.local:4318",
+                           "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.05",
+                           "OTEL_SERVICE_NAME": f"{name}-{part}",
+                           "OTEL_RESOURCE_ATTRIBUTES": "service.namespace=demo,k8s.namespace.name=text"}
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["redis.external.cluster=true"], "the chart's own Redis is one node"),
+        (["redis.external.caSecret=ca"], "redis.external.caSecret verifies an external Redis"),
+        (["redis.enabled=false", "redis.external.url=redis://cache:6379/0", "redis.external.caSecret=ca"],
+         "use a rediss:// URL"),
+        (["redis.enabled=false", "redis.external.url=memcached://cache:11211"], "pattern"),
+        (["tracing.samplingRatio=2"], "maximum"),
+        (["tracing.endpoint=otel-collector:4318"], "pattern"),
+    ],
+)
+def test_bad_cluster_and_tracing_values_are_rejected(sets, message):
+    stderr = rejection(*sets)
+    assert message in stderr, stderr

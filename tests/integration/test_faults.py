@@ -147,6 +147,7 @@ class SteadyLoad:
     def __init__(self, url: str, cached: list[str], cached_share: float = 0.5, threads: int = 4):
         self.url, self.cached, self.cached_share = url, cached, cached_share
         self.results: list[tuple[float, float, bool, int, str]] = []  # (sent, seconds, cached, status, error_type)
+        self.answers: list[tuple[str, str]] = []  # (text, x-cache), in step with results
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
 
@@ -157,13 +158,15 @@ class SteadyLoad:
                 is_cached = rng.random() < self.cached_share
                 text = rng.choice(self.cached) if is_cached else f"fresh {uuid.uuid4().hex}"
                 sent = time.monotonic()
+                cache = ""
                 try:
                     response = client.post("/v1/models/sentiment:predict", json={"instances": [text]})
-                    status = response.status_code
+                    status, cache = response.status_code, response.headers.get("x-cache", "")
                     error_type = response.json().get("error_type", "") if status != 200 else ""
                 except httpx.HTTPError as exc:
                     status, error_type = 0, type(exc).__name__
                 self.results.append((sent, time.monotonic() - sent, is_cached, status, error_type))
+                self.answers.append((text, cache))
                 time.sleep(0.01)
 
     def __enter__(self) -> SteadyLoad:

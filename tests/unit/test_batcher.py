@@ -131,3 +131,43 @@ async def test_after_a_full_batch_the_next_one_waits_for_company():
     second = asyncio.create_task(batcher.submit(["f"], timeout_s=10))
     await asyncio.gather(first, second)
     assert infer.calls[-1] == ["e", "f"]  # "e" waited (up to 1.5 s) and "f" joined it
+
+
+class IdsRecorder(Recorder):
+    """Scores a row of token ids by its length, like a text."""
+
+    def __call__(self, rows):
+        self.calls.append(list(rows))
+        return np.array([[len(r), -len(r)] for r in rows], dtype=np.float32)
+
+
+async def test_a_group_is_never_split_across_batches():
+    infer = IdsRecorder()
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=5, max_delay_s=0.001, max_queue_texts=10_000)
+    rows = [[1] * (i + 1) for i in range(11)]
+    groups = [3, 6, 9, 11]  # four texts' rows: 3 + 3 + 3 + 2
+    result = await batcher.submit(rows, timeout_s=5, groups=groups)
+    np.testing.assert_array_equal(result, expected(rows))
+    ends, seen = set(groups), 0
+    for call in infer.calls:
+        seen += len(call)
+        assert seen in ends, f"a batch ended inside a group: {[len(c) for c in infer.calls]}"
+
+
+async def test_a_group_larger_than_the_batch_runs_alone_and_in_one_call():
+    infer = IdsRecorder()
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=4, max_delay_s=0.001, max_queue_texts=10_000)
+    rows = [[7] * 3 for _ in range(9)]
+    result = await batcher.submit(rows, timeout_s=5, groups=[9])
+    np.testing.assert_array_equal(result, expected(rows))
+    assert [len(call) for call in infer.calls] == [9]
+
+
+async def test_grouped_and_plain_requests_share_batches():
+    infer = IdsRecorder(delay_s=0.0)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=8, max_delay_s=0.05, max_queue_texts=10_000)
+    plain, grouped = ["abc", "de"], [[1, 2], [1], [1, 2, 3]]
+    a, b = await asyncio.gather(batcher.submit(plain, 5), batcher.submit(grouped, 5, groups=[3]))
+    np.testing.assert_array_equal(a, expected(plain))
+    np.testing.assert_array_equal(b, expected(grouped))
+    assert len(infer.calls) == 1

@@ -24,6 +24,33 @@ capabilities: {drop: [ALL]}
 seccompProfile: {type: RuntimeDefault}
 {{- end -}}
 
+{{/* OpenTelemetry's standard env vars, when tracing.endpoint is set (contract/tracing.py reads nothing else). */}}
+{{- define "tc.tracingEnv" -}}
+{{- with .root.Values.tracing }}
+{{- if .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_TRACES_SAMPLER  # the caller's traceparent decides; samplingRatio only for traces that start here
+  value: parentbased_traceidratio
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplingRatio | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "%s-%s" $.model $.component | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "service.namespace=%s,k8s.namespace.name=%s" $.root.Release.Name $.root.Release.Namespace | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The CA that verifies Redis: our own Redis's (redis.tls) or an external one's (redis.external.caSecret). */}}
+{{- define "tc.redisCaSecret" -}}
+{{- if .Values.redis.enabled -}}
+{{- if .Values.redis.tls.enabled }}{{ .Values.redis.tls.secretName }}{{ end -}}
+{{- else -}}
+{{- .Values.redis.external.caSecret -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 One check of the values that the schema cannot express; it fails with every message
 at once, so a user fixes them in one round.
@@ -60,6 +87,15 @@ at once, so a user fixes them in one round.
 {{- end -}}
 {{- if and .Values.redis.enabled .Values.redis.tls.enabled (not .Values.redis.tls.secretName) -}}
 {{- $messages = append $messages "redis.tls: set redis.tls.secretName (a Secret with tls.crt, tls.key and ca.crt)" -}}
+{{- end -}}
+{{- if and .Values.redis.enabled .Values.redis.external.cluster -}}
+{{- $messages = append $messages "redis.external.cluster: the chart's own Redis is one node; set redis.enabled=false and redis.external.url to the cluster" -}}
+{{- end -}}
+{{- if and .Values.redis.enabled .Values.redis.external.caSecret -}}
+{{- $messages = append $messages "redis.external.caSecret verifies an external Redis: set redis.enabled=false (our own Redis uses redis.tls.secretName)" -}}
+{{- end -}}
+{{- if and .Values.redis.external.caSecret (hasPrefix "redis://" .Values.redis.external.url) -}}
+{{- $messages = append $messages "redis.external.caSecret needs TLS: use a rediss:// URL" -}}
 {{- end -}}
 {{- if and .Values.istio.jwt.enabled (or (not .Values.istio.jwt.issuer) (not .Values.istio.jwt.jwksUri)) -}}
 {{- $messages = append $messages "istio.jwt: set issuer and jwksUri to require tokens" -}}

@@ -1,0 +1,80 @@
+"""Request parameters that change what is computed: ``truncation`` and explanations.
+
+V1 bodies carry them in a ``parameters`` object next to ``instances``; V2 requests
+(REST and gRPC) in the request's ``parameters``:
+
+- ``truncation``: ``head`` | ``head_tail`` | ``chunks`` (default: the server's ``--truncation``)
+- ``explain`` (V2 only; V1 has the ``:explain`` verb): true for an explanation per text
+- ``granularity``: ``word`` (default) | ``token``, what an explanation attributes to
+
+Unknown parameters are ignored (clients and KServe itself add their own); a known one
+with a wrong value is a 400 ``invalid_parameter`` that names the accepted values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kserve.protocol.infer_type import to_http_parameters
+
+from contract.errors import ServiceError
+
+TRUNCATIONS = ("head", "head_tail", "chunks")
+GRANULARITIES = ("word", "token")
+
+
+@dataclass(frozen=True)
+class Options:
+    truncation: str | None = None  # None: the server's default
+    explain: bool = False
+    granularity: str = "word"
+    field_name: str = "instances"  # where the texts came from, for error messages (V2: the input's name)
+
+
+NO_OPTIONS = Options()
+
+
+def _choice(parameters: dict, name: str, choices: tuple[str, ...], where: str) -> str | None:
+    value = parameters.get(name)
+    if value is None:
+        return None
+    if value not in choices:
+        raise ServiceError(
+            "invalid_parameter", f"{where}.{name} is {value!r}; use one of {', '.join(choices)}."
+        )
+    return value
+
+
+def _flag(parameters: dict, name: str, where: str) -> bool:
+    value = parameters.get(name)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ServiceError("invalid_parameter", f"{where}.{name} is {value!r}; use true or false.")
+
+
+def parse_options(parameters: Any, where: str = "parameters", explain: bool = False) -> Options:
+    """The options of a request's ``parameters`` (None or absent: the defaults)."""
+    if not parameters:
+        return Options(explain=True) if explain else NO_OPTIONS
+    if not isinstance(parameters, dict) and hasattr(parameters, "items"):  # gRPC: a map of InferParameter
+        parameters = to_http_parameters(parameters)
+    if not isinstance(parameters, dict):
+        raise ServiceError("invalid_parameter", f"{where} must be an object of named parameters.")
+    return Options(
+        truncation=_choice(parameters, "truncation", TRUNCATIONS, where),
+        explain=explain or _flag(parameters, "explain", where),
+        granularity=_choice(parameters, "granularity", GRANULARITIES, where) or "word",
+    )
+
+
+def to_v2_parameters(options: Options, truncation: str) -> dict:
+    """The V2 parameters the transformer sends on, with the truncation resolved."""
+    parameters: dict = {"truncation": truncation}
+    if options.explain:
+        parameters.update(explain=True, granularity=options.granularity)
+    return parameters

@@ -1,0 +1,88 @@
+"""Requests that cost more than one model row per text: ``head_tail``/``chunks`` and explanations.
+
+Their rows (windows, occlusion variants) are token ids built off the event loop, then
+queued on the same batcher as every prediction, one group per text, so they share
+batches, the token budget, the queue limit (429) and the deadline (504) with plain
+texts. A request is refused up front (413 ``request_too_large``) when its texts would
+need more than ``max_rows`` rows in all: the cost of one request stays bounded
+whatever the texts are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.errors import ServiceError
+from predictor import explain, windows
+from predictor.batcher import DynamicBatcher, RequestStats
+from predictor.classifier import TextClassifier
+
+
+@dataclass(frozen=True)
+class ExpansionLimits:
+    """From the settings (--max_request_rows, --max_windows, --window_overlap, --explain_max_words)."""
+
+    max_rows: int  # model rows one request may need (windows + explanation variants)
+    max_windows: int  # windows per text under truncation chunks
+    window_overlap: int  # tokens consecutive windows share
+    explain_max_words: int
+
+
+class Expander:
+    def __init__(self, classifier: TextClassifier, batcher: DynamicBatcher, limits: ExpansionLimits):
+        self.classifier = classifier
+        self.batcher = batcher
+        self.limits = limits
+        self.windowing = windows.Windowing(
+            classifier.tokenizer, classifier.max_length, overlap=limits.window_overlap, max_windows=limits.max_windows
+        )
+
+    def _check_rows(self, count: int, what: str) -> None:
+        if count > self.limits.max_rows:
+            raise ServiceError(
+                "request_too_large",
+                f"The request needs {count} model rows ({what}); the limit is {self.limits.max_rows} per request "
+                "(--max_request_rows). Send fewer or shorter texts per request.",
+            )
+
+    async def _run(self, rows: Sequence[list[int]], groups: Sequence[int], deadline: float,
+                   stats: RequestStats | None) -> np.ndarray:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise ServiceError("timeout", "Preparing the request's rows took the whole request deadline.")
+        return await self.batcher.submit(list(rows), remaining, groups=groups, stats=stats)
+
+    async def score(self, texts: Sequence[str], strategy: str, timeout_s: float,
+                    field_name: str = "instances", stats: RequestStats | None = None) -> tuple[np.ndarray, list[int] | None]:
+        """Probabilities under ``strategy`` and, for chunks, the windows each text took."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        if not texts:
+            return np.zeros((0, len(self.classifier.labels)), np.float32), ([] if strategy == "chunks" else None)
+        rows = await asyncio.to_thread(self.windowing.rows, texts, strategy, field_name)
+        self._check_rows(len(rows.rows), f"{strategy} windows")
+        probs = windows.combine(await self._run(rows.rows, rows.groups, deadline, stats), rows)
+        return probs, (rows.windows if strategy == "chunks" else None)
+
+    def _plans(self, texts: Sequence[str], granularity: str) -> list[explain.Plan]:
+        tokenizer, max_words = self.classifier.tokenizer, self.limits.explain_max_words
+        return [explain.plan(tokenizer, text, granularity, max_words) for text in texts]
+
+    async def explain(self, texts: Sequence[str], granularity: str, timeout_s: float,
+                      stats: RequestStats | None = None) -> tuple[np.ndarray, list[dict]]:
+        """Each text's probabilities (of its explained input) and its explanation."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        labels = self.classifier.labels
+        if not texts:
+            return np.zeros((0, len(labels)), np.float32), []
+        plans = await asyncio.to_thread(self._plans, texts, granularity)
+        rows = [row for p in plans for row in p.rows]
+        self._check_rows(len(rows), "one per explained word, plus the text")
+        groups = np.cumsum([len(p.rows) for p in plans]).tolist()
+        probs = await self._run(rows, groups, deadline, stats)
+        starts = [0, *groups]
+        answers = [explain.explanation(p, probs[s:e], labels) for p, s, e in zip(plans, starts, starts[1:])]
+        return probs[starts[:-1]], answers

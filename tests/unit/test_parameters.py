@@ -1,0 +1,59 @@
+"""Request parameters in V1 bodies, V2 REST and V2 gRPC, and the transformer's cached variants of an answer."""
+
+import numpy as np
+import pytest
+from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter, ModelInferRequest
+from kserve.protocol.infer_type import InferInput, InferRequest
+
+from contract import schema
+from contract.errors import ServiceError
+from contract.parameters import Options, parse_options
+from contract.schema import Limits
+from transformer.variants import Answer, Variant
+
+LIMITS = Limits(max_texts=10, max_chars=100, max_body_bytes=1024)
+
+
+def test_v1_parameters_object():
+    request = schema.parse_request({"instances": ["a"], "parameters": {"truncation": "chunks", "other": 1}}, LIMITS)
+    assert request.options == Options(truncation="chunks")
+    assert schema.parse_request({"instances": ["a"]}, LIMITS).options == Options()
+
+
+def test_v2_rest_and_grpc_parameters():
+    rest = InferRequest("m", [InferInput("text", [1], "BYTES", ["a"])],
+                        parameters={"explain": True, "granularity": "token"})
+    assert schema.parse_request(rest, LIMITS).options == Options(explain=True, granularity="token", field_name="text")
+    grpc = ModelInferRequest(model_name="m")
+    grpc.parameters["truncation"].CopyFrom(InferParameter(string_param="head_tail"))
+    grpc.parameters["explain"].CopyFrom(InferParameter(bool_param=False))
+    assert parse_options(grpc.parameters) == Options(truncation="head_tail")
+
+
+@pytest.mark.parametrize("parameters", [{"truncation": "tail"}, {"granularity": "char"}, {"explain": "maybe"},
+                                        {"truncation": 3}, ["head"]])
+def test_wrong_values_are_a_400_that_names_the_choices(parameters):
+    with pytest.raises(ServiceError) as caught:
+        schema.parse_request({"instances": ["a"], "parameters": parameters}, LIMITS)
+    assert caught.value.error_type == "invalid_parameter" and caught.value.http_status == 400
+
+
+@pytest.mark.parametrize("variant, answer", [
+    (Variant("head_tail"), Answer(np.array([0.25, 0.75], np.float32))),
+    (Variant("chunks"), Answer(np.array([0.25, 0.75], np.float32), windows=3)),
+    (Variant("head", True, "token"), Answer(np.array([0.25, 0.75], np.float32), explanation=b'{"label":"x"}')),
+])
+def test_cached_variants_round_trip_and_reject_foreign_values(variant, answer):
+    encoded = variant.encode(answer)
+    decoded = variant.decode(encoded if isinstance(encoded, bytes) else encoded.tobytes(), 2)
+    np.testing.assert_array_equal(decoded.probs, answer.probs)
+    assert (decoded.windows, decoded.explanation) == (answer.windows, answer.explanation)
+    assert variant.decode(b"\x00" * 3, 2) is None and variant.decode(None, 2) is None
+
+
+def test_each_variant_has_its_own_key_tag_and_head_keeps_the_old_keys():
+    tags = {Variant().key_tag, Variant("head_tail").key_tag, Variant("chunks").key_tag,
+            Variant("head", True, "word").key_tag, Variant("head", True, "token").key_tag}
+    assert len(tags) == 5 and Variant().key_tag == ""
+    assert Variant.of(Options(explain=True, truncation="chunks"), "head") == Variant("head", True, "word")
+    assert Variant.of(Options(), "chunks") == Variant("chunks")

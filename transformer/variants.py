@@ -1,0 +1,77 @@
+"""What a transformer request asks the predictor for, and how each text's answer is cached.
+
+A plain prediction under ``truncation: head`` keeps the cache entries it always had
+(the probabilities as float32 bytes, under the untagged key). The others are cached
+apart, under a tag in the key, because they are different answers for the same text:
+
+- ``head_tail``: the probabilities, key tag ``thead_tail``
+- ``chunks``: the probabilities and the window count (int32), key tag ``tchunks``
+- an explanation: the probabilities and the explanation's JSON, key tag ``xword``/``xtoken``
+
+An entry of the wrong size or shape is a miss, never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.parameters import Options
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One text's answer: probabilities in label order, and what the variant adds."""
+
+    probs: np.ndarray
+    windows: int | None = None
+    explanation: bytes | None = None  # JSON, as the predictor sent it
+
+
+@dataclass(frozen=True)
+class Variant:
+    truncation: str = "head"
+    explain: bool = False
+    granularity: str = "word"
+
+    @classmethod
+    def of(cls, options: Options, default_truncation: str) -> Variant:
+        if options.explain:  # explanations always tokenize like head (predictor/explain.py)
+            return cls("head", True, options.granularity)
+        return cls(options.truncation or default_truncation)
+
+    @property
+    def key_tag(self) -> str:
+        if self.explain:
+            return f"x{self.granularity}"
+        return "" if self.truncation == "head" else f"t{self.truncation}"
+
+    @property
+    def chunks(self) -> bool:
+        return self.truncation == "chunks" and not self.explain
+
+    def parameters(self) -> dict:
+        """The V2 parameters for the predictor: always explicit, so its own default never decides."""
+        if self.explain:
+            return {"explain": True, "granularity": self.granularity}
+        return {"truncation": self.truncation}
+
+    def encode(self, answer: Answer) -> bytes | np.ndarray:
+        probs = np.asarray(answer.probs, dtype=np.float32)
+        if self.explain:
+            return probs.tobytes() + (answer.explanation or b"")
+        if self.chunks:
+            return probs.tobytes() + np.int32(answer.windows or 0).tobytes()
+        return probs
+
+    def decode(self, value: bytes | None, width: int) -> Answer | None:
+        size = width * 4
+        if value is None or len(value) < size:
+            return None
+        probs = np.frombuffer(value[:size], dtype=np.float32)
+        if self.explain:
+            return Answer(probs, explanation=value[size:]) if len(value) > size else None
+        if self.chunks:
+            return Answer(probs, windows=int(np.frombuffer(value[size:], np.int32)[0])) if len(value) == size + 4 else None
+        return Answer(probs) if len(value) == size else None
