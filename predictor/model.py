@@ -22,8 +22,7 @@ from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier, build_classifier
 from predictor.expanded import Expander, ExpansionLimits
 from predictor.settings import PredictorSettings
-from runtime import answers
-from runtime import tracing
+from runtime import answers, tracing
 
 logger = logging.getLogger(__name__)
 

@@ -29,12 +29,13 @@ class SlowClient:
     def __init__(self, delay_s: float, error: str | None = None):
         self.delay_s, self.error, self.calls = delay_s, error, 0
 
-    async def infer(self, model_name, texts, request_id):
+    async def infer(self, model_name, texts, request_id, parameters=None):
         self.calls += 1
         await asyncio.sleep(self.delay_s)
         if self.error:
             raise ServiceError(self.error, "shadow down")
-        return Scores(np.tile([[0.2, 0.8]], (len(texts), 1)).astype(np.float32), LABELS, "shadow-v")
+        assert parameters == {"truncation": "head"}  # the primary's truncation, never the shadow's own default
+        return Scores(np.tile([[0.2, 0.8]], (len(texts), 1)).astype(np.float32), LABELS, "shadow-v"), {}
 
     async def close(self):
         pass
