@@ -101,10 +101,6 @@ class TextCache:
             logger.debug("cache %s failed: %r", operation, exc)
             self.breaker.record_failure()
 
-    async def get_many(self, keys: Sequence[str], width: int) -> list[np.ndarray | None]:
-        """Each key's cached probabilities, or None for a miss (or when the cache is unavailable)."""
-        return [_decode(value, width) for value in await self.get_raw_many(keys)]
-
     async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Each key's stored bytes, or None for a miss (or when the cache is unavailable)."""
         if not keys:
@@ -138,7 +134,8 @@ def encode(probs: np.ndarray | bytes) -> bytes:
     return probs if isinstance(probs, bytes) else np.asarray(probs, dtype=np.float32).tobytes()
 
 
-def _decode(value: bytes | None, width: int) -> np.ndarray | None:
+def decode_row(value: bytes | None, width: int) -> np.ndarray | None:
+    """A cached row of probabilities (``width`` float32), or None for a miss."""
     if value is None or len(value) != width * 4:  # a foreign or truncated value is a miss, not a crash
         return None
     return np.frombuffer(value, dtype=np.float32)

@@ -30,7 +30,7 @@ from contract.errors import ServiceError
 from contract.model import Scores, TextClassificationModel
 from contract.parameters import Options
 from runtime import answers, tracing
-from transformer.cache import TextCache
+from transformer.cache import TextCache, decode_row
 from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
 from transformer.shadow import ShadowScorer
@@ -162,16 +162,16 @@ class CachingTransformer(TextClassificationModel):
             })
         return {key_and_text: (answer, scores.model_version) for key_and_text, answer in zip(keys_and_texts, computed)}
 
-    async def _score_variant(self, texts: Sequence[str], variant: Variant, request_id: str,
-                             response_headers: dict | None) -> Scores:
-        """Like the plain path below, for answers cached apart: each distinct text's Answer, cache first."""
-        if variant.explain and not self.explain_enabled:
-            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+    async def _through_cache(self, texts: Sequence[str], tag: str, decode, fetch, request_id: str,
+                             response_headers: dict | None) -> tuple[list, np.ndarray]:
+        """Each text's answer, cache first: one lookup, the misses computed once (coalesced) by
+        ``fetch(todo, answered)``; counts the answers per model version and sets the answer headers.
+        Returns the answers in the texts' order and their probabilities."""
         width = len(self._info.labels)
         distinct = list(dict.fromkeys(texts))
-        keys = [cache_key(self.name, self.read_version, text, variant.key_tag) for text in distinct]
+        keys = [cache_key(self.name, self.read_version, text, tag) for text in distinct]
         with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
-            cached = [variant.decode(value, width) for value in await self.cache.get_raw_many(keys)]
+            cached = [decode(value, width) for value in await self.cache.get_raw_many(keys)]
             found = {text: answer for text, answer in zip(distinct, cached) if answer is not None}
             tracing.set_attributes(lookup, {"cache.hits": len(found)})
         versions = dict.fromkeys(found, self.read_version)
@@ -180,51 +180,39 @@ class CachingTransformer(TextClassificationModel):
         CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
         answered: dict = {}  # the predictor's timing headers, when this request called it
         if misses:
-            computed, coalesced = await self.coalescer.compute(
-                misses, lambda todo: self._fetch_variant(variant, todo, request_id, answered)
-            )
+            computed, coalesced = await self.coalescer.compute(misses, lambda todo: fetch(todo, answered))
             COALESCED.labels(self.name).inc(coalesced)
+            # with the version that computed each: the answer metrics count it under that version
             found.update({text: answer for (_, text), (answer, _) in computed.items()})
             versions.update({text: version for (_, text), (_, version) in computed.items()})
         picked = [found[text] for text in texts]
-        probs = np.stack([a.probs for a in picked]) if picked else np.zeros((0, width), np.float32)
+        probs = (np.stack([a.probs if isinstance(a, Answer) else a for a in picked]) if picked
+                 else np.zeros((0, width), np.float32))
         self._count_answers(texts, probs, versions)
         if response_headers is not None:
             _answer_headers(response_headers, request_id, len(misses), len(distinct), answered)
-        return Scores(probs, self._info.labels, self.read_version,
-                      windows=[a.windows for a in picked] if variant.chunks else None,
-                      explanations=[a.explanation for a in picked] if variant.explain else None)
+        return picked, probs
 
     async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
                     options: Options) -> Scores:
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
-        info = await self.model_info(request_id)
+        await self.model_info(request_id)
         variant = Variant.of(options, self.truncation)
-        if variant.key_tag:  # anything but the plain head prediction
-            return await self._score_variant(texts, variant, request_id, response_headers)
-        distinct = list(dict.fromkeys(texts))
-        keys = [cache_key(self.name, self.read_version, text) for text in distinct]
-        with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
-            cached = await self.cache.get_many(keys, len(info.labels))
-            rows = {text: row for text, row in zip(distinct, cached) if row is not None}
-            tracing.set_attributes(lookup, {"cache.hits": len(rows)})
-        versions = dict.fromkeys(rows, self.read_version)
-        misses = [(key, text) for key, text, row in zip(keys, distinct, cached) if row is None]
-        CACHE_LOOKUPS.labels(self.name, "hit").inc(len(rows))
-        CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
-        answered: dict = {}  # the predictor's timing headers, when this request called it
-        if misses:
-            computed, coalesced = await self.coalescer.compute(
-                misses, lambda todo: self._fetch(todo, request_id, answered))
-            COALESCED.labels(self.name).inc(coalesced)
-            rows.update({text: row for (_, text), (row, _) in computed.items()})
-            versions.update({text: version for (_, text), (_, version) in computed.items()})
-        width = len(self._info.labels)
-        probs = np.stack([rows[text] for text in texts]) if texts else np.zeros((0, width), np.float32)
-        self._count_answers(texts, probs, versions)
-        if response_headers is not None:
-            _answer_headers(response_headers, request_id, len(misses), len(distinct), answered)
-        return Scores(probs, self._info.labels, self.read_version)
+        if not variant.key_tag:  # the plain head prediction: rows of probabilities
+            _, probs = await self._through_cache(
+                texts, "", decode_row, lambda todo, answered: self._fetch(todo, request_id, answered),
+                request_id, response_headers)
+            return Scores(probs, self._info.labels, self.read_version)
+        # anything else (explanations, other truncations) is an Answer, cached under its own tag
+        if variant.explain and not self.explain_enabled:
+            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+        picked, probs = await self._through_cache(
+            texts, variant.key_tag, variant.decode,
+            lambda todo, answered: self._fetch_variant(variant, todo, request_id, answered),
+            request_id, response_headers)
+        return Scores(probs, self._info.labels, self.read_version,
+                      windows=[a.windows for a in picked] if variant.chunks else None,
+                      explanations=[a.explanation for a in picked] if variant.explain else None)
 
     def _count_answers(self, texts: Sequence[str], probs: np.ndarray, versions: dict[str, str]) -> None:
         """What users received, per model version: cache hits under the version read, misses under the computing one."""
