@@ -183,8 +183,8 @@ def _mlserver_args(served: Path, port: int) -> list[str]:
 
 
 PEERS = {
-    "infinity-optimum": Peer("infinity-optimum", "infinity", "Infinity 0.0.78, optimum engine, optimum's dynamic "
-                             "int8 ONNX (--avx512_vnni)", prepare_infinity_optimum, _infinity_args("optimum"),
+    "infinity-optimum": Peer("infinity-optimum", "infinity", "Infinity 0.0.78, optimum engine, optimum's -O2 "
+                             "graph, dynamic int8 per channel", prepare_infinity_optimum, _infinity_args("optimum"),
                              "infinity_emb.cli", "/health", "/classify", "infinity"),
     "infinity-torch": Peer("infinity-torch", "infinity", "Infinity 0.0.78, torch engine (fp32)", prepare_plain,
                            _infinity_args("torch"), "infinity_emb.cli", "/health", "/classify", "infinity"),
