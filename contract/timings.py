@@ -19,8 +19,9 @@ x-cache-hits         transformer: distinct texts answered from Redis
 ==================== ==========================================================
 
 Through the transformer, the predictor's figures describe the one predictor call
-this request made for its misses, and are 0 when it made none (every text a hit, or
-coalesced onto another request's call).
+this request made for its misses, and are absent when it made none (every text a hit,
+or coalesced onto another request's call): a cache hit answers with ``x-cache-hits``
+and ``x-total-time`` only, the cheapest answer the service gives.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ COMPUTE_CHARACTERS = "x-compute-characters"
 CACHE_HITS = "x-cache-hits"
 # What the transformer passes on from the predictor's answer.
 PREDICTOR_HEADERS = (QUEUE_TIME, TOKENIZATION_TIME, INFERENCE_TIME, COMPUTE_TOKENS, COMPUTE_CHARACTERS)
-NOTHING_COMPUTED = {QUEUE_TIME: "0.00", TOKENIZATION_TIME: "0.00", INFERENCE_TIME: "0.00", COMPUTE_TOKENS: "0",
-                    COMPUTE_CHARACTERS: "0"}
 
 
 def ms(seconds: float) -> str:

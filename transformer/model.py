@@ -229,9 +229,12 @@ class CachingTransformer(TextClassificationModel):
 
 
 def _answer_headers(response_headers: dict, request_id: str, misses: int, distinct: int, answered: dict) -> None:
-    """x-cache, x-request-id, x-cache-hits and the predictor's timing headers (zero when nothing was computed)."""
+    """x-cache, x-request-id, x-cache-hits and, when this request called the predictor, its timing headers.
+
+    Absent, not zero, when nothing was computed for it (every text a hit, or coalesced onto another
+    request's call): on the cache-hit path, the service's hottest, every header costs (BENCHMARKS.md)."""
     response_headers["x-cache"] = cache_outcome(misses, distinct)
     response_headers["x-request-id"] = request_id
     response_headers[timings.CACHE_HITS] = str(distinct - misses)
-    response_headers.update(timings.NOTHING_COMPUTED)
-    response_headers.update(answered)
+    if answered:
+        response_headers.update(answered)

@@ -108,7 +108,8 @@ def test_timing_headers_on_both_services_and_both_protocols(traced):
     assert int(miss[timings.COMPUTE_TOKENS]) > 4 and float(miss[timings.INFERENCE_TIME]) > 0
     hit = post_v1(rest, texts[:2]).headers
     assert hit["x-cache"] == "hit" and hit[timings.CACHE_HITS] == "2"
-    assert hit[timings.COMPUTE_TOKENS] == "0" and float(hit[timings.INFERENCE_TIME]) == 0
+    # nothing computed for it: none of the predictor's headers (absent, not zero)
+    assert not {name for name in timings.PREDICTOR_HEADERS if name in hit}
     assert float(hit[timings.TOTAL_TIME]) > 0
 
     fresh = unique(3)
