@@ -64,7 +64,7 @@ def test_rendered_containers_serve_a_request(values, tiny_model_dir, tmp_path, m
 
 def test_rendered_shadow_is_scored_by_the_rendered_transformer(tiny_model_dir, tmp_path, monkeypatch):
     """ci/shadow-values.yaml: the shadow InferenceService's predictor and the transformer wired to it, as processes."""
-    from tests.integration.servers import metric
+    from tests.integration.servers import metric, sample_in
 
     isvcs = {o["metadata"]["name"]: o for o in by_kind(render(CHART / "ci" / "shadow-values.yaml"), "InferenceService")}
     started = []
@@ -98,9 +98,11 @@ def test_rendered_shadow_is_scored_by_the_rendered_transformer(tiny_model_dir, t
         while metric(transformer.url, "transformer_shadow_compared_texts_total", **versions) == 0:
             assert time.monotonic() < deadline, transformer.log()[-2000:]
             time.sleep(0.2)
-        # the same weights under two versions: whatever percent sampled, every compared text agrees
-        compared = metric(transformer.url, "transformer_shadow_compared_texts_total", **versions)
-        assert metric(transformer.url, "transformer_shadow_agreed_texts_total", **versions) == compared
+        # the same weights under two versions: whatever percent sampled, every compared text agrees. Both from
+        # one scrape: shadow calls still finishing between two scrapes would count texts in the second only.
+        scrape = HTTP.get(f"{transformer.url}/metrics", timeout=10).text
+        compared = sample_in(scrape, "transformer_shadow_compared_texts_total", **versions)
+        assert compared > 0 and sample_in(scrape, "transformer_shadow_agreed_texts_total", **versions) == compared
     finally:
         for server in reversed(started):
             server.stop()

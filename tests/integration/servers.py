@@ -30,9 +30,13 @@ def triton_grpc_infer(target: str, model: str, texts: list) -> dict:
 
 def metric(url: str, name: str, **labels: str) -> float:
     """The value of one Prometheus sample on ``url``/metrics (0 when absent)."""
+    return sample_in(HTTP.get(f"{url}/metrics", timeout=10).text, name, **labels)
+
+
+def sample_in(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a scrape's text (0 when absent): read two from one scrape to compare them."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = HTTP.get(f"{url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
