@@ -38,7 +38,6 @@ from transformer.upstream import PredictorClient
 from transformer.variants import Answer, Variant
 
 logger = logging.getLogger(__name__)
-HEAD = Variant()  # the plain prediction; its truncation is sent explicitly too, so the predictor's default never decides
 
 
 def cache_outcome(misses: int, distinct: int) -> str:
@@ -126,40 +125,32 @@ class CachingTransformer(TextClassificationModel):
                     self._learn((await self.predictor.infer(self.name, [], request_id))[0])
         return self._info
 
-    async def _fetch(self, keys_and_texts: list[tuple[str, str]], request_id: str, answered: dict) -> dict:
-        texts = [text for _, text in keys_and_texts]
-        scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, HEAD.parameters())
-        answered.update(predictor_timings)
-        PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
-        self._learn(scores)
-        if self.shadow is not None:
-            self.shadow.submit(texts, scores, request_id)  # in the background: this answer never waits for it
-        with tracing.span("cache write", {"texts": len(texts)}):
-            await self.cache.set_many(
-                {cache_key(self.name, scores.model_version, text): row for text, row in zip(texts, scores.probs)}
-            )
-        # with the version that computed each row: the answer metrics count it under that version
-        return {key_and_text: (row, scores.model_version) for key_and_text, row in zip(keys_and_texts, scores.probs)}
-
-    async def _fetch_variant(self, variant: Variant, keys_and_texts: list[tuple[str, str]], request_id: str,
-                             answered: dict) -> dict:
+    async def _fetch(self, variant: Variant, keys_and_texts: list[tuple[str, str]], request_id: str,
+                     answered: dict) -> dict:
+        """The misses from the predictor, written back under the version that computed them: a plain
+        prediction as its row of probabilities (and shadowed), any other variant as an ``Answer``."""
         texts = [text for _, text in keys_and_texts]
         scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, variant.parameters())
         answered.update(predictor_timings)
         PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
         self._learn(scores)
-        if (variant.chunks and scores.windows is None) or (variant.explain and scores.explanations is None):
-            raise ServiceError("bad_gateway", f"The predictor's answer lacks what {variant.parameters()} asks for.")
-        computed = [
-            Answer(row, windows=scores.windows[i] if variant.chunks else None,
-                   explanation=scores.explanations[i] if variant.explain else None)
-            for i, row in enumerate(scores.probs)
-        ]
+        if not variant.key_tag:
+            if self.shadow is not None:
+                self.shadow.submit(texts, scores, request_id)  # in the background: this answer never waits for it
+            computed = stored = list(scores.probs)
+        else:
+            if (variant.chunks and scores.windows is None) or (variant.explain and scores.explanations is None):
+                raise ServiceError("bad_gateway", f"The predictor's answer lacks what {variant.parameters()} asks for.")
+            computed = [
+                Answer(row, windows=scores.windows[i] if variant.chunks else None,
+                       explanation=scores.explanations[i] if variant.explain else None)
+                for i, row in enumerate(scores.probs)
+            ]
+            stored = [variant.encode(answer) for answer in computed]
         with tracing.span("cache write", {"texts": len(texts)}):
-            await self.cache.set_many({
-                cache_key(self.name, scores.model_version, text, variant.key_tag): variant.encode(answer)
-                for text, answer in zip(texts, computed)
-            })
+            await self.cache.set_many({cache_key(self.name, scores.model_version, text, variant.key_tag): value
+                                       for text, value in zip(texts, stored)})
+        # with the version that computed each: the answer metrics count it under that version
         return {key_and_text: (answer, scores.model_version) for key_and_text, answer in zip(keys_and_texts, computed)}
 
     async def _through_cache(self, texts: Sequence[str], tag: str, decode, fetch, request_id: str,
@@ -198,18 +189,13 @@ class CachingTransformer(TextClassificationModel):
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
         await self.model_info(request_id)
         variant = Variant.of(options, self.truncation)
-        if not variant.key_tag:  # the plain head prediction: rows of probabilities
-            _, probs = await self._through_cache(
-                texts, "", decode_row, lambda todo, answered: self._fetch(todo, request_id, answered),
-                request_id, response_headers)
-            return Scores(probs, self._info.labels, self.read_version)
-        # anything else (explanations, other truncations) is an Answer, cached under its own tag
         if variant.explain and not self.explain_enabled:
             raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+        # the plain head prediction is a row of probabilities; anything else (explanations, other
+        # truncations) an Answer, cached under its own tag
         picked, probs = await self._through_cache(
-            texts, variant.key_tag, variant.decode,
-            lambda todo, answered: self._fetch_variant(variant, todo, request_id, answered),
-            request_id, response_headers)
+            texts, variant.key_tag, variant.decode if variant.key_tag else decode_row,
+            lambda todo, answered: self._fetch(variant, todo, request_id, answered), request_id, response_headers)
         return Scores(probs, self._info.labels, self.read_version,
                       windows=[a.windows for a in picked] if variant.chunks else None,
                       explanations=[a.explanation for a in picked] if variant.explain else None)
