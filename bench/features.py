@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
-import tarfile
 import time
-from io import BytesIO
 from pathlib import Path
 
 import httpx
 
-from bench.processes import ROOT, RedisProcess, ServerProcess
+from bench.processes import ROOT, RedisProcess, ServerProcess, extract
 from bench.run import loadgen, machine, sentences
 
 MODEL = "sentiment"  # the bundled model: what `make serve` runs
@@ -36,9 +33,7 @@ class Trees:
         self.out = out
         self.base = out / "base"
         if not self.base.is_dir():
-            archive = subprocess.run(["git", "archive", base], cwd=ROOT, capture_output=True, check=True).stdout
-            with tarfile.open(fileobj=BytesIO(archive)) as tar:
-                tar.extractall(self.base, filter="data")
+            extract(base, self.base)
         self.cache = out / "model-cache"  # both trees' bundled model is merged and exported once
 
     def predictor(self, root: Path, name: str, *extra: str) -> ServerProcess:

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import ROOT, RedisProcess, ServerProcess, free_port
-from bench.tracing import extract
+from bench.processes import ROOT, RedisProcess, ServerProcess, extract, free_port
 
 MODEL = "bench"
 

@@ -17,12 +17,14 @@ server that still loses its port to another process is started again on new port
 from __future__ import annotations
 
 import errno
+import io
 import os
 import random
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -160,6 +162,15 @@ def grpc_server_ready(target: str, timeout_s: float = 1.0) -> bool:
             return ready(None, timeout=timeout_s) == b"\x08\x01"
         except grpc.RpcError:
             return False
+
+
+def extract(rev: str, into: Path) -> Path:
+    """The tree of ``rev`` in ``into``, as `git archive` gives it: another version's code to run beside this
+    checkout's (``ServerProcess(root=...)``; bench/features.py, tracing.py, hit_calls.py)."""
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 class ServerProcess:

@@ -24,13 +24,11 @@ median over rounds, and the ratios are against ``before`` (``cluster`` against `
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -39,19 +37,11 @@ from pathlib import Path
 import httpx
 
 from bench.otlp import OtlpReceiver
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, extract
 from bench.redis_cluster import RedisClusterProcess
 
 MODEL = "bench"
 LOADS = {"hit": ["--cache_rate", "1.0"], "miss": []}
-
-
-def extract(rev: str, into: Path) -> Path:
-    """The tree of ``rev`` in ``into``, as `git archive` gives it."""
-    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
 
 
 def stack(name: str, root: Path, redis_url: str, model_dir: Path, out: Path, env: dict) -> list[ServerProcess]:
