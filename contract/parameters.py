@@ -71,10 +71,3 @@ def parse_options(parameters: Any, where: str = "parameters", explain: bool = Fa
         granularity=_choice(parameters, "granularity", GRANULARITIES, where) or "word",
     )
 
-
-def to_v2_parameters(options: Options, truncation: str) -> dict:
-    """The V2 parameters the transformer sends on, with the truncation resolved."""
-    parameters: dict = {"truncation": truncation}
-    if options.explain:
-        parameters.update(explain=True, granularity=options.granularity)
-    return parameters

@@ -62,7 +62,7 @@ def parse_request(payload: Any, limits: Limits) -> ClassifyRequest:
         request = ClassifyRequest(texts, payload, options)
     else:
         body = _v1_body(payload)
-        request = ClassifyRequest(parse_v1(body), options=parse_options(body.get("parameters")))
+        request = ClassifyRequest(_v1_instances(body), options=parse_options(body.get("parameters")))
     check_limits(request.texts, limits, "instances" if request.v2 is None else request.v2.inputs[0].name)
     return request
 
@@ -121,7 +121,10 @@ def _v1_body(body: Any) -> dict:
 
 
 def parse_v1(body: Any) -> list[str]:
-    body = _v1_body(body)
+    return _v1_instances(_v1_body(body))
+
+
+def _v1_instances(body: dict) -> list[str]:
     if "instances" not in body:
         raise ServiceError("invalid_request", f'Missing field "instances"; send {V1_EXAMPLE}.')
     instances = body["instances"]
@@ -131,7 +134,8 @@ def parse_v1(body: Any) -> list[str]:
         raise ServiceError(
             "invalid_request", f'Field "instances" is {_json_type(instances)}; it must be an array of strings.'
         )
-    return [_text(item, f"instances[{i}]") for i, item in enumerate(instances)]
+    # a str is taken as is, without a call or the error's location string: the common case, per text
+    return [item if type(item) is str else _text(item, f"instances[{i}]") for i, item in enumerate(instances)]
 
 
 def _v2_items(tensor) -> Sequence[Any]:
@@ -166,7 +170,7 @@ def parse_v2(request: InferRequest) -> list[str]:
         raise ServiceError(
             "invalid_tensor", f"Input '{tensor.name}' has shape {shape} but carries {len(items)} texts."
         )
-    return [_text(item, f"{tensor.name}[{i}]") for i, item in enumerate(items)]
+    return [item if type(item) is str else _text(item, f"{tensor.name}[{i}]") for i, item in enumerate(items)]
 
 
 def tensor_metadata(num_labels: int) -> tuple[list[dict], list[dict]]:

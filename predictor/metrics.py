@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from prometheus_client import Gauge, Histogram
 
+from runtime.metrics import child
+
 BATCH_SIZE = Histogram(
     "predictor_batch_size",
     "Texts per model call taken from the queue (the dynamic batcher's batch size)",
@@ -58,4 +60,4 @@ def observe_tokens(token_counts) -> None:
 
 def observe_inference(backend: str, seconds: float) -> None:
     """One model call (``classify`` of a whole batch) took ``seconds`` on ``backend`` (--backend's value)."""
-    INFERENCE_SECONDS.labels(backend).observe(seconds)
+    child(INFERENCE_SECONDS, backend).observe(seconds)

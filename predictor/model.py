@@ -23,6 +23,7 @@ from predictor.classifier import TextClassifier, build_classifier
 from predictor.expanded import Expander, ExpansionLimits
 from predictor.settings import PredictorSettings
 from runtime import answers, tracing
+from runtime.metrics import child
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class PredictorModel(TextClassificationModel):
             probs = await self.batcher.submit(texts, timeout_s, stats=stats)
         else:
             probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name, stats)
-        TEXTS_INFERRED.labels(self.name).inc(len(texts))
+        child(TEXTS_INFERRED, self.name).inc(len(texts))
         answers.observe(self.name, self.model_version, self.labels, probs)
         if response_headers is not None:
             response_headers.update(timings.predictor_headers(stats, sum(map(len, texts))))

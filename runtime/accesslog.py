@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable
 
-from runtime.metrics import REQUEST_SECONDS, REQUESTS
+from runtime.metrics import REQUEST_SECONDS, REQUESTS, child
 
 logger = logging.getLogger("contract.access")  # the logger name is configuration (runtime/logs.py): kept
 
@@ -35,10 +35,12 @@ def metric_label(model: str, version_of: VersionOf) -> str:
 def record(model: str, version_of: VersionOf, method: str, path: str, status: int, seconds: float,
            request_id: str, cache: str | None, error_type: str | None = None) -> None:
     """Count and time one request, and write its access-log line."""
-    label = metric_label(model, version_of)
-    version = version_of(model) if label else None
-    REQUESTS.labels(label, str(status)).inc()
-    REQUEST_SECONDS.labels(label).observe(seconds)
+    try:  # one lookup for both: the metric label and the logged version (metric_label's rule)
+        version, label = version_of(model), model
+    except LookupError:
+        version, label = None, ""
+    child(REQUESTS, label, str(status)).inc()
+    child(REQUEST_SECONDS, label).observe(seconds)
     logger.info(
         "%s %s %d %.1f ms model=%s model_version=%s cache=%s request_id=%s",
         method, path, status, seconds * 1000, model, version, cache or "-", request_id,

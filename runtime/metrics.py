@@ -46,6 +46,23 @@ INFO = Gauge(
 )
 
 
+_children: dict = {}
+
+
+def child(metric, *values: str):
+    """``metric.labels(*values)``, looked up once per label values.
+
+    ``labels()`` validates, builds a tuple of strings and takes the metric's lock on
+    every call; the hot path counts several series per request (a cache hit is the
+    service's cheapest answer: BENCHMARKS.md, "Tracing and Redis Cluster"). Children
+    are never removed from a metric here, so a cached one stays the registered one.
+    """
+    found = _children.get((metric, values))
+    if found is None:
+        found = _children[(metric, values)] = metric.labels(*values)
+    return found
+
+
 def registry() -> CollectorRegistry:
     """Every process's values in multiprocess mode, else this process's default registry."""
     if not multiproc.enabled():

@@ -108,8 +108,9 @@ class TextCache:
         values = await self._guarded("get", lambda: self._read(keys))
         return [None] * len(keys) if values is None else list(values)
 
-    async def _read(self, keys: Sequence[str]) -> list:
-        return await self._redis.mget(keys)
+    def _read(self, keys: Sequence[str]):
+        """The MGET, awaited by ``_guarded`` (a plain function: no coroutine frame of its own on the hot path)."""
+        return self._redis.mget(keys)
 
     async def set_many(self, entries: Mapping[str, np.ndarray | bytes]) -> None:
         """Probabilities are stored as float32 bytes; bytes as they are."""

@@ -30,6 +30,7 @@ from contract.errors import ServiceError
 from contract.model import Scores, TextClassificationModel
 from contract.parameters import Options
 from runtime import answers, tracing
+from runtime.metrics import child
 from transformer.cache import TextCache, decode_row
 from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
@@ -70,6 +71,8 @@ class CachingTransformer(TextClassificationModel):
         self.shadow = shadow  # also scores a share of the misses on a candidate model; never answers
         self._info: ModelInfo | None = None
         self._info_lock = asyncio.Lock()
+        for counter, *values in ((CACHE_LOOKUPS, "hit"), (CACHE_LOOKUPS, "miss"), (PREDICTOR_TEXTS,), (COALESCED,)):
+            child(counter, name, *values)  # every series exported from the start, at 0, for rate() and ratios
 
     def load(self) -> bool:
         self.ready = True  # labels and version are learned from the predictor on first use
@@ -132,7 +135,7 @@ class CachingTransformer(TextClassificationModel):
         texts = [text for _, text in keys_and_texts]
         scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, variant.parameters())
         answered.update(predictor_timings)
-        PREDICTOR_TEXTS.labels(self.name).inc(len(texts))
+        child(PREDICTOR_TEXTS, self.name).inc(len(texts))
         self._learn(scores)
         if not variant.key_tag:
             if self.shadow is not None:
@@ -167,12 +170,13 @@ class CachingTransformer(TextClassificationModel):
             tracing.set_attributes(lookup, {"cache.hits": len(found)})
         versions = dict.fromkeys(found, self.read_version)
         misses = [(key, text) for key, text, answer in zip(keys, distinct, cached) if answer is None]
-        CACHE_LOOKUPS.labels(self.name, "hit").inc(len(found))
-        CACHE_LOOKUPS.labels(self.name, "miss").inc(len(misses))
+        if found:
+            child(CACHE_LOOKUPS, self.name, "hit").inc(len(found))
         answered: dict = {}  # the predictor's timing headers, when this request called it
         if misses:
+            child(CACHE_LOOKUPS, self.name, "miss").inc(len(misses))
             computed, coalesced = await self.coalescer.compute(misses, lambda todo: fetch(todo, answered))
-            COALESCED.labels(self.name).inc(coalesced)
+            child(COALESCED, self.name).inc(coalesced)
             # with the version that computed each: the answer metrics count it under that version
             found.update({text: answer for (_, text), (answer, _) in computed.items()})
             versions.update({text: version for (_, text), (_, version) in computed.items()})

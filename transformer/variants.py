@@ -13,6 +13,7 @@ An entry of the wrong size or shape is a miss, never a crash.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,10 +39,10 @@ class Variant:
     @classmethod
     def of(cls, options: Options, default_truncation: str) -> Variant:
         if options.explain:  # explanations always tokenize like head (predictor/explain.py)
-            return cls("head", True, options.granularity)
-        return cls(options.truncation or default_truncation)
+            return _variant("head", True, options.granularity)
+        return _variant(options.truncation or default_truncation, False, "word")
 
-    @property
+    @functools.cached_property  # writes the instance's __dict__, which a frozen dataclass allows
     def key_tag(self) -> str:
         if self.explain:
             return f"x{self.granularity}"
@@ -75,3 +76,8 @@ class Variant:
         if self.chunks:
             return Answer(probs, windows=int(np.frombuffer(value[size:], np.int32)[0])) if len(value) == size + 4 else None
         return Answer(probs) if len(value) == size else None
+
+
+@functools.cache  # a handful of combinations: each request shares one Variant instead of building it
+def _variant(truncation: str, explain: bool, granularity: str) -> Variant:
+    return Variant(truncation, explain, granularity)
