@@ -1,14 +1,29 @@
-"""Python function calls per cached request through the transformer: this checkout against another git ref.
+"""What one request costs a server, counted, not timed: this checkout against another git ref.
 
-Throughput on a shared 2-core VM moves by ±5% from round to round, too much to see a few
-percent on the cache-hit path. Call counts do not depend on the machine's load: each
-transformer runs under ``cProfile`` (uvicorn, KServe's ASGI stack and ours), answers
-``--requests`` single-text cache hits over REST from one real Redis and a predictor (the
-tiny test model), and exits on SIGTERM, which writes the profile.
+Throughput on a shared 2-core VM moves by ±20% from round to round, too much to see a few
+percent. Counts do not depend on the machine's load. One server (``--process``: the
+transformer, or the predictor alone) answers ``--requests`` single-text requests over
+REST after a warm-up, each side in turn, with the same texts: ``--load hit`` repeats one
+cached text through the transformer (its hot path: Redis answers), ``--load miss`` sends
+a new text every time (the transformer's lookup, predictor call and write; or, for the
+predictor, batching and inference, on one intra-op thread). Real Redis, a real predictor
+(the tiny test model, fp32 ONNX, so that the servers' own work is what is counted).
+Two counters:
 
-    python -m bench.hit_calls --before be447f3 --requests 2000
+* ``calls`` (default): Python function calls, ``cProfile`` around the server's module
+  (uvicorn, KServe's ASGI stack and ours); the functions whose count changed most are
+  listed. The profile is written when SIGTERM stops the server, so start-up and warm-up
+  are in it too: the figure is per request of the whole run.
+* ``instructions``: CPU instructions the server process executed during the measured
+  requests only (``valgrind --tool=callgrind``, instrumentation switched on by
+  ``callgrind_control`` after the warm-up and off before the stop): what the CPU does, C
+  code (the event loop, JSON, hiredis, sockets, ONNX Runtime) included. Under valgrind a
+  request takes ~30 ms; ``PYTHONHASHSEED`` is fixed so both sides hash alike; repeated
+  runs agree within about ±0.5%.
 
-Prints the calls per request of each side and the functions whose count changed most.
+    python -m bench.hit_calls --before be447f3
+    python -m bench.hit_calls --before be447f3 --counter instructions --requests 300
+    python -m bench.hit_calls --before be447f3 --counter instructions --load miss --process predictor
 """
 
 from __future__ import annotations
@@ -17,6 +32,7 @@ import argparse
 import os
 import pstats
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,84 +41,151 @@ import time
 from pathlib import Path
 
 import httpx
+import redis
 
-from bench.processes import ROOT, RedisProcess, ServerProcess, extract, free_port
+from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, extract, free_port
 
 MODEL = "bench"
+WARM_UP = 50  # requests before counting starts (instructions): connection pools, first-call caches
+PREDICTOR_ARGS = ["--model_name", MODEL, "--backend", "onnx", "--model_version", MODEL, "--access_log", "false"]
 
 
-def profiled_transformer(root: Path, profile: Path, predictor: ServerProcess, redis_url: str, log: Path):
-    port = free_port()
-    code = ("import cProfile, runpy, sys; sys.argv = ['transformer'] + sys.argv[1:]; "
-            f"cProfile.run('runpy.run_module(\"transformer\", run_name=\"__main__\")', {str(profile)!r})")
-    command = [sys.executable, "-c", code, "--model_name", MODEL, "--predictor_host",
-               f"127.0.0.1:{predictor.http_port}", "--redis_url", redis_url, "--access_log", "false",
-               "--http_port", str(port), "--grpc_port", str(free_port())]
-    env = {**os.environ, "PYTHONPATH": str(root), "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
-    return subprocess.Popen(command, cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT), port
+def server_args(process: str, model_dir: Path, predictor: ServerProcess | None, redis_url: str, port: int) -> list[str]:
+    ports = ["--http_port", str(port), "--grpc_port", str(free_port())]
+    if process == "predictor":  # one intra-op thread: no pool threads whose waits valgrind would serialize
+        return [*PREDICTOR_ARGS, "--model_dir", str(model_dir), "--threads", "1", *ports]
+    return ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.http_port}", "--redis_url", redis_url,
+            "--access_log", "false", *ports]
 
 
-def count(root: Path, name: str, out: Path, predictor: ServerProcess, redis_url: str, requests: int) -> dict:
-    profile = out / f"{name}.prof"
-    process, port = profiled_transformer(root, profile, predictor, redis_url, out / f"{name}.log")
+def start(root: Path, module: str, counter: str, output: Path, args: list[str], log: Path) -> subprocess.Popen:
+    if counter == "calls":
+        code = (f"import cProfile, runpy, sys; sys.argv = [{module!r}] + sys.argv[1:]; "
+                f"cProfile.run('runpy.run_module(\"{module}\", run_name=\"__main__\")', {str(output)!r})")
+        command = [sys.executable, "-c", code, *args]
+    else:
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={output}",
+                   sys.executable, "-m", module, *args]
+    env = {**os.environ, **SERVER_ENV, "PYTHONPATH": str(root), "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+           "PYTHONHASHSEED": "0"}
+    return subprocess.Popen(command, cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def instrumentation(process: subprocess.Popen, state: str) -> None:
+    subprocess.run(["callgrind_control", "--instr=" + state, str(process.pid)], check=True, capture_output=True)
+
+
+def send(client: httpx.Client, url: str, name: str, texts: list[str], expected_cache: str | None) -> None:
+    for text in texts:
+        answer = client.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": [text]})
+        if answer.status_code != 200 or (expected_cache and answer.headers.get("x-cache") != expected_cache):
+            raise RuntimeError(f"{name}: expected a cache {expected_cache}, got {answer.status_code} "
+                               f"{answer.headers.get('x-cache')} {answer.text[:200]}")
+
+
+def workload(load: str, requests: int) -> tuple[list[str], list[str]]:
+    """(warm-up texts, measured texts): one cached text, or a new one each time; the same for both sides
+    (Redis is emptied before each side, so each side's texts are new to it)."""
+    if load == "hit":
+        return ["a cached text"] * (WARM_UP + 1), ["a cached text"] * requests
+    return [f"a warm-up text, number {i}" for i in range(WARM_UP)], [f"a new text, number {i}" for i in range(requests)]
+
+
+def measure(root: Path, name: str, args, out: Path, model_dir: Path, predictor: ServerProcess | None,
+            redis_url: str) -> Path:
+    """Run one server through the workload; the counter's output file."""
+    output, log, port = out / f"{name}.{args.counter}", out / f"{name}.log", free_port()
+    process = start(root, args.process, args.counter, output,
+                    server_args(args.process, model_dir, predictor, redis_url, port), log)
     url = f"http://127.0.0.1:{port}"
+    warm_up, measured = workload(args.load, args.requests)
+    redis.Redis.from_url(redis_url).flushall()
+    expected = None if args.process == "predictor" else args.load
     try:
-        with httpx.Client(timeout=30) as client:
-            for _ in range(600):
+        with httpx.Client(timeout=120) as client:
+            for _ in range(3000):
                 try:
                     if client.get(f"{url}/v2/health/ready").status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 if process.poll() is not None:
-                    raise RuntimeError(f"{name}: the transformer exited; see {out / (name + '.log')}")
+                    raise RuntimeError(f"{name}: the {args.process} exited; see {log}")
                 time.sleep(0.2)
-            body = {"instances": ["a cached text"]}
-            client.post(f"{url}/v1/models/{MODEL}:predict", json=body).raise_for_status()  # the miss
-            for _ in range(requests):
-                answer = client.post(f"{url}/v1/models/{MODEL}:predict", json=body)
-                if answer.headers.get("x-cache") != "hit":
-                    raise RuntimeError(f"{name}: expected a cache hit, got {answer.status_code} {answer.text[:200]}")
+            send(client, url, name, warm_up, None)
+            if args.counter == "instructions":
+                instrumentation(process, "on")
+            send(client, url, name, measured, expected)
+            if args.counter == "instructions":
+                instrumentation(process, "off")
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(60)
+        process.wait(120)
+    return output
+
+
+def calls_per_request(profile: Path, root: Path, requests: int) -> dict:
     calls: dict = {}
     for (path, _, function), (_, ncalls, *_rest) in pstats.Stats(str(profile)).stats.items():
         function = re.sub(r" at 0x[0-9a-f]+", "", function)  # built-ins are named by address: not comparable
         key = f"{path.split('site-packages/')[-1].replace(str(root) + '/', '')}:{function}"
         calls[key] = calls.get(key, 0) + ncalls
-    return {key: value / (requests + 1) for key, value in calls.items()}
+    return {key: value / (requests + WARM_UP + 1) for key, value in calls.items()}
+
+
+def instructions_per_request(output: Path, requests: int) -> float:
+    totals = re.search(r"^totals: (\d+)", output.read_text(), re.M)  # the run's total; "summary:" is per dump
+    if totals is None:
+        raise RuntimeError(f"no totals line in {output}")
+    return int(totals.group(1)) / requests
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.hit_calls", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", required=True, help="git revision to compare this checkout with")
+    parser.add_argument("--counter", choices=["calls", "instructions"], default="calls")
+    parser.add_argument("--process", choices=["transformer", "predictor"], default="transformer")
+    parser.add_argument("--load", choices=["hit", "miss"], default="hit")
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--top", type=int, default=15, help="functions listed (calls)")
     args = parser.parse_args()
+    if args.counter == "instructions" and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        parser.error("--counter instructions needs valgrind (apt-get install valgrind)")
+    if args.process == "predictor" and args.load == "hit":
+        parser.error("the predictor has no cache: use --load miss with --process predictor")
     from bench.random_model import build_random_model
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)
         model_dir = build_random_model(out / "tiny")
         old = extract(args.before, out / "before")
-        redis = RedisProcess(out / "redis.log").start()
-        predictor = ServerProcess("predictor", ["--model_name", MODEL, "--model_dir", str(model_dir), "--backend",
-                                                "onnx", "--model_version", MODEL, "--access_log", "false"],
-                                  out / "predictor.log").start()
+        cache = RedisProcess(out / "redis.log").start()
+        predictor = None
+        if args.process == "transformer":  # the one the transformers call, this checkout's, outside the count
+            predictor = ServerProcess("predictor", [*PREDICTOR_ARGS, "--model_dir", str(model_dir)],
+                                      out / "predictor.log").start()
         try:
-            before = count(old, "before", out, predictor, redis.url, args.requests)
-            after = count(ROOT, "after", out, predictor, redis.url, args.requests)
+            before, after = (measure(root, name, args, out, model_dir, predictor, cache.url)
+                             for root, name in ((old, "before"), (ROOT, "after")))
         finally:
-            predictor.stop()
-            redis.stop()
-    total_before, total_after = sum(before.values()), sum(after.values())
-    print(f"calls per cached request: {args.before} {total_before:.1f}, this checkout {total_after:.1f} "
+            if predictor is not None:
+                predictor.stop()
+            cache.stop()
+        what = f"per {'cached' if args.load == 'hit' else 'uncached'} request to the {args.process}"
+        if args.counter == "instructions":
+            old_ir, new_ir = (instructions_per_request(path, args.requests) for path in (before, after))
+            print(f"instructions {what}: {args.before} {old_ir:,.0f}, this checkout {new_ir:,.0f} "
+                  f"({100 * (new_ir / old_ir - 1):+.1f}%)")
+            return
+        old_calls, new_calls = calls_per_request(before, old, args.requests), calls_per_request(after, ROOT,
+                                                                                                args.requests)
+    total_before, total_after = sum(old_calls.values()), sum(new_calls.values())
+    print(f"calls {what}: {args.before} {total_before:.1f}, this checkout {total_after:.1f} "
           f"({100 * (total_after / total_before - 1):+.1f}%)")
-    changed = sorted(set(before) | set(after), key=lambda k: -abs(after.get(k, 0) - before.get(k, 0)))
+    changed = sorted(set(old_calls) | set(new_calls), key=lambda k: -abs(new_calls.get(k, 0) - old_calls.get(k, 0)))
     for key in changed[:args.top]:
-        print(f"{after.get(key, 0) - before.get(key, 0):+7.1f}  {key}")
+        print(f"{new_calls.get(key, 0) - old_calls.get(key, 0):+7.1f}  {key}")
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def predictor_headers(stats, characters: int) -> dict[str, str]:
 
 
 def passed_on(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """The predictor's timing headers out of its answer (any case), for the transformer's own answer."""
+    """The predictor's timing headers out of its answer, for the transformer's own answer.
+
+    ``headers`` is aiohttp's case-insensitive mapping (REST) or gRPC's initial metadata, whose
+    keys are lower case by the gRPC spec: looked up by name, not by lowering every header."""
     if not headers:
         return {}
-    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
-    return {name: lowered[name] for name in PREDICTOR_HEADERS if name in lowered}
+    return {name: str(value) for name in PREDICTOR_HEADERS if (value := headers.get(name)) is not None}

@@ -129,14 +129,14 @@ def _passed_through(status: int, body: str) -> ServiceError:
 
 
 def _scores(response: InferResponse, count: int) -> Scores:
-    scores = response.get_output_by_name(SCORES_OUTPUT)
+    outputs = {output.name: output for output in response.outputs}  # one pass, not one per name
+    scores = outputs.get(SCORES_OUTPUT)
     if scores is None or not scores.parameters or "labels" not in scores.parameters:
         raise ServiceError("bad_gateway", "The predictor's answer has no 'scores' output with a 'labels' parameter.")
     labels_parameter = scores.parameters["labels"]
     labels = json.loads(getattr(labels_parameter, "string_param", labels_parameter))
     probs = scores.as_numpy().astype(np.float32).reshape(count, len(labels))
-    windows = response.get_output_by_name(WINDOWS_OUTPUT)
-    explanations = response.get_output_by_name(EXPLANATION_OUTPUT)
+    windows, explanations = outputs.get(WINDOWS_OUTPUT), outputs.get(EXPLANATION_OUTPUT)
     return Scores(
         probs=probs, labels=labels, model_version=response.model_version or "unversioned",
         windows=None if windows is None else [int(w) for w in windows.as_numpy().reshape(-1)],

@@ -56,3 +56,18 @@ def test_predictor_metric_helpers():
     assert value("predictor_queue_texts") == 12 and value("predictor_queue_capacity_texts") == 100
     assert value("predictor_tokens_per_text_count") - tokens == 3
     assert value("predictor_inference_seconds_count", backend="torch") - torch_calls == 1
+
+
+def test_the_predictors_timing_headers_are_passed_on_from_rest_and_grpc_answers():
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from contract import timings
+
+    # REST: aiohttp's case-insensitive headers, in whatever case the predictor's server wrote them
+    rest = CIMultiDictProxy(CIMultiDict({"X-Queue-Time": "1.25", "x-inference-time": "3.50", "X-Cache": "miss",
+                                         "content-type": "application/json"}))
+    assert timings.passed_on(rest) == {timings.QUEUE_TIME: "1.25", timings.INFERENCE_TIME: "3.50"}
+    # gRPC: initial metadata, lower case by the protocol; values may come as other types
+    grpc = {"x-compute-tokens": 12, "x-compute-characters": "40", "x-request-id": "r-1"}
+    assert timings.passed_on(grpc) == {timings.COMPUTE_TOKENS: "12", timings.COMPUTE_CHARACTERS: "40"}
+    assert timings.passed_on(None) == {} and timings.passed_on({}) == {}
