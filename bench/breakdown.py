@@ -4,7 +4,11 @@ Runs the bench model (bench/run.py's full-size DistilBERT) through ONNX Runtime'
 profiler at the two batch shapes that matter (1 text, as a lone client sends; 16 texts,
 as 16 clients make) and sums the kernel time by operator type, then times the other
 per-request pieces outside the model (tokenizing, padding, the softmax) and, for
-OpenVINO backends, the whole call. Prints a markdown table; BENCHMARKS.md quotes it.
+OpenVINO backends, the whole call. Then (``--lone_requests``, default 500) the same
+model served by the predictor, one request at a time over REST, each request's
+latency split by the predictor's own timing headers (contract/timings.py) into the
+client's side, the serving path and the model. Prints markdown tables; BENCHMARKS.md
+quotes them.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.processes import ROOT
-from bench.run import bench_model, sentences
+from bench.processes import ROOT, ServerProcess
+from bench.run import MODEL, bench_model, sentences
 from predictor.backends import BACKENDS
 from predictor.classifier import TextClassifier
 from predictor.files import resolve
@@ -55,6 +59,40 @@ def ort_profile(path: Path, ids: np.ndarray, mask: np.ndarray, threads: int, rep
     return dict(sorted(by_op.items(), key=lambda item: -item[1]))
 
 
+def lone_requests(model_dir: Path, backend: str, texts: list[str], requests: int, log: Path) -> dict[str, float]:
+    """Median milliseconds of each part of a lone V1 request to a served predictor (one text, nothing else in flight)."""
+    import httpx
+
+    from contract import timings
+
+    predictor = ServerProcess("predictor", ["--model_name", MODEL, "--model_dir", str(model_dir), "--model_version",
+                                            "bench", "--backend", backend, "--access_log", "false"], log).start()
+    parts: dict[str, list[float]] = defaultdict(list)
+    try:
+        with httpx.Client(timeout=30) as client:
+            url = f"http://127.0.0.1:{predictor.http_port}/v1/models/{MODEL}:predict"
+            for i, text in enumerate(texts[:requests + 20]):
+                started = time.perf_counter()
+                answer = client.post(url, json={"instances": [text]})
+                seen_ms = (time.perf_counter() - started) * 1000
+                answer.raise_for_status()
+                if i < 20:  # warm-up
+                    continue
+                header = {name: float(answer.headers[name]) for name in
+                          (timings.TOTAL_TIME, timings.QUEUE_TIME, timings.TOKENIZATION_TIME, timings.INFERENCE_TIME)}
+                parts["client sees"].append(seen_ms)
+                parts["client and network (sees - x-total-time)"].append(seen_ms - header[timings.TOTAL_TIME])
+                parts["x-total-time"].append(header[timings.TOTAL_TIME])
+                parts["serving path (total - queue - tokenization - inference)"].append(
+                    header[timings.TOTAL_TIME] - header[timings.QUEUE_TIME] - header[timings.TOKENIZATION_TIME]
+                    - header[timings.INFERENCE_TIME])
+                for name in (timings.QUEUE_TIME, timings.TOKENIZATION_TIME, timings.INFERENCE_TIME):
+                    parts[name].append(header[name])
+    finally:
+        predictor.stop()
+    return {name: float(np.median(values)) for name, values in parts.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.breakdown", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +100,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--lone_requests", type=int, default=500, help="served lone requests to split (0: none)")
     args = parser.parse_args()
     model_dir = bench_model(args.cache)
     files = resolve(model_dir, "bench", args.cache, args.backend)
@@ -83,6 +122,13 @@ def main() -> None:
             total = sum(profile.values())
             ops = ", ".join(f"{op} {ms:.2f} ({ms / total:.0%})" for op, ms in list(profile.items())[:6])
         print(f"| {batch} x {ids.shape[1]} tokens | {prep:.2f} | {call:.2f} | {whole:.2f} | {ops} |")
+    if args.lone_requests:
+        with tempfile.TemporaryDirectory() as scratch:
+            parts = lone_requests(model_dir, args.backend, texts, args.lone_requests, Path(scratch) / "predictor.log")
+        print(f"\n{args.lone_requests} lone requests to the served predictor (one text each, SST-2 sentences), "
+              "medians:\n\n| part | ms |\n|---|---|")
+        for name, ms in parts.items():
+            print(f"| {name} | {ms:.2f} |")
 
 
 if __name__ == "__main__":
