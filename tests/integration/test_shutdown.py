@@ -112,8 +112,10 @@ def sigterm_one_of_two(replicas: list[ServerProcess]) -> None:
     errors = [r for r in results if r[3] != 200]
     assert not errors, errors[:5]
     # Readiness flipped first: a 503 from the leaving replica came before any refused connection.
+    # (Probes that finish just after the signal was sent may still be 200s: on a loaded machine the
+    # server runs its handler a little later. What matters is the first answer that is not a 200.)
     after = [status for t, status in balancer.probes[leaving.url] if t > terminated_at]
-    assert after and after[0] == 503, after[:5]
+    assert next((status for status in after if status != 200), None) == 503, after[:8]
     assert 0 in after, "the replica never closed its port"
     # In-flight requests at SIGTERM were answered, and it kept serving during the drain.
     in_flight = [r for r in results if r[0] == leaving.url and r[1] < terminated_at < r[2]]
