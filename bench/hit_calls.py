@@ -125,12 +125,13 @@ def measure(root: Path, name: str, args, out: Path, model_dir: Path, predictor: 
 
 
 def calls_per_request(profile: Path, root: Path, requests: int) -> dict:
+    """Calls per request by function, ``requests`` being every request the run answered (warm-up included)."""
     calls: dict = {}
     for (path, _, function), (_, ncalls, *_rest) in pstats.Stats(str(profile)).stats.items():
         function = re.sub(r" at 0x[0-9a-f]+", "", function)  # built-ins are named by address: not comparable
         key = f"{path.split('site-packages/')[-1].replace(str(root) + '/', '')}:{function}"
         calls[key] = calls.get(key, 0) + ncalls
-    return {key: value / (requests + WARM_UP + 1) for key, value in calls.items()}
+    return {key: value / requests for key, value in calls.items()}
 
 
 def instructions_per_request(output: Path, requests: int) -> float:
@@ -178,8 +179,8 @@ def main() -> None:
             print(f"instructions {what}: {args.before} {old_ir:,.0f}, this checkout {new_ir:,.0f} "
                   f"({100 * (new_ir / old_ir - 1):+.1f}%)")
             return
-        old_calls, new_calls = calls_per_request(before, old, args.requests), calls_per_request(after, ROOT,
-                                                                                                args.requests)
+        sent = sum(map(len, workload(args.load, args.requests)))  # the profile covers the whole run
+        old_calls, new_calls = calls_per_request(before, old, sent), calls_per_request(after, ROOT, sent)
     total_before, total_after = sum(old_calls.values()), sum(new_calls.values())
     print(f"calls {what}: {args.before} {total_before:.1f}, this checkout {total_after:.1f} "
           f"({100 * (total_after / total_before - 1):+.1f}%)")

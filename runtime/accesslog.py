@@ -23,22 +23,23 @@ INFERENCE_ROUTE = re.compile(r"^/v[12]/models/(?P<model>[^/:]+)(?::(?:predict|ex
 VersionOf = Callable[[str], str | None]  # the version a served model reports; LookupError if not served
 
 
-def metric_label(model: str, version_of: VersionOf) -> str:
-    """``model`` if this server serves it, else "" (a label value per unknown name would grow without bound)."""
+def served_as(model: str, version_of: VersionOf) -> tuple[str, str | None]:
+    """(metric label, version): ``model`` and its version if this server serves it, else ("", None)
+    (a label value per unknown name would grow without bound)."""
     try:
-        version_of(model)
+        return model, version_of(model)
     except LookupError:
-        return ""
-    return model
+        return "", None
+
+
+def metric_label(model: str, version_of: VersionOf) -> str:
+    return served_as(model, version_of)[0]
 
 
 def record(model: str, version_of: VersionOf, method: str, path: str, status: int, seconds: float,
            request_id: str, cache: str | None, error_type: str | None = None) -> None:
     """Count and time one request, and write its access-log line."""
-    try:  # one lookup for both: the metric label and the logged version (metric_label's rule)
-        version, label = version_of(model), model
-    except LookupError:
-        version, label = None, ""
+    label, version = served_as(model, version_of)  # one lookup for both
     child(REQUESTS, label, str(status)).inc()
     child(REQUEST_SECONDS, label).observe(seconds)
     logger.info(

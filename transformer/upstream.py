@@ -160,12 +160,11 @@ def _grpc_outputs(response: InferResponse) -> tuple[Outputs, str | None]:
 
 
 def _scores(outputs: Outputs, model_version: str | None, count: int) -> Scores:
-    scores = outputs.get(SCORES_OUTPUT)
-    if scores is None or "labels" not in scores[1]:
+    values, parameters = outputs.get(SCORES_OUTPUT, (None, {}))
+    if values is None or "labels" not in parameters:
         raise ServiceError("bad_gateway", "The predictor's answer has no 'scores' output with a 'labels' parameter.")
-    labels_parameter = scores[1]["labels"]
-    labels = json.loads(getattr(labels_parameter, "string_param", labels_parameter))
-    probs = scores[0].astype(np.float32).reshape(count, len(labels))
+    labels = json.loads(getattr(parameters["labels"], "string_param", parameters["labels"]))
+    probs = values.astype(np.float32).reshape(count, len(labels))
     windows, explanations = outputs.get(WINDOWS_OUTPUT), outputs.get(EXPLANATION_OUTPUT)
     return Scores(
         probs=probs, labels=labels, model_version=model_version or "unversioned",
