@@ -11,6 +11,8 @@ runs each case on A then B. Cases, through the transformer: ``uncached`` (16
 concurrent single-text clients, every text new) and ``cached`` (the reference mix:
 10 clients, 95% from a warmed hot set). Prints one JSON summary: per case and
 checkout the median req/s and p99 over the rounds, and ours/baseline ratios.
+``--baseline_model_dir`` makes it a model A/B instead (``--baseline .``: the same code
+serving two model directories, e.g. two int8 graphs of one model).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
     parser.add_argument("--model_dir", type=Path, default=None,
                         help="another model directory (ONNX graphs baked in); default: the make-bench DistilBERT")
+    parser.add_argument("--baseline_model_dir", type=Path, default=None,
+                        help="the model B serves, when A/B compares two models (e.g. two int8 graphs of one "
+                             "model, --baseline .); default: --model_dir")
     parser.add_argument("--duration_s", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -52,7 +57,8 @@ def main() -> None:
     model_dir = args.model_dir or bench_model(args.cache)
     run = Run(args.out, args.duration_s, args.threads)
     checkouts = {"ours": ROOT, "baseline": args.baseline.resolve()}
-    servers = {name: stack(run, root, model_dir, name) for name, root in checkouts.items()}
+    model_dirs = {"ours": model_dir, "baseline": args.baseline_model_dir or model_dir}
+    servers = {name: stack(run, root, model_dirs[name], name) for name, root in checkouts.items()}
     hot = run.text_file("hot", HOT_SET)
     cases = {"uncached": ("--mode", "closed", "--concurrency", "16"),
              "cached": ("--mode", "closed", "--concurrency", "10", "--hot", str(hot), "--cache_rate", "0.95")}
@@ -72,7 +78,7 @@ def main() -> None:
                 server.stop()
         run.redis.stop()
     summary: dict = {"machine": machine(), "duration_s": args.duration_s, "rounds": args.rounds,
-                     "model_dir": str(model_dir), "load_average_at_end": os.getloadavg()}
+                     "model_dirs": {name: str(path) for name, path in model_dirs.items()}, "load_average_at_end": os.getloadavg()}
     for case, by_name in results.items():
         medians = {name: {"rps": statistics.median(r["rps"] for r in runs),
                           "p99_ms": statistics.median(r["p99_ms"] for r in runs),

@@ -71,6 +71,10 @@ neither training nor model selection saw; the hard sub-slices are parts of it.
 
 {chr(10).join(lines)}
 
+`onnx-int8` is ONNX Runtime's dynamic int8 (weights per output channel, activations
+per batch), with one matmul kept in fp32 (the first layer's FFN output; why:
+predictor/export.py and BENCHMARKS.md, "int8 error").
+
 Per class, on the whole test slice ({evaluation["served_backend"]}, the served backend):
 
 {per_class_table(served["all"], labels)}

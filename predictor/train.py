@@ -85,6 +85,20 @@ def predict_logits(model, ids: list[list[int]], pad_id: int, batch_size: int = 1
     return out
 
 
+def ensemble_probs(teachers: list[Path], ids: list[list[int]], pad_id: int) -> torch.Tensor:
+    """The teachers' mean softmax on ``ids`` (they share the student's tokenizer: one base, one vocabulary)."""
+    from transformers import AutoModelForSequenceClassification
+
+    total = None
+    for teacher in teachers:
+        started = time.perf_counter()
+        logits = predict_logits(AutoModelForSequenceClassification.from_pretrained(teacher), ids, pad_id)
+        probs = torch.softmax(torch.from_numpy(logits), -1)
+        total = probs if total is None else total + probs
+        print(f"teacher {teacher}: {len(ids)} rows in {time.perf_counter() - started:.0f} s", flush=True)
+    return total / len(teachers)
+
+
 def accuracy(model, ids: list[list[int]], labels: list[int], pad_id: int, batch_size: int = 128) -> float:
     if not ids:
         return float("nan")
@@ -182,6 +196,7 @@ def train(args) -> dict:
         return tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"] if rows else []
 
     train_ids, calibration_ids, validation_ids = encode(train_rows), encode(calibration_rows), encode(validation_rows)
+    teacher_probs = ensemble_probs(args.teachers, train_ids, tokenizer.pad_token_id) if args.teachers else None
     model = build_model(args, labels)
     model.train()
     batches = Batches(train_ids, [r.label for r in train_rows], args.batch_size)
@@ -199,7 +214,11 @@ def train(args) -> dict:
         progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", mininterval=args.log_seconds, file=sys.stdout)
         for step, batch in enumerate(progress, 1):
             inputs = collate([train_ids[i] for i in batch], tokenizer.pad_token_id)
-            loss = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch])).loss
+            forward = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch]))
+            loss = forward.loss
+            if teacher_probs is not None:  # the ensemble's probabilities as soft targets, beside the labels
+                soft = -(teacher_probs[batch] * torch.log_softmax(forward.logits, -1)).sum(-1).mean()
+                loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -230,7 +249,8 @@ def train(args) -> dict:
         "base_model": args.base_model,
         "labels": labels,
         "max_length": args.max_length,
-        "recipe": {k: v for k, v in vars(args).items() if k not in ("output_dir",) and not isinstance(v, Path)},
+        "recipe": {k: v for k, v in vars(args).items() if k not in ("output_dir", "teachers") and not isinstance(v, Path)}
+        | ({"teachers": [str(t) for t in args.teachers]} if args.teachers else {}),
         "data": data_record,
         "train_examples": len(train_rows),
         "calibration_examples": len(calibration_rows),
@@ -290,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lora_target_modules", nargs="+", default=["query", "key", "value", "attention.output.dense",
                                                      "intermediate.dense", "output.dense", "q_lin", "k_lin",
                                                      "v_lin", "out_lin", "lin1", "lin2"])
+    add("--teachers", type=Path, nargs="+", default=[],
+        help="model dirs whose mean probabilities are soft targets (distillation from an ensemble)")
+    add("--distill_weight", type=float, default=0.5, help="share of the loss from the teachers' soft targets")
     add("--max_train_samples", type=int, default=0, help="train on a random subset (smoke tests)")
     add("--max_validation_samples", type=int, default=0)
     add("--output_dir", type=Path, required=True)

@@ -65,3 +65,26 @@ def test_holdout_is_never_trained_on(tiny_tsv):
     assert held_out == held_again and train == again  # deterministic
     held_texts = {r.text for r in held_out}
     assert not any(r.text in held_texts for r in train)
+
+
+def test_distillation_from_an_ensemble(tiny_model_dir, tiny_tsv, tmp_path):
+    """--teachers: the teachers' mean softmax is the soft target; the recipe records who taught."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from predictor.train import ensemble_probs, predict_logits
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = tokenizer(["a superb film", "a tedious , clumsy film"])["input_ids"]
+    teacher = run_train(tiny_model_dir, tiny_tsv, tmp_path / "teacher")  # a second, different model
+    mean = ensemble_probs([tiny_model_dir, tmp_path / "teacher"], ids, tokenizer.pad_token_id)
+    each = [torch.softmax(torch.from_numpy(predict_logits(AutoModelForSequenceClassification.from_pretrained(d), ids,
+                                                          tokenizer.pad_token_id)), -1)
+            for d in (tiny_model_dir, tmp_path / "teacher")]
+    assert not torch.allclose(each[0], each[1], atol=1e-3)
+    np.testing.assert_allclose(mean.numpy(), ((each[0] + each[1]) / 2).numpy(), atol=1e-5)
+    record = run_train(tiny_model_dir, tiny_tsv, tmp_path / "student", "--teachers", str(tiny_model_dir),
+                       str(tmp_path / "teacher"), "--distill_weight", "0.7")
+    assert record["recipe"]["teachers"] == [str(tiny_model_dir), str(tmp_path / "teacher")]
+    assert record["recipe"]["distill_weight"] == 0.7 and teacher["validation_accuracy"] is not None
