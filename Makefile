@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml requirements.lock scripts/install-tools.sh
 	bash scripts/install-tools.sh $(VENV)
 	touch $@
 
-# Export + int8-quantize each bundled model once here, so the first `make serve` only loads files.
-predictor/bundled/%/onnx/REVISION: predictor/bundled/%/weights.fp16.safetensors | $(STAMP)
+# Export + int8-quantize each bundled model once here, so the first `make serve` only loads files;
+# again when the export itself changes (which matmuls int8 keeps in fp32, say).
+predictor/bundled/%/onnx/REVISION: predictor/bundled/%/weights.fp16.safetensors predictor/export.py | $(STAMP)
+	rm -rf predictor/bundled/$*/onnx
 	$(PY) -m predictor.bake --in_place
 
 serve: setup
