@@ -15,6 +15,8 @@ set part of it apart for picking the epoch and fitting the temperature
 Accuracy is printed after every epoch. The output directory is what ``python -m
 predictor --model_dir`` serves: a full model directory, or with ``--lora`` a small
 adapter (LoRA weights + classifier head) that the predictor merges into the base.
+``--teachers`` distils an ensemble of trained models into this one: their mean
+softmax on every training row is a soft target beside the label (``--distill_weight``).
 """
 
 from __future__ import annotations
