@@ -30,7 +30,7 @@ from predictor.backends import OnnxBackend
 from predictor.classifier import build_classifier
 from predictor.data import read_labelled
 from predictor.evaluate import add_slice_source, recorded_slices
-from predictor.export import GELUS, kept_in_fp32
+from predictor.export import GELUS, ffn_outputs, kept_in_fp32, quantize
 from predictor.layout import ONNX_DIR, ONNX_FP32
 from predictor.settings import PredictorSettings
 
@@ -39,18 +39,16 @@ MATMULS = ("MatMul", "Attention", "Gemm")
 
 def kinds(graph) -> dict[str, list[str]]:
     """Node names of each kind of quantizable matmul, per layer where it has one (``ffn-output-0``...)."""
-    gelus = {output for node in graph.node if node.op_type in GELUS for output in node.output}
     feeds_gelu = {node.input[0] for node in graph.node if node.op_type in GELUS}
-    found: dict[str, list[str]] = {"qkv": [], "attention-output": [], "ffn-input": [], "ffn-output": [], "head": []}
+    outputs = ffn_outputs(graph)
+    found: dict[str, list[str]] = {"qkv": [], "attention-output": [], "ffn-input": [], "ffn-output": outputs, "head": []}
     for node in graph.node:
         if node.op_type == "Attention":
             found["qkv"].append(node.name)
         elif node.op_type == "Gemm":
             found["head"].append(node.name)
-        elif node.op_type == "MatMul":
-            kind = ("ffn-output" if node.input[0] in gelus else "ffn-input" if node.output[0] in feeds_gelu
-                    else "attention-output")
-            found[kind].append(node.name)
+        elif node.op_type == "MatMul" and node.name not in outputs:
+            found["ffn-input" if node.output[0] in feeds_gelu else "attention-output"].append(node.name)
     for i, name in enumerate(found["ffn-output"]):
         found[f"ffn-output-{i}"] = [name]
     found["ffn"] = found["ffn-input"] + found["ffn-output"]
@@ -72,14 +70,6 @@ def weights_rounded(fp32: Path, out: Path) -> None:
             rounded = (np.round(weight / scale) * scale).astype(np.float32)
             initializers[node.input[1]].CopyFrom(numpy_helper.from_array(rounded, node.input[1]))
     onnx.save(model, str(out))
-
-
-def quantized(fp32: Path, out: Path, exclude: list[str]) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def main() -> None:
@@ -117,7 +107,7 @@ def main() -> None:
             if variant == "weights-only":
                 weights_rounded(fp32, path)
             else:
-                quantized(fp32, path, exclude)
+                quantize(fp32, path, exclude)
             classifier.backend = OnnxBackend(path, 1)
             started = time.perf_counter()
             logits = classifier.logits(texts)

@@ -55,20 +55,30 @@ def _quiet_root_logger():
 GELUS = {"Gelu", "BiasGelu", "FastGelu"}  # what ONNX Runtime's optimizer fuses the FFN activation into
 
 
-def kept_in_fp32(graph) -> list[str]:
-    """The matmul that int8 leaves in fp32: the first encoder layer's FFN output (fed by the first GELU)."""
+def ffn_outputs(graph) -> list[str]:
+    """Every encoder layer's FFN output matmul (the one a GELU feeds), in graph order, which is layer order."""
     gelus = {output for node in graph.node if node.op_type in GELUS for output in node.output}
-    for node in graph.node:  # graph order is layer order
-        if node.op_type == "MatMul" and node.input[0] in gelus:
-            return [node.name]
-    return []
+    return [node.name for node in graph.node if node.op_type == "MatMul" and node.input[0] in gelus]
+
+
+def kept_in_fp32(graph) -> list[str]:
+    """The matmul that int8 leaves in fp32: the first encoder layer's FFN output."""
+    return ffn_outputs(graph)[:1]
+
+
+def quantize(fp32: Path, out: Path, exclude: list[str]) -> None:
+    """Dynamic int8, weights per output channel, every matmul but ``exclude``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Fused contrib ops carry no inferred output types; the tensors are float32.
+    quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     """Write model.onnx (fused fp32) and model.int8.onnx for a Hugging Face classifier into ``out_dir``."""
-    import onnx
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -99,10 +109,7 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
             fused = optimize_model(str(raw), model_type="bert", num_heads=model.config.num_attention_heads,
                                    hidden_size=model.config.hidden_size)
             fused.save_model_to_file(str(staging / ONNX_FP32))
-            # Fused contrib ops carry no inferred output types; the tensors are float32.
-            quantize_dynamic(staging / ONNX_FP32, staging / ONNX_INT8, weight_type=QuantType.QInt8, per_channel=True,
-                             nodes_to_exclude=kept_in_fp32(fused.model.graph),
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            quantize(staging / ONNX_FP32, staging / ONNX_INT8, kept_in_fp32(fused.model.graph))
         raw.unlink()
         staging.chmod(0o755)  # mkdtemp makes it private; the serving user may differ from the builder
         staging.rename(out_dir)  # atomic, as for merged adapters: a concurrent start sees all or nothing

@@ -51,10 +51,11 @@ def test_bench_int8_error_names_every_kind_of_matmul(tiny_model_dir, tmp_path):
     rounded = tmp_path / "rounded.onnx"
     weights_rounded(int8.parent / "model.onnx", rounded)
     original = {tensor.name: numpy_helper.to_array(tensor) for tensor in fp32.initializer}
-    for node in onnx.load(str(rounded)).graph.node:
+    rounded_graph = onnx.load(str(rounded)).graph
+    after_all = {tensor.name: numpy_helper.to_array(tensor) for tensor in rounded_graph.initializer}
+    for node in rounded_graph.node:
         if node.op_type == "MatMul" and node.input[1] in original:
-            weight = original[node.input[1]]
-            after = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(rounded)).graph.initializer}[node.input[1]]
+            weight, after = original[node.input[1]], after_all[node.input[1]]
             step = np.abs(weight).max(axis=0) / 127  # per output channel, as the quantizer's scales
             assert np.all(np.abs(after - weight) <= step / 2 + 1e-7)
             assert max(len(np.unique(column)) for column in after.T) <= 255
