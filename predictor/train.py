@@ -178,9 +178,12 @@ def build_model(args, labels: list[str]):
 
 
 def train(args) -> dict:
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    # --seed fixes the held-out slices; --train_seed (default: the same) the head's initialisation and the
+    # batch order, so that several teachers can differ while every one is measured on the same rows.
+    train_seed = args.seed if args.train_seed is None else args.train_seed
+    random.seed(train_seed)
+    np.random.seed(train_seed)
+    torch.manual_seed(train_seed)
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
@@ -189,7 +192,7 @@ def train(args) -> dict:
     labels = args.labels.split(",")
     train_rows, calibration_rows, validation_rows, data_record = load_examples(args)
     if args.max_train_samples:
-        train_rows = random.Random(args.seed).sample(train_rows, min(args.max_train_samples, len(train_rows)))
+        train_rows = random.Random(train_seed).sample(train_rows, min(args.max_train_samples, len(train_rows)))
     if args.max_validation_samples:
         validation_rows = validation_rows[: args.max_validation_samples]
     tokenizer = AutoTokenizer.from_pretrained(resolve_base(args.base_model))
@@ -304,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lr", type=float, default=2e-5)
     add("--batch_size", type=int, default=32)
     add("--max_length", type=int, default=128)
-    add("--seed", type=int, default=13)
+    add("--seed", type=int, default=13, help="the held-out and calibration slices (and, by default, training)")
+    add("--train_seed", type=int, default=None,
+        help="initialisation, batch order and --max_train_samples' subset; default: --seed")
     add("--threads", type=int, default=0, help="torch threads; 0 = one per core")
     add("--lora", action="store_true", help="train a LoRA adapter + classifier head instead of every weight")
     add("--lora_r", type=int, default=16)
