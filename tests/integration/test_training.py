@@ -77,7 +77,8 @@ def test_distillation_from_an_ensemble(tiny_model_dir, tiny_tsv, tmp_path):
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     ids = tokenizer(["a superb film", "a tedious , clumsy film"])["input_ids"]
-    teacher = run_train(tiny_model_dir, tiny_tsv, tmp_path / "teacher")  # a second, different model
+    # a second, different model: another initialisation and batch order, the same held-out slices
+    teacher = run_train(tiny_model_dir, tiny_tsv, tmp_path / "teacher", "--train_seed", "7")
     mean = ensemble_probs([tiny_model_dir, tmp_path / "teacher"], ids, tokenizer.pad_token_id)
     each = [torch.softmax(torch.from_numpy(predict_logits(AutoModelForSequenceClassification.from_pretrained(d), ids,
                                                           tokenizer.pad_token_id)), -1)
@@ -88,3 +89,5 @@ def test_distillation_from_an_ensemble(tiny_model_dir, tiny_tsv, tmp_path):
                        str(tmp_path / "teacher"), "--distill_weight", "0.7")
     assert record["recipe"]["teachers"] == [str(tiny_model_dir), str(tmp_path / "teacher")]
     assert record["recipe"]["distill_weight"] == 0.7 and teacher["validation_accuracy"] is not None
+    assert teacher["recipe"]["train_seed"] == 7 and record["recipe"]["train_seed"] is None
+    assert teacher["data"] == record["data"] and teacher["validation_examples"] == record["validation_examples"]
