@@ -105,25 +105,47 @@ def training_lines(record: dict) -> str:
     return "\n".join(out)
 
 
+def recipe_line(record: dict) -> str:
+    soup = record.get("soup")
+    if soup:  # the last stage averaged weights (predictor/soup.py): no epochs, learning rate or seed of its own
+        chosen = " (kept by greedy selection on the calibration slice)" if soup["greedy"] else ""
+        return (f"the uniform weight average (a model soup) of {len(soup['kept'])} models fine-tuned from the same "
+                f"encoder{chosen}; their recipes are in the stages below.")
+    recipe = record["recipe"]
+    return (f"{recipe['epochs']} epoch(s), learning rate {recipe['lr']} ({recipe.get('schedule', 'linear')} decay "
+            f"after 6% warm-up), batch {recipe['batch_size']}, max length {recipe['max_length']} tokens, seed "
+            f"{recipe['seed']}, AdamW.")
+
+
+def progress_table(record: dict) -> str:
+    """Accuracy per epoch, or for a soup each ingredient's and the soup's."""
+    soup = record.get("soup")
+    if soup:
+        rows = [f"| `{name}` | {accuracy:.4f} | {'yes' if name in soup['kept'] else 'no'} |"
+                for name, accuracy in soup.get("ingredients_calibration_accuracy", {}).items()]
+        if "calibration_accuracy" in soup:
+            rows.append(f"| **the soup** | {soup['calibration_accuracy']:.4f} | test accuracy "
+                        f"{soup['test_accuracy']:.4f} |")
+        return "\n".join(["| ingredient | calibration accuracy | in the soup |", "|---|---|---|", *rows])
+    epochs = [f"| {e['epoch']} | " + " | ".join(
+        f"{e[k]:.4f}" if k in e else "" for k in ("calibration_accuracy", "validation_accuracy")) + " |"
+        for e in record["epochs"]]
+    return "\n".join(["| epoch | calibration accuracy | test accuracy |", "|---|---|---|", *epochs])
+
+
 def model_card(record: dict) -> str:
     """The model card: what it was trained on, how, how long, and how well (from training.json)."""
-    recipe = record["recipe"]
-    epochs = "\n".join(f"| {e['epoch']} | " + " | ".join(
-        f"{e[k]:.4f}" if k in e else "" for k in ("calibration_accuracy", "validation_accuracy")) + " |"
-        for e in record["epochs"])
     return f"""# Text classifier: {", ".join(record["labels"])}
 
 - **Base model**: `{record["base_model"]}` (MiniLM-L6, 384 hidden, from the PyPI package); {record.get("stored_as", "a full model")}.
 - **Labels** (id order): {", ".join(f"`{label}`" for label in record["labels"])}
 - **Data**: {json.dumps(record["data"])}; {record["train_examples"]} training examples, {record.get("calibration_examples", 0)} calibration and {record["validation_examples"]} test examples never trained on.
-- **Recipe** (last stage): {recipe["epochs"]} epoch(s), learning rate {recipe["lr"]} ({recipe.get("schedule", "linear")} decay after 6% warm-up), batch {recipe["batch_size"]}, max length {recipe["max_length"]} tokens, seed {recipe["seed"]}, AdamW.
+- **Recipe** (last stage): {recipe_line(record)}
 - **Test accuracy** (PyTorch fp32, at training time): **{record["validation_accuracy"]:.4f}**{ci_sample_line(record)}
 
 ## How it was trained
 
 {training_lines(record)}
 
-| epoch | calibration accuracy | test accuracy |
-|---|---|---|
-{epochs}
+{progress_table(record)}
 {evaluation_section(record)}"""

@@ -91,3 +91,41 @@ def test_distillation_from_an_ensemble(tiny_model_dir, tiny_tsv, tmp_path):
     assert record["recipe"]["distill_weight"] == 0.7 and teacher["validation_accuracy"] is not None
     assert teacher["recipe"]["train_seed"] == 7 and record["recipe"]["train_seed"] is None
     assert teacher["data"] == record["data"] and teacher["validation_examples"] == record["validation_examples"]
+
+
+def test_model_soup_averages_trained_models_and_is_served(tiny_model_dir, tiny_tsv, tmp_path):
+    """predictor.soup: the mean of two runs' weights (frozen ones bit for bit), chosen on calibration, served."""
+    import torch
+    from safetensors.torch import load_file
+
+    split = ("--freeze_embeddings", "--calibration_size", "8")
+    runs = [tmp_path / "a", tmp_path / "b"]
+    run_train(tiny_model_dir, tiny_tsv, runs[0], *split)
+    run_train(tiny_model_dir, tiny_tsv, runs[1], *split, "--train_seed", "7", "--lr", "3e-4")
+    for greedy in (False, True):
+        out = tmp_path / f"soup-{greedy}"
+        command = [sys.executable, "-m", "predictor.soup", "--holdout_of", str(tiny_tsv), "--out", str(out),
+                   *(["--greedy"] if greedy else []), *map(str, runs)]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        soup = json.loads((out / "training.json").read_text())["soup"]
+        alone = soup["ingredients_calibration_accuracy"]
+        assert set(alone) == {str(r) for r in runs} and 0.0 <= soup["test_accuracy"] <= 1.0
+        if greedy:  # the best ingredient alone first; the other only if calibration accuracy held
+            assert soup["kept"][0] == max(alone, key=alone.get) and soup["calibration_accuracy"] >= max(alone.values())
+        else:
+            assert soup["kept"] == [str(r) for r in runs]
+    weights = [load_file(str(r / "model.safetensors")) for r in runs]
+    mean = load_file(str(tmp_path / "soup-False" / "model.safetensors"))
+    embeddings = next(name for name in mean if name.endswith("word_embeddings.weight"))
+    assert torch.equal(mean[embeddings], weights[0][embeddings])  # frozen: what bake --pack checks against the base
+    moved = [name for name in mean if not torch.equal(weights[0][name], weights[1][name])]
+    assert moved and all(torch.allclose(mean[n], (weights[0][n] + weights[1][n]) / 2, atol=1e-6) for n in moved)
+    server = ServerProcess("predictor", ["--model_name", "soup", "--model_dir", str(tmp_path / "soup-False"),
+                                         "--model_cache_dir", str(tmp_path / "cache")], tmp_path / "serve.log").start()
+    try:
+        response = HTTP.post(f"{server.url}/v1/models/soup:predict", json={"instances": ["a superb film"]})
+        assert response.status_code == 200 and response.json()["predictions"][0]["label"] in ("NEGATIVE", "POSITIVE")
+    finally:
+        server.stop()
+
