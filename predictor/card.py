@@ -48,6 +48,13 @@ def per_class_table(result: dict, labels: list[str]) -> str:
     ])
 
 
+def seen_by(record: dict) -> str:
+    """What the test slice was used for: never for training; for choosing only where the record says so."""
+    if record.get("selection_note"):
+        return f"Every figure below is on rows that training never saw, but {record['selection_note']}"
+    return "Every figure below is on rows that\nneither training nor model selection saw"
+
+
 def evaluation_section(record: dict) -> str:
     evaluation = record.get("evaluation")
     if not evaluation:
@@ -66,8 +73,7 @@ def evaluation_section(record: dict) -> str:
     return f"""
 ## How well it does
 
-Test slice: {evaluation["test_description"]}. Every figure below is on rows that
-neither training nor model selection saw; the hard sub-slices are parts of it.
+Test slice: {evaluation["test_description"]}. {seen_by(record)}; the hard sub-slices are parts of it.
 
 {chr(10).join(lines)}
 
