@@ -5,15 +5,17 @@
 
 Models fine-tuned from one pretrained encoder (same architecture, same labels, the
 word embeddings frozen at the base's values) stay close enough in weight space that
-their average is itself a good model, and often better than each of them: on the
-bundled sentiment slices it matches the mean-softmax ensemble of the same models
-(Wortsman et al., "Model soups", ICML 2022) at the price of one model, where an
-ensemble costs one forward pass per member (BENCHMARKS.md, "Model soups").
+their average is itself a good model (Wortsman et al., "Model soups", ICML 2022): on
+the bundled sentiment slices a soup scored at or above the mean of its ingredients and
+as well as their mean-softmax ensemble, at the price of one model where an ensemble
+costs one forward pass per member (BENCHMARKS.md, "Model soups").
 
 ``--greedy`` orders the ingredients by their accuracy on the calibration slice recorded
-in the first one's training.json and keeps each only if the soup's calibration accuracy
-does not fall. The test slice is never used to choose, so it stays a fair measure of
-the result; both are printed and recorded in the soup's training.json.
+in the first training.json among them (an ``epoch-N`` checkpoint has none) and keeps
+each only if the soup's calibration accuracy does not fall. The test slice is never
+used to choose, so it stays a fair measure of the result; both are printed and
+recorded in the soup's training.json. Greedy is only as good as the calibration slice
+is like the traffic: the sentiment clauses are not, and greedy overfitted them.
 
 Tensors that are equal in every ingredient (the frozen embeddings) are copied bit for
 bit, so ``python -m predictor.bake --pack SOUP`` still finds them equal to the base's.
@@ -94,15 +96,15 @@ def greedy(models: list[Path], states: dict[Path, dict], alone: dict[Path, float
     return kept
 
 
-def write_soup(models: list[Path], weights: dict[str, torch.Tensor], out_dir: Path, soup: dict) -> dict:
-    """A full model directory: the first ingredient's config and tokenizer, the averaged weights, the record."""
+def write_soup(recorded: Path, weights: dict[str, torch.Tensor], out_dir: Path, soup: dict) -> dict:
+    """A full model directory: an ingredient's config, tokenizer and record, the averaged weights."""
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
-        shutil.copy2(models[0] / name, out_dir / name)
+        shutil.copy2(recorded / name, out_dir / name)
     save_file({k: v.contiguous() for k, v in weights.items()}, str(out_dir / FP32_WEIGHTS), metadata={"format": "pt"})
-    record = json.loads((models[0] / TRAINING_RECORD).read_text())
+    record = json.loads((recorded / TRAINING_RECORD).read_text())
     for stale in ("evaluation", "ci_sample", "stages"):
         record.pop(stale, None)
     record |= {
@@ -132,12 +134,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.greedy and not (args.holdout_of or args.validation_of):
         parser.error("--greedy needs --holdout_of or --validation_of: it chooses on the calibration slice")
+    # the labels, data and slices come from a training run's record (an epoch-N checkpoint has none)
+    recorded = next((m for m in args.models if (m / TRAINING_RECORD).is_file()), None)
+    if recorded is None:
+        parser.error(f"no ingredient has a {TRAINING_RECORD}: name at least one directory predictor.train wrote")
     started, started_at = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     states = {model: load_weights(model) for model in args.models}
     score, alone = None, {}
     if args.holdout_of or args.validation_of:
-        calibration, test = recorded_slices(argparse.Namespace(**vars(args), model_dir=args.models[0]))
-        score = Scorer(args.models[0], {"calibration": calibration, "test": test})
+        calibration, test = recorded_slices(argparse.Namespace(**vars(args), model_dir=recorded))
+        score = Scorer(recorded, {"calibration": calibration, "test": test})
         alone = {model: score(states[model], "calibration") for model in args.models}
     kept = greedy(args.models, states, alone, score) if args.greedy else args.models
     weights = average([states[m] for m in kept])
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         soup |= {"ingredients_calibration_accuracy": {str(m): a for m, a in alone.items()},
                  "calibration_accuracy": score(weights, "calibration"), "test_accuracy": score(weights, "test")}
     soup["seconds"] = round(time.perf_counter() - started, 1)
-    write_soup(args.models, weights, args.out, soup)
+    write_soup(recorded, weights, args.out, soup)
     print(f"soup of {len(kept)} of {len(args.models)} models written to {args.out}"
           + (f": calibration {soup['calibration_accuracy']:.4f}, test {soup['test_accuracy']:.4f}" if score else ""),
           flush=True)

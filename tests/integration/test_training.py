@@ -1,6 +1,7 @@
 """predictor.train end to end on a tiny model and a tiny slice; its output is served and answers."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -102,6 +103,9 @@ def test_model_soup_averages_trained_models_and_is_served(tiny_model_dir, tiny_t
     runs = [tmp_path / "a", tmp_path / "b"]
     run_train(tiny_model_dir, tiny_tsv, runs[0], *split)
     run_train(tiny_model_dir, tiny_tsv, runs[1], *split, "--train_seed", "7", "--lr", "3e-4")
+    bare = shutil.copytree(runs[1], tmp_path / "epoch-1")  # a checkpoint: weights without a training.json first
+    (bare / "training.json").unlink()
+    runs = [bare, runs[0]]
     for greedy in (False, True):
         out = tmp_path / f"soup-{greedy}"
         command = [sys.executable, "-m", "predictor.soup", "--holdout_of", str(tiny_tsv), "--out", str(out),
