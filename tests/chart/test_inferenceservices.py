@@ -72,7 +72,11 @@ def test_the_canary_is_the_base_with_a_new_model_and_ten_percent():
     assert "--model_version=sentiment-0.2.0" in new["args"] and "--model_version=sentiment-0.1.0" in old["args"]
     new["args"] = old["args"]
     pinned = canary["spec"]["transformer"]["containers"][0]["env"].pop()
-    assert pinned == {"name": "CACHE_MODEL_VERSION", "value": "sentiment-0.1.0"}  # reads stay on the primary
+    # reads stay on the primary: the pin is the InferenceService's annotation, which a promotion patch empties
+    pin_key = "text-classifier.kserve.io/cache-model-version"
+    assert pinned == {"name": "CACHE_MODEL_VERSION",
+                      "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{pin_key}']"}}}
+    assert canary["metadata"]["annotations"].pop(pin_key) == "sentiment-0.1.0"
     assert canary == base
 
 
