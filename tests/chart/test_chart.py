@@ -19,10 +19,13 @@ def test_lint_strict(values):
 
 
 @needs_crds
+@pytest.mark.parametrize("mode", ["Knative", "Standard"])
 @pytest.mark.parametrize("values", VALUES_FILES, ids=IDS)
-def test_every_rendered_object_validates_against_its_schema(values):
-    objects = render(values)
+def test_every_rendered_object_validates_against_its_schema(values, mode):
+    objects = render(values, f"deploymentMode={mode}")
     assert {"InferenceService", "PeerAuthentication", "Secret"} <= {o["kind"] for o in objects}
+    for isvc in by_kind(objects, "InferenceService"):
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == mode
     for obj in objects:
         validate(obj)
 
