@@ -7,7 +7,8 @@ import yaml
 
 from tests.chart.helm import ROOT, tool
 
-SCRIPTS = sorted([*ROOT.glob("cluster/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci" / "run"])
+SCRIPTS = sorted([*ROOT.glob("cluster/*.sh"), *ROOT.glob("scripts/*.sh"), *ROOT.glob("charts/*/files/*.sh"),
+                  ROOT / ".ci" / "run"])
 DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
 
 
