@@ -152,3 +152,12 @@ def test_prod_values_name_the_mode_and_say_why():
     text = (CHART / "values-prod.yaml").read_text()
     mode = yaml.safe_load(text)["deploymentMode"]
     assert mode in ("Knative", "Standard") and "docs/deployment-modes.md" in text
+
+
+@pytest.mark.parametrize("protocol, port", [("v2", "80"), ("grpc-v2", "8081")])
+def test_the_shadow_is_called_on_the_port_of_the_transformers_protocol(protocol, port):
+    found = isvcs(render(CHART / "ci" / "shadow-values.yaml", STANDARD, f"transformer.predictorProtocol={protocol}"))
+    env = {e["name"]: e.get("value") for e in found["sentiment"]["spec"]["transformer"]["containers"][0]["env"]}
+    assert env["SHADOW_PREDICTOR_HOST"] == f"sentiment-shadow-predictor.text.svc.cluster.local:{port}"
+    service = kserve_raw_service_ports(found["sentiment-shadow"]["spec"]["predictor"]["containers"])
+    assert {p["port"]: p.get("appProtocol") for p in service}[int(port)] == (None if port == "80" else "grpc")
