@@ -102,6 +102,10 @@ def test_the_canary_is_a_second_predictor_weighted_by_the_mesh():
     assert "--model_name=sentiment" in canary["predictor"]["containers"][0]["args"]
     assert "--model_version=sentiment-0.2.0" in canary["predictor"]["containers"][0]["args"]
     assert "--model_version=sentiment-0.1.0" in found["sentiment"]["spec"]["predictor"]["containers"][0]["args"]
+    monitored = render(CHART / "ci" / "canary-values.yaml", STANDARD, "monitoring.podMonitor.enabled=true")
+    (monitor,) = by_kind(monitored, "PodMonitor")
+    selected = {e["key"]: e["values"] for e in monitor["spec"]["selector"]["matchExpressions"]}
+    assert "sentiment-canary" in selected["serving.kserve.io/inferenceservice"]  # scraped like the primary
     (split,) = [v for v in by_kind(objects, "VirtualService") if v["spec"].get("gateways") == ["mesh"]]
     assert split["spec"]["hosts"] == ["sentiment-predictor.text.svc.cluster.local"]
     for route in split["spec"]["http"]:

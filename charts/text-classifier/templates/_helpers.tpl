@@ -111,12 +111,13 @@ at once, so a user fixes them in one round.
 {{- end -}}
 {{- end -}}
 
-{{/* The InferenceServices of the enabled models, comma-separated: one each, and <name>-shadow where shadowed. */}}
+{{/* The InferenceServices of the enabled models, comma-separated: one each, <name>-shadow where shadowed, <name>-canary for a Standard-mode canary. */}}
 {{- define "tc.enabledModels" -}}
 {{- $names := list -}}
 {{- range $name, $model := .Values.models -}}
 {{- if $model.enabled -}}{{- $names = append $names $name -}}{{- end -}}
 {{- if and $model.enabled $model.shadow.enabled -}}{{- $names = append $names (printf "%s-shadow" $name) -}}{{- end -}}
+{{- if and $model.enabled $model.canary.enabled (eq $.Values.deploymentMode "Standard") -}}{{- $names = append $names (printf "%s-canary" $name) -}}{{- end -}}
 {{- end -}}
 {{- join ", " $names -}}
 {{- end -}}
