@@ -86,9 +86,15 @@ def _operation_matches(operation: dict, request: Request) -> bool:
 def _condition_matches(condition: dict, request: Request) -> bool:
     key = condition["key"]
     assert key.startswith("request.headers[") and key.endswith("]"), f"authz.py does not model {key}"
+    assert set(condition) <= {"key", "values", "notValues"}, condition
     header = key[len("request.headers["):-1].lower()
     value = {k.lower(): v for k, v in request.headers.items()}.get(header)
-    return _any(condition["values"], value)
+    # a missing header matches no values and every notValues (the generated matcher is a negation)
+    if "values" in condition and not _any(condition["values"], value):
+        return False
+    if "notValues" in condition and _any(condition["notValues"], value):
+        return False
+    return True
 
 
 def _rule_matches(rule: dict, request: Request) -> bool:

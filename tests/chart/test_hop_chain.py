@@ -42,9 +42,16 @@ def policies(*sets):
     return by_kind(render(None, *sets, namespace=NS), "AuthorizationPolicy")
 
 
+PROBE = {"K-Network-Probe": "probe", "K-Network-Hash": "override"}  # net-istio's status prober (networking pkg/status)
+
+
 def reaches_predictor(rendered, caller: str | None, host: str, headers=None) -> bool:
-    """Whether a call from ``caller`` for ``host`` gets a predictor pod to answer, by any Knative hop."""
+    """Whether a call from ``caller`` for ``host`` gets the predictor's model server to answer, by any Knative hop."""
     headers = headers or {}
+    if "K-Network-Probe" in headers:
+        # answered by queue-proxy (knative.dev/pkg Drainer -> pkg/queue/health ProbeHandler) or by the activator
+        # (pkg/activator/handler/probe_handler.go): never forwarded to the model server, whoever sends it
+        return False
     # straight to the pods (the activator out of the path)
     direct = allowed(rendered, PREDICTOR_POD, Request(caller, host, 8012, headers=headers))
     # through the activator (at zero pods): it must let the call in, then the pod must let the activator in
@@ -106,3 +113,19 @@ def test_the_shadow_and_a_standard_canary_answer_the_transformer_only():
         pod = Workload(NS, {"serving.kserve.io/inferenceservice": isvc, "component": "predictor"})
         assert allowed(rendered, pod, Request(TRANSFORMER, f"{isvc}-predictor.text"))
         assert not allowed(rendered, pod, Request(INTRUDERS["another namespace"], f"{isvc}-predictor.text"))
+
+
+def test_knatives_route_probes_pass_every_hop_and_never_reach_the_model():
+    # net-istio marks the route Ready only once its status prober's request passes the local gateway to
+    # the revision (networking pkg/ingress InsertProbe adds the K-Network-Hash route); a DENY on it would
+    # leave every predictor's route, and so the InferenceService, never Ready.
+    rendered = policies()
+    for host in HOSTS:
+        assert allowed(rendered, LOCAL_GATEWAY_POD, Request(None, host, 8081, headers=PROBE))
+        assert allowed(rendered, ACTIVATOR_POD, Request(INGRESS, host, 8012, headers=PROBE))
+        assert allowed(rendered, PREDICTOR_POD, Request(INGRESS, host, 8012, headers=PROBE))
+        # an intruder who copies the probe header gets the probe's answer, not the model's
+        assert not reaches_predictor(rendered, INTRUDERS["another namespace"], host, PROBE)
+        # and it cannot go around queue-proxy to the model server's own ports with it
+        for port in (8080, 8081):
+            assert not allowed(rendered, PREDICTOR_POD, Request(INTRUDERS["another namespace"], host, port, headers=PROBE))
