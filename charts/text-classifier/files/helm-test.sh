@@ -1,14 +1,16 @@
 # shellcheck shell=sh
 # `helm test`: one real inference through a model's public route, and its answer checked
-# (templates/tests/test-v2-request.yaml sets URL, MODEL, VERSIONS and CONNECT_TO).
+# (templates/tests/test-v2-request.yaml sets URL, MODEL, VERSIONS, CONNECT_TO and TOKEN_FILE).
 # POSIX sh: it runs in the curl image (busybox) and in tests/chart/test_helm_test.py.
 set -eu
 fail() { echo "helm test: $*" >&2; exit 1; }
 connect=""
 if [ -n "${CONNECT_TO:-}" ]; then connect="--connect-to $CONNECT_TO"; fi
+token=""
+if [ -n "${TOKEN_FILE:-}" ]; then token=$(cat "$TOKEN_FILE"); fi
 # shellcheck disable=SC2086  # $connect is two words or none
 answer=$(curl --silent --show-error --fail-with-body --max-time 120 --retry 5 --retry-all-errors \
-  ${INSECURE:+--insecure} $connect -H 'content-type: application/json' \
+  ${INSECURE:+--insecure} $connect ${token:+-H "authorization: Bearer $token"} -H 'content-type: application/json' \
   -d '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["helm test: this is wonderful"]}]}' \
   "$URL/v2/models/$MODEL/infer") || fail "no answer from $URL: $answer"
 echo "$answer"

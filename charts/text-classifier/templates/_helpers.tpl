@@ -103,6 +103,9 @@ at once, so a user fixes them in one round.
 {{- if and .Values.redis.external.caSecret (hasPrefix "redis://" .Values.redis.external.url) -}}
 {{- $messages = append $messages "redis.external.caSecret needs TLS: use a rediss:// URL" -}}
 {{- end -}}
+{{- if and .Values.istio.jwt.enabled .Values.helmTest.enabled (not .Values.helmTest.tokenSecret) -}}
+{{- $messages = append $messages "helmTest: with istio.jwt.enabled, set helmTest.tokenSecret (a Secret with a token) or helmTest.enabled=false: the route refuses the test's request without one" -}}
+{{- end -}}
 {{- if and .Values.istio.jwt.enabled (or (not .Values.istio.jwt.issuer) (not .Values.istio.jwt.jwksUri)) -}}
 {{- $messages = append $messages "istio.jwt: set issuer and jwksUri to require tokens" -}}
 {{- end -}}
