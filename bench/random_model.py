@@ -4,7 +4,7 @@ Its answers are NOT meaningful: it exists so that the serving stack can be teste
 measured without a trained model. The tests build tiny ones (the defaults: 2 layers,
 32 wide); ``make bench`` builds a full-size one (``DistilBertConfig()``'s sizes), the
 compute of the production DistilBERT SST-2. The real bundled models come from
-``predictor.train``. It lives with the bench, not in the predictor package, because
+``training.train``. It lives with the bench, not in the predictor package, because
 nothing that serves needs it.
 """
 
@@ -30,7 +30,7 @@ def build_random_model(
     import torch
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
 
-    from predictor.files import encoder_dir
+    from modelbuild.files import encoder_dir
 
     tokenizer = DistilBertTokenizer.from_pretrained(encoder_dir())
     config = DistilBertConfig(

@@ -48,8 +48,8 @@ HOT_SET = 50  # distinct texts that make up the 95% "cached" share of the refere
 def bench_model(cache: Path) -> Path:
     """Full-size DistilBERT with random weights, ONNX graphs baked in (not part of any timing)."""
     from bench.random_model import build_random_model
-    from predictor.export import export_onnx
-    from predictor.layout import ONNX_DIR
+    from modelbuild.export import export_onnx
+    from modelbuild.layout import ONNX_DIR
 
     model_dir = cache / "distilbert-base-random"
     if not (model_dir / "config.json").is_file():

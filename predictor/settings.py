@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Literal
 
 from contract.parameters import TRUNCATIONS
+from modelbuild.layout import default_cache_dir
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
-from predictor.layout import default_cache_dir
 from runtime.settings import ServiceSettings, setting
 
 BackendName = Literal[tuple(BACKENDS)]  # the registry's names, in its order

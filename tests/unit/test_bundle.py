@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from predictor.files import resolve_model_dir
+from modelbuild.files import resolve_model_dir
 from tests.reference import hf_probs, served_classifier
 
 

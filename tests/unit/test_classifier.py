@@ -133,8 +133,8 @@ def test_onnx_serving_path_imports_neither_torch_nor_transformers(tiny_model_dir
     import subprocess
     import sys
 
-    from predictor.export import export_onnx
-    from predictor.layout import ONNX_DIR
+    from modelbuild.export import export_onnx
+    from modelbuild.layout import ONNX_DIR
 
     baked = tmp_path / "baked"
     shutil.copytree(tiny_model_dir, baked)

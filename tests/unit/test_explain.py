@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
+from modelbuild.layout import BUNDLED_DIR
 from predictor.explain import explanation, plan
-from predictor.layout import BUNDLED_DIR
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The int8 graph: every matmul quantized but the one predictor.export keeps in fp32, and why that one."""
+"""The int8 graph: every matmul quantized but the one modelbuild.export keeps in fp32, and why that one."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from predictor.export import GELUS, kept_in_fp32
+from modelbuild.export import GELUS, kept_in_fp32
+from modelbuild.layout import default_cache_dir
 from predictor.files import resolve
-from predictor.layout import default_cache_dir
 
 QUANTIZED_MATMULS = {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QGemm"}
 

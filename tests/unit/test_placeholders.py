@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from predictor.files import NotServable, require_torch
+from modelbuild.files import NotServable, require_torch
 
 PLACEHOLDERS = Path(__file__).resolve().parents[2] / "images" / "placeholders"
 
@@ -43,5 +43,5 @@ def test_a_model_that_needs_torch_says_how_to_bake_it(tmp_path):
     with pytest.raises(NotServable) as raised:
         require_torch(tmp_path, "has no baked ONNX graph", ("no_such_package_here",))
     message = str(raised.value)
-    assert "no_such_package_here" in message and f"python -m predictor.bake --model_dir {tmp_path} --out" in message
+    assert "no_such_package_here" in message and f"python -m modelbuild.bake --model_dir {tmp_path} --out" in message
     require_torch(tmp_path, "needs nothing missing", ("json",))  # present: no error

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from predictor.data import Example, HoldOut, contained_rows, split_holdout, split_three
-from predictor.quality import (
+from training.data import Example, HoldOut, contained_rows, split_holdout, split_three
+from training.quality import (
     expected_calibration_error,
     fit_temperature,
     hard_slices,
@@ -102,8 +102,8 @@ def test_clause_calibration_splits_the_old_slice_by_wholeness():
 
 
 def test_model_card_shows_per_class_figures_confusion_and_calibration():
-    from predictor.card import model_card
-    from predictor.quality import report
+    from training.card import model_card
+    from training.quality import report
 
     logits = np.array([[2.0, -1.0], [0.5, 0.2], [-1.0, 1.5], [0.1, 0.3]])
     labels = [0, 1, 1, 1]
@@ -113,12 +113,12 @@ def test_model_card_shows_per_class_figures_confusion_and_calibration():
         "train_examples": 10, "calibration_examples": 2, "validation_examples": 4, "validation_accuracy": 0.75,
         "recipe": {"epochs": 1, "lr": 3e-5, "batch_size": 32, "max_length": 64, "seed": 13},
         "epochs": [{"epoch": 1, "calibration_accuracy": 0.5, "validation_accuracy": 0.75}],
-        "train_seconds": 12.0, "threads": 1, "machine": "a CPU", "command": "python -m predictor.train ...",
+        "train_seconds": 12.0, "threads": 1, "machine": "a CPU", "command": "python -m training.train ...",
         "evaluation": {"served_backend": "onnx-int8", "test_description": "four rows",
                        "calibration": {"temperature": 1.7, "rows": 2, "bins": 15, "description": "two rows"},
                        "backends": {"onnx-int8": {"all": result, "negation or contrast": result},
                                     "torch": {"all": result, "negation or contrast": result}},
-                       "command": "python -m predictor.calibrate ...", "machine": "a CPU", "date": "2026-12-01"},
+                       "command": "python -m training.calibrate ...", "machine": "a CPU", "date": "2026-12-01"},
     }
     card = model_card(record)
     assert "| `POSITIVE` | 1.000 | 0.667 | 0.800 | 3 |" in card

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from predictor.files import baked_graph
-from predictor.layout import BAKED_FROM, FP16_WEIGHTS, ONNX_DIR, ONNX_INT8, weights_revision
-from predictor.restore import is_packed, pack, restore
+from modelbuild.files import baked_graph
+from modelbuild.layout import BAKED_FROM, FP16_WEIGHTS, ONNX_DIR, ONNX_INT8, weights_revision
+from modelbuild.restore import is_packed, pack, restore
 
 
 @pytest.fixture(scope="module")

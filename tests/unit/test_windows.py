@@ -5,7 +5,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from contract.errors import ServiceError
-from predictor.layout import BUNDLED_DIR
+from modelbuild.layout import BUNDLED_DIR
 from predictor.windows import Rows, Windowing, combine, head_tail, window_spans, windows_needed
 
 

@@ -1,7 +1,7 @@
-"""Fit the temperature and write the model card's figures: ``python -m predictor.calibrate``.
+"""Fit the temperature and write the model card's figures: ``python -m training.calibrate``.
 
-    python -m predictor.calibrate --model_dir predictor/bundled/sentiment --holdout_of ../shared/data/sst2/train.tsv
-    python -m predictor.calibrate --model_dir predictor/bundled/emotion --validation_of ../shared/data/emotion/validation.csv
+    python -m training.calibrate --model_dir predictor/bundled/sentiment --holdout_of ../shared/data/sst2/train.tsv
+    python -m training.calibrate --model_dir predictor/bundled/emotion --validation_of ../shared/data/emotion/validation.csv
 
 The temperature is fitted on the calibration slice recorded in training.json (rows
 never trained on, kept apart from the test slice), on the logits of the served
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from predictor.backends import DEFAULT_BACKEND
-from predictor.card import machine, model_card
-from predictor.evaluate import TRAINING_RECORD, add_slice_source, logits_of, quality_report, recorded_slices
-from predictor.quality import ECE_BINS, fit_temperature
+from training.card import machine, model_card
+from training.evaluate import TRAINING_RECORD, add_slice_source, logits_of, quality_report, recorded_slices
+from training.quality import ECE_BINS, fit_temperature
 
 CONFIG = "config.json"
 
@@ -68,7 +68,7 @@ def calibrate(model_dir: Path, calibration, test, backends: list[str], descripti
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m predictor.calibrate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", type=Path, required=True)
     add_slice_source(parser)
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--cache_dir", type=Path, default=None)
     args = parser.parse_args()
     calibration, test = recorded_slices(args)
-    command = "python -m predictor.calibrate " + shlex.join(sys.argv[1:])
+    command = "python -m training.calibrate " + shlex.join(sys.argv[1:])
     evaluation = calibrate(args.model_dir, calibration, test, args.backends.split(","), args.test_description,
                            command, args.calibration_description, args.cache_dir)
     summary = {backend: {name: result["accuracy"] for name, result in report.items() if isinstance(result, dict)}

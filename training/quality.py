@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from predictor.data import Example
+from training.data import Example
 
 ECE_BINS = 15
 # Words that turn or qualify a sentence's polarity: "not bad", "great but dull".

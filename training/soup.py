@@ -1,7 +1,7 @@
-"""Average the weights of several fine-tuned models into one (a model soup): ``python -m predictor.soup``.
+"""Average the weights of several fine-tuned models into one (a model soup): ``python -m training.soup``.
 
-    python -m predictor.soup --out SOUP STAGE2 FULL_A FULL_A/epoch-1 FULL_B
-    python -m predictor.soup --greedy --holdout_of ../shared/data/sst2/train.tsv --out SOUP STAGE2 FULL_A ...
+    python -m training.soup --out SOUP STAGE2 FULL_A FULL_A/epoch-1 FULL_B
+    python -m training.soup --greedy --holdout_of ../shared/data/sst2/train.tsv --out SOUP STAGE2 FULL_A ...
 
 Models fine-tuned from one pretrained encoder (same architecture, same labels, the
 word embeddings frozen at the base's values) stay close enough in weight space that
@@ -18,7 +18,7 @@ recorded in the soup's training.json. Greedy is only as good as the calibration 
 is like the traffic: the sentiment clauses are not, and greedy overfitted them.
 
 Tensors that are equal in every ingredient (the frozen embeddings) are copied bit for
-bit, so ``python -m predictor.bake --pack SOUP`` still finds them equal to the base's.
+bit, so ``python -m modelbuild.bake --pack SOUP`` still finds them equal to the base's.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from predictor.card import machine, model_card
-from predictor.data import Example
-from predictor.evaluate import add_slice_source, recorded_slices
-from predictor.layout import MODEL_CARD, TRAINING_RECORD
-from predictor.restore import COPIED, FP32_WEIGHTS
+from modelbuild.layout import MODEL_CARD, TRAINING_RECORD
+from modelbuild.restore import COPIED, FP32_WEIGHTS
+from training.card import machine, model_card
+from training.data import Example
+from training.evaluate import add_slice_source, recorded_slices
 
 
 def load_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -76,7 +76,7 @@ class Scorer:
                             np.array([e.label for e in examples])) for name, examples in rows.items()}
 
     def __call__(self, weights: dict[str, torch.Tensor], name: str) -> float:
-        from predictor.train import predict_logits
+        from training.model import predict_logits
 
         self.model.load_state_dict(weights)
         ids, labels = self.rows[name]
@@ -116,7 +116,7 @@ def write_soup(recorded: Path, weights: dict[str, torch.Tensor], out_dir: Path, 
         "machine": machine(),
         "started_at": soup["started_at"],
         "stored_as": "a full model",
-        "command": "python -m predictor.soup " + shlex.join(sys.argv[1:]),
+        "command": "python -m training.soup " + shlex.join(sys.argv[1:]),
     }
     (out_dir / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     (out_dir / MODEL_CARD).write_text(model_card(record))
@@ -124,7 +124,7 @@ def write_soup(recorded: Path, weights: dict[str, torch.Tensor], out_dir: Path, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m predictor.soup", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.soup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", type=Path, nargs="+", help="model directories fine-tuned from one encoder")
     parser.add_argument("--out", type=Path, required=True, help="where the averaged model is written")
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     # the labels, data and slices come from a training run's record (an epoch-N checkpoint has none)
     recorded = next((m for m in args.models if (m / TRAINING_RECORD).is_file()), None)
     if recorded is None:
-        parser.error(f"no ingredient has a {TRAINING_RECORD}: name at least one directory predictor.train wrote")
+        parser.error(f"no ingredient has a {TRAINING_RECORD}: name at least one directory training.train wrote")
     started, started_at = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     states = {model: load_weights(model) for model in args.models}
     score, alone = None, {}

@@ -12,17 +12,17 @@ import hashlib
 import os
 from pathlib import Path
 
-BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"  # the adapters shipped in the package
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "predictor" / "bundled"  # the adapters shipped with the predictor
 CONFIG = "config.json"  # a Hugging Face model directory has one
 ADAPTER_CONFIG = "adapter_config.json"  # a LoRA adapter directory has one (merged at load time)
 TOKENIZER = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
-TRAINING_RECORD = "training.json"  # written by predictor.train: labels, base model, held-out slice
+TRAINING_RECORD = "training.json"  # written by training.train: labels, base model, held-out slice
 MODEL_CARD = "README.md"
-ONNX_DIR = "onnx"  # <model_dir>/onnx/: graphs baked at image build time (python -m predictor.bake)
+ONNX_DIR = "onnx"  # <model_dir>/onnx/: graphs baked at image build time (python -m modelbuild.bake)
 ONNX_FP32, ONNX_INT8 = "model.onnx", "model.int8.onnx"
 BAKED_FROM = "REVISION"  # in onnx/ when baked in place: the weights_revision the graphs were made from
-FP16_WEIGHTS = "weights.fp16.safetensors"  # a packed model (the bundled ones): see predictor/restore.py
+FP16_WEIGHTS = "weights.fp16.safetensors"  # a packed model (the bundled ones): see modelbuild/restore.py
 
 # What the cache holds, per model: an adapter merged into its base, a packed model restored to
 # fp32, and the exported ONNX graphs.

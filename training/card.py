@@ -1,7 +1,7 @@
 """The model card (README.md of a model directory), rendered from its training.json.
 
 training.json holds what training recorded (data, recipe, command, time, machine) and,
-once ``python -m predictor.calibrate`` has run, the evaluation: per-backend accuracy on
+once ``python -m training.calibrate`` has run, the evaluation: per-backend accuracy on
 the test slice and its hard sub-slices, per-class precision/recall/F1, the confusion
 matrix, and the expected calibration error before and after the fitted temperature.
 """
@@ -11,7 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
+import sys
+import time
 from pathlib import Path
+
+from modelbuild.layout import TRAINING_RECORD
 
 
 def machine() -> str:
@@ -79,7 +84,7 @@ Test slice: {evaluation["test_description"]}. {seen_by(record)}; the hard sub-sl
 
 `onnx-int8` is ONNX Runtime's dynamic int8 (weights per output channel, activations
 per batch), with one matmul kept in fp32 (the first layer's FFN output; why:
-predictor/export.py and BENCHMARKS.md, "int8 error").
+modelbuild/export.py and BENCHMARKS.md, "int8 error").
 
 Per class, on the whole test slice ({evaluation["served_backend"]}, the served backend):
 
@@ -113,7 +118,7 @@ def training_lines(record: dict) -> str:
 
 def recipe_line(record: dict) -> str:
     soup = record.get("soup")
-    if soup:  # the last stage averaged weights (predictor/soup.py): no epochs, learning rate or seed of its own
+    if soup:  # the last stage averaged weights (training/soup.py): no epochs, learning rate or seed of its own
         chosen = " (kept by greedy selection on the calibration slice)" if soup["greedy"] else ""
         return (f"the uniform weight average (a model soup) of {len(soup['kept'])} models fine-tuned from the same "
                 f"encoder{chosen}; their recipes are in the stages below.")
@@ -155,3 +160,32 @@ def model_card(record: dict) -> str:
 
 {progress_table(record)}
 {evaluation_section(record)}"""
+
+
+def write_record(args, output: Path, labels: list[str], data_record: dict, rows: tuple[list, list, list],
+                 history: list[dict], started: float, started_at: str, threads: int) -> dict:
+    """training.json (what was trained, on what, how well, where) and the model card beside the model."""
+    train_rows, calibration_rows, validation_rows = rows
+    record = {
+        "base_model": args.base_model,
+        "labels": labels,
+        "max_length": args.max_length,
+        "recipe": {k: v for k, v in vars(args).items() if k not in ("output_dir", "teachers") and not isinstance(v, Path)}
+        | ({"teachers": [str(t) for t in args.teachers]} if args.teachers else {}),
+        "data": data_record,
+        "train_examples": len(train_rows),
+        "calibration_examples": len(calibration_rows),
+        "validation_examples": len(validation_rows),
+        "epochs": history,
+        "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "threads": threads,
+        "machine": machine(),
+        "started_at": started_at,
+        "stored_as": (f"a LoRA adapter (r={args.lora_r}, alpha={args.lora_alpha}, every linear layer) plus the "
+                      "trained classifier head, merged into the base at load time") if args.lora else "a full model",
+        "command": "python -m training.train " + shlex.join(sys.argv[1:]),
+    }
+    (output / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    (output / "README.md").write_text(model_card(record))
+    return record

@@ -18,9 +18,9 @@ throughput) or all six FFN output ones (1.2-1.6x slower); SmoothQuant-style
 per-channel scaling of the matmul inputs, which moved the logit error from 0.15 to
 0.13 at best.)
 
-Where they live (predictor/layout.py): ``<model_dir>/onnx/`` when baked there
-(``python -m predictor.bake --out``, at image build time), otherwise in the cache,
-written on first use (predictor/files.py). Only the export needs torch; serving
+Where they live (modelbuild/layout.py): ``<model_dir>/onnx/`` when baked there
+(``python -m modelbuild.bake --out``, at image build time), otherwise in the cache,
+written on first use (modelbuild/files.py). Only the export needs torch; serving
 reads the files.
 """
 
@@ -34,7 +34,7 @@ import time
 import warnings
 from pathlib import Path
 
-from predictor.layout import ONNX_FP32, ONNX_INT8
+from modelbuild.layout import ONNX_FP32, ONNX_INT8
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import random
 import re
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -125,3 +126,44 @@ def calibration_split(held_out: list[Example], size: int, seed: int) -> tuple[li
     chosen = set(random.Random(seed + 1).sample(range(len(held_out)), size))
     return ([row for i, row in enumerate(held_out) if i in chosen],
             [row for i, row in enumerate(held_out) if i not in chosen])
+
+
+def load_examples(args) -> tuple[list[Example], list[Example], list[Example], dict]:
+    """(train, calibration, test, record): calibration picks the epoch and fits the temperature."""
+    if args.dataset:
+        return load_hub_dataset(args)
+    rows = read_labelled(args.train_file, args.text_column, args.label_column)
+    if args.validation_file:
+        validation = read_labelled(args.validation_file, args.text_column, args.label_column)
+        calibration, test = calibration_split(validation, args.calibration_size, args.seed)
+        return rows, calibration, test, {"validation_file": str(args.validation_file),
+                                         "calibration_size": args.calibration_size, "seed": args.seed}
+    holdout = HoldOut(
+        size=args.holdout_size,
+        seed=args.seed,
+        sentences_only=args.holdout_sentences_only,
+        min_words=args.holdout_min_words,
+        exclude_overlap=args.holdout_exclude_overlap,
+        whole_sentences=args.holdout_whole_sentences,
+        overlap_min_words=args.holdout_overlap_min_words,
+        calibration_size=args.calibration_size,
+        calibration=args.calibration,
+    )
+    train, calibration, test = split_three(rows, holdout)
+    return train, calibration, test, {"holdout": holdout.to_dict(), "rows_in_file": len(rows)}
+
+
+def load_hub_dataset(args) -> tuple[list[Example], list[Example], dict]:
+    """``glue/sst2`` or ``dair-ai/emotion`` from the Hugging Face Hub (needs network and `datasets`)."""
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        sys.exit("train: --dataset needs the `datasets` package (pip install datasets) and network access")
+    path, _, config = args.dataset.partition("/") if args.dataset.startswith("glue/") else (args.dataset, "", "")
+    data = load_dataset(path, config or None)
+    text_column = "sentence" if path == "glue" else args.text_column
+
+    def examples(split):
+        return [Example(row[text_column], int(row[args.label_column])) for row in data[split]]
+
+    return examples("train"), [], examples("validation"), {"dataset": args.dataset}

@@ -1,15 +1,15 @@
-"""``python -m predictor.bake --out DIR``: a servable model directory for a container image.
+"""``python -m modelbuild.bake --out DIR``: a servable model directory for a container image.
 
 Adapters are merged, packed models restored and the ONNX graphs (fused fp32 and int8)
 exported here, at build time, so a pod that scales from zero loads ready files and
 never merges or exports anything at start (predictor/Dockerfile runs this).
 
-``python -m predictor.bake --in_place`` (run by ``make setup``) bakes the graphs of
+``python -m modelbuild.bake --in_place`` (run by ``make setup``) bakes the graphs of
 every bundled model into ``predictor/bundled/<name>/onnx/`` (git-ignored), stamped with
 the weights' revision, so the first ``make serve`` only loads files.
 
-``python -m predictor.bake --pack TRAINED_DIR --out predictor/bundled/<name>`` writes a
-trained model the way the bundled ones are committed (predictor/restore.py).
+``python -m modelbuild.bake --pack TRAINED_DIR --out predictor/bundled/<name>`` writes a
+trained model the way the bundled ones are committed (modelbuild/restore.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from predictor.export import export_onnx
-from predictor.files import encoder_dir, resolve_model_dir
-from predictor.layout import (
+from modelbuild.export import export_onnx
+from modelbuild.files import encoder_dir, resolve_model_dir
+from modelbuild.layout import (
     BAKED_FROM,
     BUNDLED_DIR,
     FP16_WEIGHTS,
@@ -33,7 +33,7 @@ from predictor.layout import (
     bundled_models,
     weights_revision,
 )
-from predictor.restore import is_packed, pack
+from modelbuild.restore import is_packed, pack
 
 
 def bake(model_dir: Path | None, model_name: str, out_dir: Path) -> Path:
@@ -67,7 +67,7 @@ def bake_in_place(model_dir: Path) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m predictor.bake", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m modelbuild.bake", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name", default="sentiment", help="bundled model to bake when --model_dir is not given")
     parser.add_argument("--model_dir", type=Path, default=None, help="a model or adapter directory to bake instead")

@@ -1,8 +1,8 @@
-"""Accuracy and calibration of a model directory on labelled text: ``python -m predictor.evaluate``.
+"""Accuracy and calibration of a model directory on labelled text: ``python -m training.evaluate``.
 
-    python -m predictor.evaluate --model_dir predictor/bundled/sentiment --holdout_of ../shared/data/sst2/train.tsv
-    python -m predictor.evaluate --model_dir predictor/bundled/emotion --file ../shared/data/emotion/validation.csv
-    python -m predictor.evaluate --model_dir predictor/bundled/sentiment --data ../shared/data --report
+    python -m training.evaluate --model_dir predictor/bundled/sentiment --holdout_of ../shared/data/sst2/train.tsv
+    python -m training.evaluate --model_dir predictor/bundled/emotion --file ../shared/data/emotion/validation.csv
+    python -m training.evaluate --model_dir predictor/bundled/sentiment --data ../shared/data --report
 
 ``--holdout_of`` rebuilds the held-out test slice recorded in the model's training.json
 (the same rows its model card reports), so nothing from the data is stored here;
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from modelbuild.layout import TRAINING_RECORD
 from predictor.backends import BACKENDS
 from predictor.classifier import build_classifier
-from predictor.data import Example, HoldOut, calibration_split, read_labelled, split_three
-from predictor.layout import TRAINING_RECORD
 from predictor.settings import PredictorSettings
+from training.data import Example, HoldOut, calibration_split, read_labelled, split_three
 
 
 def training_record(model_dir: Path) -> dict:
@@ -63,7 +63,7 @@ def accuracy_of(model_dir: Path, examples: list[Example], cache_dir: Path | None
 def quality_report(model_dir: Path, examples: list[Example], cache_dir: Path | None = None,
                    backend: str = "torch") -> dict:
     """The model card's figures for ``examples`` and each of their hard sub-slices."""
-    from predictor.quality import hard_slices, report
+    from training.quality import hard_slices, report
 
     labels = training_record(model_dir)["labels"]
     logits, temperature = logits_of(model_dir, examples, cache_dir, backend)
@@ -91,7 +91,7 @@ def recorded_slices(args: argparse.Namespace) -> tuple[list[Example], list[Examp
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m predictor.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", type=Path, required=True)
     source = add_slice_source(parser)

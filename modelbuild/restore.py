@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor.layout import FP16_WEIGHTS
+from modelbuild.layout import FP16_WEIGHTS
 
 FP32_WEIGHTS = "model.safetensors"
 # The tensor ``train --freeze_embeddings`` keeps at the base's values (named with or without
