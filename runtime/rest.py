@@ -42,7 +42,7 @@ TOTAL_TIME = timings.TOTAL_TIME.encode()
 
 
 def _served(scope, model_name: str) -> str:
-    """``model_name`` if the app serves it (``app.state.is_served``, set by runtime/kserve_internals.py), else ""."""
+    """``model_name`` if the app serves it (``app.state.is_served``, set by runtime/kserve/), else ""."""
     is_served = getattr(getattr(scope.get("app"), "state", None), "is_served", None)
     return model_name if model_name and is_served is not None and is_served(model_name) else ""
 

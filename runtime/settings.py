@@ -108,13 +108,13 @@ def _flag_type(annotation):
 
 def parser_for(cls: type[ServiceSettings], prog: str, description: str | None) -> argparse.ArgumentParser:
     """KServe's model-server parser plus a flag per field of ``cls``; defaults come from the env vars."""
-    from kserve import model_server
+    from runtime.kserve.codec import server_flags
 
     try:
         from_env = cls()
     except ValidationError as exc:
         raise SystemExit(f"{prog}: an environment variable has an invalid value:\n{exc}") from None
-    parser = argparse.ArgumentParser(prog=prog, parents=[model_server.parser], description=description,
+    parser = argparse.ArgumentParser(prog=prog, parents=[server_flags()], description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, field in cls.model_fields.items():
         value = getattr(from_env, name)

@@ -49,7 +49,7 @@ class TransformerSettings(ServiceSettings):
 
     def predictor_config(self, use_ssl: bool, health_check: bool):
         """KServe's PredictorConfig: what the transformer's client and KServe's health check both read."""
-        from kserve.predictor_config import PredictorConfig
+        from runtime.kserve.client import PredictorConfig
 
         return PredictorConfig(
             predictor_host=self.predictor_host,
@@ -61,7 +61,7 @@ class TransformerSettings(ServiceSettings):
 
     def shadow_config(self, use_ssl: bool):
         """The shadow predictor's PredictorConfig: the same protocol, its own host and (short) deadline."""
-        from kserve.predictor_config import PredictorConfig
+        from runtime.kserve.client import PredictorConfig
 
         return PredictorConfig(
             predictor_host=self.shadow_predictor_host,

@@ -21,7 +21,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).glob("*.py"))}
+MODULES = {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
 
 
 def imported(name: str, path: Path) -> set[str]:

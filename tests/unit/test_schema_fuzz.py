@@ -17,7 +17,7 @@ from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
 from contract.errors import ERRORS, ServiceError
 from contract.schema import Limits, parse_request
-from runtime.kserve_internals import DataPlane
+from runtime.kserve.dataplane import DataPlane
 
 LIMITS = Limits(max_texts=50, max_chars=200, max_body_bytes=8 * 1024 * 1024)
 DATAPLANE = DataPlane(model_registry=ModelRepository())

@@ -6,7 +6,7 @@ from kserve.errors import ModelNotFound
 from kserve.model_repository import ModelRepository
 
 from runtime import shutdown
-from runtime.kserve_internals import DataPlane
+from runtime.kserve.dataplane import DataPlane
 
 
 @pytest.fixture
