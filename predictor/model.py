@@ -1,7 +1,7 @@
 """The predictor's KServe model: texts in, probabilities out, through the dynamic batcher.
 
 Parsing, the V1/V2 answers and the metadata are the shared model face's
-(contract/model.py); this is what the predictor adds: its files resolved once, the
+(runtime/face.py); this is what the predictor adds: its files resolved once, the
 classifier, the batcher and the deadline, and the requests that cost more than a row
 per text (``head_tail``/``chunks``, explanations: predictor/expanded.py).
 """
@@ -14,15 +14,16 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from contract import schema, timings
+from contract import timings
 from contract.errors import ServiceError
-from contract.model import Scores, TextClassificationModel
 from contract.parameters import Options
+from contract.scores import Scores
 from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier, build_classifier
 from predictor.expanded import Expander, ExpansionLimits
 from predictor.settings import PredictorSettings
-from runtime import answers, tracing
+from runtime import answers
+from runtime.face import TextClassificationModel
 from runtime.metrics import child
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,6 @@ class PredictorModel(TextClassificationModel):
     @property
     def labels(self) -> list[str] | None:
         return self.classifier.labels if self.classifier else None
-
-    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
-        with tracing.span("parse"):
-            return await super().preprocess(payload, headers)
 
     async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
                     options: Options) -> Scores:

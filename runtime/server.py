@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contract.model import TextClassificationModel
 from runtime import kserve as kserve_fence
 from runtime import multiproc
+from runtime.face import TextClassificationModel
 from runtime.kserve.server import ModelServer
 from runtime.metrics import INFO
 from runtime.settings import ServiceSettings

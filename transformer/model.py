@@ -27,9 +27,10 @@ import numpy as np
 from contract import schema, timings
 from contract.cachekey import cache_key
 from contract.errors import ServiceError
-from contract.model import Scores, TextClassificationModel
 from contract.parameters import Options
+from contract.scores import Scores
 from runtime import answers, tracing
+from runtime.face import TextClassificationModel
 from runtime.metrics import child
 from transformer.cache import TextCache, decode_row
 from transformer.coalesce import Coalescer
@@ -107,10 +108,6 @@ class CachingTransformer(TextClassificationModel):
     @property
     def model_version(self) -> str | None:
         return self.read_version if self._info or self.pinned_version else None
-
-    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
-        with tracing.span("parse"):
-            return await super().preprocess(payload, headers)
 
     def _learn(self, scores: Scores) -> None:
         if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:

@@ -27,7 +27,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 from contract.errors import ServiceError
-from contract.model import Scores
+from contract.scores import Scores
 from transformer.upstream import PredictorClient
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import orjson
 
 from contract import timings
 from contract.errors import ERRORS, ServiceError
-from contract.model import Scores
 from contract.schema import EXPLANATION_OUTPUT, INPUT_NAME, SCORES_OUTPUT, WINDOWS_OUTPUT
+from contract.scores import Scores
 from runtime import tracing
 from runtime.kserve.client import (
     InferenceGRPCClient,

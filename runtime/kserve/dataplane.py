@@ -11,8 +11,8 @@ from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
 from contract.errors import ServiceError
-from contract.model import TextClassificationModel
 from runtime import shutdown
+from runtime.face import TextClassificationModel
 
 
 def version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: str) -> str | None:

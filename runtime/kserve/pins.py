@@ -41,7 +41,7 @@ UPSTREAM = {
     "uvicorn.Server.handle_exit": "553276efa26e09ea",
     "uvicorn.Server.on_tick": "60ea49b06ccf68c1",
 }
-# The hooks our model face (contract/model.py) overrides: KServe calls them with these parameters.
+# The hooks our model face (runtime/face.py) overrides: KServe calls them with these parameters.
 SIGNATURES = {
     "kserve.model.Model.__call__": "(self, body: Union[Dict, cloudevents.http.event.CloudEvent, kserve.protocol.infer_type.InferRequest], headers: Optional[Dict[str, str]] = None, verb: kserve.model.InferenceVerb = <InferenceVerb.PREDICT: 2>) -> Union[Dict, kserve.protocol.infer_type.InferResponse, List[str], Awaitable[Union[Dict, kserve.protocol.infer_type.InferResponse, List[str]]]]",
     "kserve.model.Model.preprocess": "(self, payload: Union[Dict, kserve.protocol.infer_type.InferRequest], headers: Dict[str, str] = None) -> Union[Dict, kserve.protocol.infer_type.InferRequest]",

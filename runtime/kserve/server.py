@@ -8,8 +8,8 @@ import signal
 import kserve
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 
-from contract.model import TextClassificationModel
 from runtime import logs, shutdown
+from runtime.face import TextClassificationModel
 from runtime.kserve.dataplane import DataPlane
 from runtime.kserve.grpc_server import GRPCServer
 from runtime.kserve.rest_server import RESTServer, RESTServerMultiProcess

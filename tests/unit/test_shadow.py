@@ -5,7 +5,7 @@ import asyncio
 import numpy as np
 
 from contract.errors import ServiceError
-from contract.model import Scores
+from contract.scores import Scores
 from transformer.shadow import ShadowScorer, compare
 
 LABELS = ["NEGATIVE", "POSITIVE"]

@@ -1,4 +1,4 @@
-"""The one model face both services show KServe: any protocol in, texts scored, the answer in kind.
+"""The one model face both services show KServe (moved from contract/: it is a server object, not data): any protocol in, texts scored, the answer in kind.
 
 As in KServe's own huggingfaceserver, ``preprocess`` parses (the shared schema, the
 request limits), ``predict`` computes and ``postprocess`` encodes the answer: V1's
@@ -17,23 +17,13 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import kserve
-import numpy as np
 import orjson
 
 from contract import schema
 from contract.parameters import Options
-
-
-@dataclass(frozen=True)
-class Scores:
-    """What scoring texts tells: one row of probabilities per text, and who computed them."""
-
-    probs: np.ndarray  # (n, k) float32, columns in ``labels`` order
-    labels: list[str]
-    model_version: str  # the version to answer with (and, in the transformer, to cache under)
-    windows: list[int] | None = None  # truncation chunks: windows per text
-    explanations: list[dict | bytes] | None = None  # explain: one per text (bytes: its JSON, as cached)
+from contract.scores import Scores
+from runtime import tracing
+from runtime.kserve.codec import Model
 
 
 @dataclass(frozen=True)
@@ -45,7 +35,7 @@ class Scored:
     headers: dict = field(default_factory=dict)  # response headers KServe gives explain() no place for
 
 
-class TextClassificationModel(kserve.Model):
+class TextClassificationModel(Model):
     # What a served model reports; None until known (the transformer learns both from the predictor).
     labels: list[str] | None = None
     model_version: str | None = None
@@ -67,7 +57,8 @@ class TextClassificationModel(kserve.Model):
         return payload  # preprocess already validated it with the shared schema
 
     async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
-        return schema.parse_request(payload, self.limits)
+        with tracing.span("parse"):  # both services' parse span, owned here once
+            return schema.parse_request(payload, self.limits)
 
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
                       response_headers: dict | None = None) -> Scored:
