@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,3 +16,5 @@ class Scores:
     model_version: str  # the version to answer with (and, in the transformer, to cache under)
     windows: list[int] | None = None  # truncation chunks: windows per text
     explanations: list[dict | bytes] | None = None  # explain: one per text (bytes: its JSON, as cached)
+    # What scoring measured, sent as response headers (x-cache, the timings of contract/timings.py).
+    measured: dict[str, str] = field(default_factory=dict)

@@ -65,8 +65,7 @@ class PredictorModel(TextClassificationModel):
     def labels(self) -> list[str] | None:
         return self.classifier.labels if self.classifier else None
 
-    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
-                    options: Options) -> Scores:
+    async def score(self, texts: Sequence[str], headers: dict, options: Options) -> Scores:
         timeout_s = self.settings.request_timeout_s
         stats = RequestStats()
         windows = explanations = None
@@ -80,9 +79,8 @@ class PredictorModel(TextClassificationModel):
             probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name, stats)
         child(TEXTS_INFERRED, self.name).inc(len(texts))
         answers.observe(self.name, self.model_version, self.labels, probs)
-        if response_headers is not None:
-            response_headers.update(timings.predictor_headers(stats, sum(map(len, texts))))
-        return Scores(probs, self.labels, self.model_version, windows=windows, explanations=explanations)
+        return Scores(probs, self.labels, self.model_version, windows=windows, explanations=explanations,
+                      measured=timings.predictor_headers(stats, sum(map(len, texts))))
 
     def describe(self) -> dict:
         return {

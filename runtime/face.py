@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
@@ -32,7 +32,6 @@ class Scored:
 
     request: schema.ClassifyRequest
     scores: Scores
-    headers: dict = field(default_factory=dict)  # response headers KServe gives explain() no place for
 
 
 class TextClassificationModel(Model):
@@ -44,9 +43,9 @@ class TextClassificationModel(Model):
         super().__init__(name, return_response_headers=return_response_headers)
         self.limits = limits
 
-    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
-                    options: Options) -> Scores:
-        """Probabilities for ``texts``, in order; raise ``ServiceError`` for what a client should see."""
+    async def score(self, texts: Sequence[str], headers: dict, options: Options) -> Scores:
+        """Probabilities for ``texts``, in order, and what was measured (``Scores.measured``, sent as response
+        headers); raise ``ServiceError`` for what a client should see."""
         raise NotImplementedError
 
     def describe(self) -> dict:
@@ -62,19 +61,17 @@ class TextClassificationModel(Model):
 
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
                       response_headers: dict | None = None) -> Scored:
-        return Scored(request, await self.score(request.texts, headers or {}, response_headers, request.options))
+        return Scored(request, await self.score(request.texts, headers or {}, request.options))
 
     async def explain(self, request: schema.ClassifyRequest, headers: dict | None = None) -> Scored:
         """V1 ``:explain``: the prediction with ``explain`` set (its ``parameters`` may ask for tokens)."""
-        response_headers: dict = {}
         request = dataclasses.replace(request, options=dataclasses.replace(request.options, explain=True))
-        scored = await self.predict(request, headers, response_headers)
-        return dataclasses.replace(scored, headers=response_headers)
+        return await self.predict(request, headers)
 
     async def postprocess(self, result: Scored, headers: dict | None = None, response_headers: dict | None = None):
         scores = result.scores
-        if result.headers and response_headers is not None:
-            response_headers.update(result.headers)
+        if response_headers is not None:  # KServe gives explain() no such dict; the scores carry it here
+            response_headers.update(scores.measured)
         if result.request.v2 is None:
             explanations = None if scores.explanations is None else [
                 orjson.loads(e) if isinstance(e, bytes) else e for e in scores.explanations]
