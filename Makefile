@@ -63,7 +63,7 @@ bench: setup
 bench-peers: setup
 	$(PY) -m bench.run --only_peers $(BENCH_ARGS)
 
-# Container images with docker or podman, air-gapped by default (README, "Images"): the base from
+# Container images with docker or podman, air-gapped by default (docs/deploying.md, "Images"): the base from
 # Debian packages, the wheels from wheelhouse/, no network in any build step. MODEL_SRC=dir adds
 # a predictor for that model; OFFLINE=0 PYTHON_IMAGE=python:3.11.7-slim-bookworm uses Docker Hub and PyPI.
 images:
