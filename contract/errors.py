@@ -107,7 +107,7 @@ class ServiceError(GrpcException):
     """An error a client is meant to see; ``error_type`` is an ``ErrorType`` (or its string)."""
 
     def __init__(self, error_type: ErrorType | str, message: str):
-        error_type = ErrorType(error_type)  # a ValueError here is a programming error (tests/unit/test_errors.py)
+        error_type = ErrorType(error_type)  # a ValueError here is a programming error (tests/unit/contract/test_errors.py)
         kind = ERRORS[error_type]
         self.error_type = error_type
         self.message = message

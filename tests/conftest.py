@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.random_model import build_random_model
+from harness.random_model import build_random_model
 
 EMOTIONS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

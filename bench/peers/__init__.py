@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.processes import ROOT, ServerProcess, free_port
+from harness.processes import ROOT, ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 VENVS = ROOT / ".cache" / "peers"

@@ -7,7 +7,7 @@ classes; so those classes are subclassed here and ``start`` is repeated with the
 What each override adds lives outside this room (runtime/rest.py, runtime/grpc.py,
 runtime/shutdown.py); what stays here is the coupling to KServe's (and uvicorn's)
 insides. ``pins.UPSTREAM`` pins a hash of the source of each upstream function below, and
-tests/unit/test_kserve_internals.py fails when a KServe or uvicorn upgrade changes
+tests/unit/runtime/test_kserve_internals.py fails when a KServe or uvicorn upgrade changes
 one: re-read it, bring the copy or override in step, then update the hash.
 
 Copied (the whole function repeated, with our changes marked):

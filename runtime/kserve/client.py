@@ -1,6 +1,6 @@
 """The gRPC client half of KServe we use (the transformer's predictor client), and the types it speaks.
 
-Re-exported here so that only this package imports kserve (tests/unit/test_kserve_internals.py).
+Re-exported here so that only this package imports kserve (tests/unit/runtime/test_kserve_internals.py).
 """
 
 from __future__ import annotations

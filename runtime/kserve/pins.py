@@ -2,7 +2,7 @@
 
 ``UPSTREAM``: sha256 of ``inspect.getsource(...)``, first 16 hex digits, at kserve==0.21.0 (and the
 uvicorn it pins). ``SIGNATURES``: ``str(inspect.signature(...))`` of the hooks KServe calls on our
-model face and that we call on its data plane. tests/unit/test_kserve_internals.py fails, naming
+model face and that we call on its data plane. tests/unit/runtime/test_kserve_internals.py fails, naming
 the function, when an upgrade changes one: re-read it, bring the copy or override in step (this
 package), then update the pin.
 """
@@ -10,7 +10,7 @@ package), then update the pin.
 from __future__ import annotations
 
 KSERVE_VERSION = "0.21.0"
-# sha256 of inspect.getsource(...), first 16 hex digits; tests/unit/test_kserve_internals.py checks them.
+# sha256 of inspect.getsource(...), first 16 hex digits; tests/unit/runtime/test_kserve_internals.py checks them.
 UPSTREAM = {
     "kserve.model_server.ModelServer.start": "efa96502018b04e9",
     "kserve.model_server.ModelServer.__init__": "1029569ff98894af",

@@ -17,7 +17,7 @@ import uuid
 import httpx
 import pytest
 
-from bench.containers import ENGINE, Container, Spec, engine, predictor_container, rendered, transformer_container
+from harness.containers import ENGINE, Container, Spec, engine, predictor_container, rendered, transformer_container
 from tests.images.conftest import require_image
 from tests.integration.adversarial import V1, V2, v2_body
 from tests.integration.servers import triton_grpc_infer

@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.prometheus import PrometheusProcess, prometheus_binary
+from harness.prometheus import PrometheusProcess, prometheus_binary
 from tests.integration.servers import ROOT, ServerProcess, metric
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("contract", "runtime", "predictor", "modelbuild", "training", "transformer", "rollout", "bench", "load")
+PACKAGES = ("contract", "runtime", "predictor", "modelbuild", "training", "transformer", "rollout", "harness", "bench", "load")
 
 
 def module_name(path: Path) -> str:
@@ -108,7 +108,7 @@ def test_the_model_layout_imports_nothing_of_ours():
     assert GRAPH["modelbuild.layout"] == set()
 
 
-@pytest.mark.parametrize("forbidden", ["training.evaluate", "training.train", "modelbuild.bake", "bench.random_model"])
+@pytest.mark.parametrize("forbidden", ["training.evaluate", "training.train", "modelbuild.bake", "harness.random_model"])
 def test_the_serving_path_does_not_import_the_tools(forbidden):
     assert forbidden not in reachable("predictor.__main__")
 
@@ -138,3 +138,8 @@ def test_serving_reaches_model_building_only_for_names_and_the_start_up_restore(
     for name in MODULES:
         if name.startswith("predictor") and name != "predictor.files":
             assert {m for m in GRAPH[name] if m.startswith("modelbuild")} <= {"modelbuild.layout"}, name
+
+
+def test_shipped_code_never_imports_the_harness_or_the_benchmarks():
+    for package in ("contract", "runtime", "predictor", "modelbuild", "training", "transformer", "rollout"):
+        assert not {m for m in imports_of(package) if m.split(".")[0] in ("harness", "bench")}, package

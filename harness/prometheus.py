@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.processes import free_port, terminate
+from harness.processes import free_port, terminate
 
 
 def prometheus_binary() -> str | None:

@@ -1,4 +1,4 @@
-"""A DistilBERT classifier with random weights, of any size: ``python -m bench.random_model OUT_DIR``.
+"""A DistilBERT classifier with random weights, of any size: ``python -m harness.random_model OUT_DIR``.
 
 Its answers are NOT meaningful: it exists so that the serving stack can be tested and
 measured without a trained model. The tests build tiny ones (the defaults: 2 layers,

@@ -17,7 +17,7 @@ import pytest
 
 from runtime.kserve.pins import KSERVE_VERSION, SIGNATURES, UPSTREAM
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def upstream(dotted: str):

@@ -7,12 +7,6 @@ from runtime.settings import parse
 from transformer.settings import TransformerSettings
 
 
-def test_defaults_come_from_the_declaration(monkeypatch):
-    monkeypatch.delenv("MAX_BATCH_SIZE", raising=False)
-    settings, _ = parse(PredictorSettings, "p", None, [])
-    assert settings.max_batch_size == PredictorSettings.model_fields["max_batch_size"].default == 32
-
-
 def test_env_var_then_flag(monkeypatch):
     monkeypatch.setenv("MAX_BATCH_SIZE", "7")
     monkeypatch.setenv("INFERENCE_THREADS", "3")  # a field whose env var is not its name
@@ -38,8 +32,3 @@ def test_invalid_values_stop_the_start_with_a_message(monkeypatch, capsys):
     monkeypatch.setenv("MAX_TEXTS", "many")
     with pytest.raises(SystemExit, match="max_texts"):
         parse(TransformerSettings, "t", None, [])
-
-
-def test_the_options_objects_are_built_from_the_settings():
-    limits = PredictorSettings(max_texts=5, max_chars=6, max_body_bytes=7).limits()
-    assert (limits.max_texts, limits.max_chars, limits.max_body_bytes) == (5, 6, 7)

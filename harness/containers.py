@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from bench.processes import free_port
+from harness.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ["bash", str(ROOT / "scripts" / "engine.sh")]

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.processes import RedisProcess, free_port
+from harness.processes import RedisProcess, free_port
 
 
 def _answers(port: int, command: bytes) -> bytes:

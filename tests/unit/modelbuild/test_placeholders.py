@@ -8,7 +8,7 @@ import pytest
 
 from modelbuild.files import NotServable, require_torch
 
-PLACEHOLDERS = Path(__file__).resolve().parents[2] / "images" / "placeholders"
+PLACEHOLDERS = Path(__file__).resolve().parents[3] / "images" / "placeholders"
 
 
 def run_with_placeholders_first(code: str) -> subprocess.CompletedProcess:

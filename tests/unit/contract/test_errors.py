@@ -7,7 +7,7 @@ import pytest
 
 from contract.errors import ERRORS, ErrorType, ServiceError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ("contract", "runtime", "predictor", "modelbuild", "training", "transformer")
 
 

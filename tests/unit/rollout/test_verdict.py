@@ -10,7 +10,7 @@ import yaml
 from rollout.analysis import HOLD, PROMOTE, ROLL_BACK, Revision, Thresholds, checks, decide, jensen_shannon, pick
 from rollout.verdict import main, patch_command
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_jensen_shannon_in_bits():
