@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from contract import timings
 from contract.errors import ServiceError
-from contract.parameters import Options
+from contract.parameters import Options, Truncation
 from contract.scores import Scores
 from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier, build_classifier
@@ -73,7 +73,7 @@ class PredictorModel(TextClassificationModel):
             if not self.settings.explain:
                 raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
             probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s, stats)
-        elif (strategy := options.truncation or self.settings.truncation) == "head":  # the plain path
+        elif (strategy := options.truncation or self.settings.truncation) == Truncation.HEAD:  # the plain path
             probs = await self.batcher.submit(texts, timeout_s, stats=stats)
         else:
             probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name, stats)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from contract.parameters import TRUNCATIONS
+from contract.parameters import DEFAULT_TRUNCATION, TRUNCATIONS
 from modelbuild.layout import default_cache_dir
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
 from runtime.settings import ServiceSettings, setting
@@ -35,7 +35,7 @@ class PredictorSettings(ServiceSettings):
     threads: int = setting(0, "intra-op threads of the backend", env="INFERENCE_THREADS",
                            shown="0 (the backend's default: one per core)")
     truncation: Truncation = setting(
-        "head", "texts longer than `--max_length` tokens, when a request does not choose: `head`, `head_tail` or "
+        DEFAULT_TRUNCATION, "texts longer than `--max_length` tokens, when a request does not choose: `head`, `head_tail` or "
                 "`chunks` (see [Long texts](long-texts.md#long-texts-truncation))")
     max_windows: int = setting(8, "windows one text may take under `chunks`; more is a 400 `too_many_windows`")
     window_overlap: int = setting(64, "tokens consecutive `chunks` windows share (at most half a window)")

@@ -27,7 +27,7 @@ import numpy as np
 from contract import schema, timings
 from contract.cachekey import cache_key
 from contract.errors import ServiceError
-from contract.parameters import Options
+from contract.parameters import DEFAULT_TRUNCATION, Options
 from contract.scores import Scores
 from runtime import answers, tracing
 from runtime.face import TextClassificationModel
@@ -57,7 +57,7 @@ class ModelInfo:
 
 class CachingTransformer(TextClassificationModel):
     def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits,
-                 pinned_version: str | None, shadow: ShadowScorer | None = None, truncation: str = "head",
+                 pinned_version: str | None, shadow: ShadowScorer | None = None, truncation: str = DEFAULT_TRUNCATION,
                  explain: bool = True):
         super().__init__(name, limits, return_response_headers=True)
         self.predictor = predictor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from contract.parameters import TRUNCATIONS
+from contract.parameters import DEFAULT_TRUNCATION, TRUNCATIONS
 from runtime.settings import ServiceSettings, setting
 
 
@@ -43,7 +43,7 @@ class TransformerSettings(ServiceSettings):
         8, "most shadow calls at once per worker; beyond it texts are not shadowed and are counted as `dropped`")
     shadow_timeout_ms: float = setting(1000.0, "deadline of each shadow call (the user's answer never waits for it)")
     truncation: Literal[TRUNCATIONS] = setting(
-        "head", "the truncation sent to the predictor for requests that do not choose (set it like the "
+        DEFAULT_TRUNCATION, "the truncation sent to the predictor for requests that do not choose (set it like the "
                 "predictor's; the chart does)")
     explain: bool = setting(True, "`false`: `:explain` is a 501 here too, cached explanations included")
 
