@@ -15,6 +15,7 @@ Truncation = Literal[TRUNCATIONS]
 
 
 class PredictorSettings(ServiceSettings):
+    env_prefix_name = "PREDICTOR_"
     model_dir: Path | None = setting(
         None, "Hugging Face model directory or LoRA adapter directory (KServe's storage initializer puts a "
               "`storageUri` in `/mnt/models`)", shown="the bundled model named `--model_name`")

@@ -9,6 +9,7 @@ from runtime.settings import ServiceSettings, setting
 
 
 class TransformerSettings(ServiceSettings):
+    env_prefix_name = "TRANSFORMER_"
     # KServe's flags for the predictor connection, with our defaults and env vars.
     predictor_host: str | None = setting(None, "The predictor, host:port.", kserve=True)
     predictor_protocol: Literal["v2", "grpc-v2"] = setting(

@@ -3,7 +3,7 @@
 import pytest
 
 from predictor.settings import PredictorSettings
-from runtime.settings import parse
+from runtime.settings import env_var, parse
 from transformer.settings import TransformerSettings
 
 
@@ -32,3 +32,25 @@ def test_invalid_values_stop_the_start_with_a_message(monkeypatch, capsys):
     monkeypatch.setenv("MAX_TEXTS", "many")
     with pytest.raises(SystemExit, match="max_texts"):
         parse(TransformerSettings, "t", None, [])
+
+
+def test_the_prefixed_env_var_wins_and_todays_name_stays_an_alias(monkeypatch):
+    monkeypatch.setenv("MAX_BATCH_SIZE", "7")
+    settings, _ = parse(PredictorSettings, "p", None, [])
+    assert settings.max_batch_size == 7
+    monkeypatch.setenv("PREDICTOR_MAX_BATCH_SIZE", "5")
+    monkeypatch.setenv("PREDICTOR_INFERENCE_THREADS", "2")  # the prefix goes before a field's own env name
+    monkeypatch.setenv("TRANSFORMER_MAX_TEXTS", "3")  # another service's prefix is not ours
+    settings, _ = parse(PredictorSettings, "p", None, [])
+    assert (settings.max_batch_size, settings.threads, settings.max_texts) == (5, 2, 1000)
+    settings, _ = parse(PredictorSettings, "p", None, ["--max_batch_size", "9"])
+    assert settings.max_batch_size == 9  # the flag still beats both
+
+
+def test_no_prefixed_name_is_another_services_plain_name():
+    """PREDICTOR_HOST is the transformer's; a predictor setting prefixed into it would be read by both."""
+    def names(cls, prefixed):
+        return {(cls.env_prefix_name if prefixed else "") + env_var(n, f) for n, f in cls.model_fields.items()}
+
+    for ours, theirs in ((PredictorSettings, TransformerSettings), (TransformerSettings, PredictorSettings)):
+        assert names(ours, True).isdisjoint(names(theirs, False))
