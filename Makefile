@@ -18,15 +18,15 @@ setup: $(STAMP) $(BAKED)
 $(STAMP): pyproject.toml requirements.lock scripts/install-tools.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[serve,torch,transformer,build,train,test]'
 	bash scripts/install-tools.sh $(VENV)
 	touch $@
 
 # Export + int8-quantize each bundled model once here, so the first `make serve` only loads files;
 # again when the export itself changes (which matmuls int8 keeps in fp32, say).
-predictor/bundled/%/onnx/REVISION: predictor/bundled/%/weights.fp16.safetensors predictor/export.py | $(STAMP)
+predictor/bundled/%/onnx/REVISION: predictor/bundled/%/weights.fp16.safetensors modelbuild/export.py | $(STAMP)
 	rm -rf predictor/bundled/$*/onnx
-	$(PY) -m predictor.bake --in_place
+	$(PY) -m modelbuild.bake --in_place
 
 serve: setup
 	PYTHON=$(PY) bash scripts/serve.sh
@@ -63,7 +63,7 @@ bench: setup
 bench-peers: setup
 	$(PY) -m bench.run --only_peers $(BENCH_ARGS)
 
-# Container images with docker or podman, air-gapped by default (README, "Images"): the base from
+# Container images with docker or podman, air-gapped by default (docs/deploying.md, "Images"): the base from
 # Debian packages, the wheels from wheelhouse/, no network in any build step. MODEL_SRC=dir adds
 # a predictor for that model; OFFLINE=0 PYTHON_IMAGE=python:3.11.7-slim-bookworm uses Docker Hub and PyPI.
 images:

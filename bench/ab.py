@@ -23,8 +23,8 @@ import os
 import statistics
 from pathlib import Path
 
-from bench.processes import ROOT, ServerProcess
 from bench.run import HOT_SET, MODEL, Run, bench_model, machine, warm
+from harness.processes import ROOT, ServerProcess
 
 
 def stack(run: Run, root: Path, model_dir: Path, name: str) -> tuple[ServerProcess, ServerProcess]:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.processes import ROOT, ServerProcess
 from bench.run import MODEL, bench_model, sentences
+from harness.processes import ROOT, ServerProcess
 from predictor.backends import BACKENDS
 from predictor.classifier import TextClassifier
 from predictor.files import resolve

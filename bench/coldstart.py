@@ -13,7 +13,7 @@ peak RSS of its PID 1 after one request. Then the first answer after idle, end t
   request goes in once the transformer reports ready (it checks the model container).
 
 Every container runs with the chart's args, env, securityContext and limits
-(bench/containers.py). Pulls are not timed here (no registry): the figure is computed.
+(harness/containers.py). Pulls are not timed here (no registry): the figure is computed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.containers import (
+from harness.containers import (
     ENGINE,
     REGISTRY,
     Container,
@@ -39,7 +39,7 @@ from bench.containers import (
     rendered,
     transformer_container,
 )
-from bench.processes import RedisProcess, free_port
+from harness.processes import RedisProcess, free_port
 
 V1 = "/v1/models/sentiment:predict"
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import ROOT, RedisProcess, ServerProcess, extract
 from bench.run import loadgen, machine, sentences
+from harness.processes import ROOT, RedisProcess, ServerProcess, extract
 
 MODEL = "sentiment"  # the bundled model: what `make serve` runs
 

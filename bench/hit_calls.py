@@ -43,7 +43,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, extract, free_port
+from harness.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, extract, free_port
 
 MODEL = "bench"
 WARM_UP = 50  # requests before counting starts (instructions): connection pools, first-call caches
@@ -155,7 +155,7 @@ def main() -> None:
         parser.error("--counter instructions needs valgrind (apt-get install valgrind)")
     if args.process == "predictor" and args.load == "hit":
         parser.error("the predictor has no cache: use --load miss with --process predictor")
-    from bench.random_model import build_random_model
+    from harness.random_model import build_random_model
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)

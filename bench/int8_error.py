@@ -1,7 +1,7 @@
 """``python -m bench.int8_error --model_dir DIR --holdout_of TRAIN``: where int8's error comes from.
 
 Quantizes a baked model's fused fp32 graph (``DIR/onnx/model.onnx``) as
-predictor.export does (dynamic, int8 weights per channel), once per variant that
+modelbuild.export does (dynamic, int8 weights per channel), once per variant that
 keeps one kind of matmul in fp32, and compares each with fp32 on the same texts in
 the same batches (activations are quantized per batch, so the batches must match):
 the logits' RMS error, how many answers differ from fp32, and the accuracy on the
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from modelbuild.export import GELUS, ffn_outputs, kept_in_fp32, quantize
+from modelbuild.layout import ONNX_DIR, ONNX_FP32
 from predictor.backends import OnnxBackend
 from predictor.classifier import build_classifier
-from predictor.data import read_labelled
-from predictor.evaluate import add_slice_source, recorded_slices
-from predictor.export import GELUS, ffn_outputs, kept_in_fp32, quantize
-from predictor.layout import ONNX_DIR, ONNX_FP32
 from predictor.settings import PredictorSettings
+from training.data import read_labelled
+from training.evaluate import add_slice_source, recorded_slices
 
 MATMULS = ("MatMul", "Attention", "Gemm")
 
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--extra", type=int, default=3000, help="unlabelled-use training rows added to the texts")
     parser.add_argument("--variants", default="today,export,weights-only,qkv,attention-output,ffn-input,ffn-output,"
                                                "ffn-output-0,ffn,head",
-                        help="today (every matmul int8), export (predictor.export's choice), weights-only, or a "
+                        help="today (every matmul int8), export (modelbuild.export's choice), weights-only, or a "
                              "kind of matmul kept in fp32")
     args = parser.parse_args()
     fp32 = args.model_dir / ONNX_DIR / ONNX_FP32

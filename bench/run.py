@@ -37,7 +37,7 @@ import numpy as np
 from bench.peers import PEERS
 from bench.peers.compare import compare
 from bench.peers.compare import markdown as peers_markdown
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
+from harness.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
 from predictor.backends import BACKENDS, DEFAULT_BACKEND
 
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
@@ -47,9 +47,9 @@ HOT_SET = 50  # distinct texts that make up the 95% "cached" share of the refere
 
 def bench_model(cache: Path) -> Path:
     """Full-size DistilBERT with random weights, ONNX graphs baked in (not part of any timing)."""
-    from bench.random_model import build_random_model
-    from predictor.export import export_onnx
-    from predictor.layout import ONNX_DIR
+    from harness.random_model import build_random_model
+    from modelbuild.export import export_onnx
+    from modelbuild.layout import ONNX_DIR
 
     model_dir = cache / "distilbert-base-random"
     if not (model_dir / "config.json").is_file():

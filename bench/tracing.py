@@ -36,9 +36,9 @@ from pathlib import Path
 
 import httpx
 
-from bench.otlp import OtlpReceiver
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, extract
-from bench.redis_cluster import RedisClusterProcess
+from harness.otlp import OtlpReceiver
+from harness.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, extract
+from harness.redis_cluster import RedisClusterProcess
 
 MODEL = "bench"
 LOADS = {"hit": ["--cache_rate", "1.0"], "miss": []}
@@ -79,7 +79,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     before = args.before or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True,
                                            capture_output=True, text=True).stdout.strip()
-    from bench.random_model import build_random_model
+    from harness.random_model import build_random_model
 
     with tempfile.TemporaryDirectory() as scratch, OtlpReceiver(keep_spans=False) as receiver:
         scratch = Path(scratch)

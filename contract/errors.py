@@ -2,7 +2,7 @@
 
 Code raises ``ServiceError("<error_type>", "<message a person understands>")``.
 ``runtime/rest.py`` renders it, and every exception KServe, FastAPI or Starlette raise
-on their own (classified here by ``error_type_of``), as ``{"error": message,
+on their own (classified by ``runtime.kserve.errors.error_type_of``), as ``{"error": message,
 "error_type": code}`` with the table's HTTP status. On gRPC, ``ServiceError`` is a
 ``GrpcException``, so the interceptor KServe already installs aborts with the table's
 status code and the same JSON object as the status details.
@@ -12,11 +12,39 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 
-from fastapi.exceptions import RequestValidationError
 from grpc import StatusCode
 from grpc_interceptor.exceptions import GrpcException
-from kserve import errors as kserve_errors
+
+
+class ErrorType(StrEnum):
+    """Every error type a client can see (the ``error_type`` of each error body), as TEI names its ErrorType.
+
+    A ``StrEnum``: each member equals its string, which is what goes on the wire.
+    """
+
+    INVALID_JSON = "invalid_json"
+    INVALID_REQUEST = "invalid_request"
+    INVALID_TENSOR = "invalid_tensor"
+    INVALID_TEXT = "invalid_text"
+    TOO_MANY_TEXTS = "too_many_texts"
+    TEXT_TOO_LONG = "text_too_long"
+    INVALID_PARAMETER = "invalid_parameter"
+    TOO_MANY_WINDOWS = "too_many_windows"
+    MODEL_NOT_FOUND = "model_not_found"
+    ROUTE_NOT_FOUND = "route_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    REQUEST_TOO_LARGE = "request_too_large"
+    OVERLOADED = "overloaded"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL = "internal"
+    NOT_IMPLEMENTED = "not_implemented"
+    BAD_GATEWAY = "bad_gateway"
+    PREDICTOR_UNAVAILABLE = "predictor_unavailable"
+    MODEL_NOT_READY = "model_not_ready"
+    TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True)
@@ -26,60 +54,61 @@ class ErrorKind:
     meaning: str  # one line, printed in the README's error table
 
 
-ERRORS: dict[str, ErrorKind] = {
-    "invalid_json": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "the body is not valid JSON"),
-    "invalid_request": ErrorKind(
+ERRORS: dict[ErrorType, ErrorKind] = {
+    ErrorType.INVALID_JSON: ErrorKind(400, StatusCode.INVALID_ARGUMENT, "the body is not valid JSON"),
+    ErrorType.INVALID_REQUEST: ErrorKind(
         400, StatusCode.INVALID_ARGUMENT, "a field is missing or null, or an item is not a string"
     ),
-    "invalid_tensor": ErrorKind(
+    ErrorType.INVALID_TENSOR: ErrorKind(
         400, StatusCode.INVALID_ARGUMENT, "a V2 input has the wrong count, datatype or shape"
     ),
-    "invalid_text": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text is not valid UTF-8"),
-    "too_many_texts": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "more texts than `--max_texts` in one request"),
-    "text_too_long": ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text longer than `--max_chars` characters"),
-    "invalid_parameter": ErrorKind(
+    ErrorType.INVALID_TEXT: ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text is not valid UTF-8"),
+    ErrorType.TOO_MANY_TEXTS: ErrorKind(400, StatusCode.INVALID_ARGUMENT, "more texts than `--max_texts` in one request"),
+    ErrorType.TEXT_TOO_LONG: ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text longer than `--max_chars` characters"),
+    ErrorType.INVALID_PARAMETER: ErrorKind(
         400, StatusCode.INVALID_ARGUMENT, "a request parameter (`truncation`, `explain`, `granularity`) has a wrong value"
     ),
-    "too_many_windows": ErrorKind(
+    ErrorType.TOO_MANY_WINDOWS: ErrorKind(
         400, StatusCode.INVALID_ARGUMENT, "with `truncation: chunks`, a text needs more than `--max_windows` windows"
     ),
-    "model_not_found": ErrorKind(404, StatusCode.NOT_FOUND, "no model of that name is served here"),
-    "route_not_found": ErrorKind(404, StatusCode.UNIMPLEMENTED, "no such path"),
-    "method_not_allowed": ErrorKind(405, StatusCode.UNIMPLEMENTED, "the path exists, the method does not"),
-    "payload_too_large": ErrorKind(
+    ErrorType.MODEL_NOT_FOUND: ErrorKind(404, StatusCode.NOT_FOUND, "no model of that name is served here"),
+    ErrorType.ROUTE_NOT_FOUND: ErrorKind(404, StatusCode.UNIMPLEMENTED, "no such path"),
+    ErrorType.METHOD_NOT_ALLOWED: ErrorKind(405, StatusCode.UNIMPLEMENTED, "the path exists, the method does not"),
+    ErrorType.PAYLOAD_TOO_LARGE: ErrorKind(
         413, StatusCode.RESOURCE_EXHAUSTED, "the body is larger than `--max_body_bytes`"
     ),
-    "request_too_large": ErrorKind(
+    ErrorType.REQUEST_TOO_LARGE: ErrorKind(
         413, StatusCode.RESOURCE_EXHAUSTED,
         "the texts need more model rows (windows, explanation variants) than `--max_request_rows`",
     ),
-    "overloaded": ErrorKind(
+    ErrorType.OVERLOADED: ErrorKind(
         429, StatusCode.RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff"
     ),
-    "rate_limited": ErrorKind(
+    ErrorType.RATE_LIMITED: ErrorKind(
         429, StatusCode.RESOURCE_EXHAUSTED,
         "this client sent more than `--rate_limit_rps`; retry after the `Retry-After` seconds",
     ),
-    "internal": ErrorKind(500, StatusCode.INTERNAL, "a bug: the server log has the traceback"),
-    "not_implemented": ErrorKind(
+    ErrorType.INTERNAL: ErrorKind(500, StatusCode.INTERNAL, "a bug: the server log has the traceback"),
+    ErrorType.NOT_IMPLEMENTED: ErrorKind(
         501, StatusCode.UNIMPLEMENTED, "e.g. explicit model versions, or `:explain` turned off (`--explain false`)"
     ),
-    "bad_gateway": ErrorKind(502, StatusCode.INTERNAL, "the predictor answered something the transformer cannot use"),
-    "predictor_unavailable": ErrorKind(
+    ErrorType.BAD_GATEWAY: ErrorKind(502, StatusCode.INTERNAL, "the predictor answered something the transformer cannot use"),
+    ErrorType.PREDICTOR_UNAVAILABLE: ErrorKind(
         503, StatusCode.UNAVAILABLE, "the transformer cannot reach the predictor; retry shortly"
     ),
-    "model_not_ready": ErrorKind(503, StatusCode.UNAVAILABLE, "the model is loading or shutting down"),
-    "timeout": ErrorKind(
+    ErrorType.MODEL_NOT_READY: ErrorKind(503, StatusCode.UNAVAILABLE, "the model is loading or shutting down"),
+    ErrorType.TIMEOUT: ErrorKind(
         504, StatusCode.DEADLINE_EXCEEDED, "inference did not finish within the request deadline"
     ),
 }
 
 
 class ServiceError(GrpcException):
-    """An error a client is meant to see; ``error_type`` must be a key of ``ERRORS``."""
+    """An error a client is meant to see; ``error_type`` is an ``ErrorType`` (or its string)."""
 
-    def __init__(self, error_type: str, message: str):
-        kind = ERRORS[error_type]  # a KeyError here is a programming error, caught by tests
+    def __init__(self, error_type: ErrorType | str, message: str):
+        error_type = ErrorType(error_type)  # a ValueError here is a programming error (tests/unit/contract/test_errors.py)
+        kind = ERRORS[error_type]
         self.error_type = error_type
         self.message = message
         self.http_status = kind.http_status
@@ -91,54 +120,3 @@ class ServiceError(GrpcException):
 
 def error_body(error_type: str, message: str) -> dict[str, str]:
     return {"error": message, "error_type": error_type}
-
-
-def describe_validation_error(exc: RequestValidationError) -> tuple[str, str]:
-    """FastAPI's pydantic errors, as one sentence and an error type."""
-    problems = []
-    for err in exc.errors():
-        if err.get("type") == "json_invalid":
-            return "invalid_json", f"The body is not valid JSON: {err.get('msg', '')}".rstrip(": ")
-        loc = [str(part) for part in err.get("loc", ()) if part != "body"]
-        # KServe's V2 body is Union[InferenceRequest, bytes]: name fields, not union branches.
-        if loc[:1] == ["bytes"]:
-            continue
-        where = ".".join(part for part in loc if part != "InferenceRequest") or "body"
-        problems.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "invalid_request", "The request does not match the V2 inference schema: " + "; ".join(problems)
-
-
-def kserve_error_type(exc: Exception) -> str:
-    if isinstance(exc, kserve_errors.ModelNotFound):
-        return "model_not_found"
-    if isinstance(exc, (kserve_errors.ModelNotReady, kserve_errors.ServerNotReady, kserve_errors.ServerNotLive)):
-        return "model_not_ready"
-    if isinstance(exc, (NotImplementedError, kserve_errors.UnsupportedProtocol)):
-        return "not_implemented"
-    if isinstance(exc, kserve_errors.InferenceError):
-        # KServe raises it only from its tensor codecs, when data does not match the
-        # declared datatype or shape (e.g. invalid UTF-8 in a BYTES tensor).
-        return "invalid_tensor"
-    # KServe's only InvalidInput message about the body itself is a JSON decode failure.
-    if str(exc).startswith("Unrecognized request format"):
-        return "invalid_json"
-    return "invalid_request"
-
-
-KSERVE_ERRORS = (
-    kserve_errors.InvalidInput,
-    kserve_errors.InferenceError,
-    kserve_errors.ModelNotFound,
-    kserve_errors.ModelNotReady,
-    kserve_errors.ServerNotReady,
-    kserve_errors.ServerNotLive,
-    kserve_errors.UnsupportedProtocol,
-    NotImplementedError,
-)
-
-
-def error_type_of(exc: Exception) -> str:
-    """The table's error type of any exception a request raised (``internal`` for a bug)."""
-    if isinstance(exc, ServiceError):
-        return exc.error_type
-    return kserve_error_type(exc) if isinstance(exc, KSERVE_ERRORS) else "internal"

@@ -14,13 +14,25 @@ with a wrong value is a 400 ``invalid_parameter`` that names the accepted values
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from kserve.protocol.infer_type import to_http_parameters
 
 from contract.errors import ServiceError
 
-TRUNCATIONS = ("head", "head_tail", "chunks")
+
+class Truncation(StrEnum):
+    """What the predictor does with a text longer than the model reads (docs/long-texts.md)."""
+
+    HEAD = "head"  # its first max_length tokens: the plain, fastest path
+    HEAD_TAIL = "head_tail"  # its head and its tail
+    CHUNKS = "chunks"  # overlapping windows, scores combined
+
+
+TRUNCATIONS = tuple(mode.value for mode in Truncation)  # plain strings: flags, Literal types, error messages
+# The one default (both services' --truncation, the chart's values, the shadow's explicit choice).
+DEFAULT_TRUNCATION: str = Truncation.HEAD.value
 GRANULARITIES = ("word", "token")
 
 

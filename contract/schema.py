@@ -6,7 +6,7 @@ V2 REST / gRPC   one BYTES input of shape ``[n]`` (or ``[n, 1]``) -> outputs ``l
 order published in the model metadata and in the ``labels`` parameter of ``scores``).
 
 Both services parse with ``parse_request`` and answer with ``v1_response`` /
-``v2_response`` (through contract/model.py), so their shapes and their 400s cannot
+``v2_response`` (through runtime/face.py), so their shapes and their 400s cannot
 drift apart.
 
 Request parameters (``truncation``, explanations: contract/parameters.py) add to the

@@ -3,7 +3,7 @@
     python -m load.soak                          # 10 x 1 min at 20 requests/s, the bundled sentiment model
     python -m load.soak --minutes 2 --rate 10    # a quick look
 
-Redis, the predictor and the transformer run as processes (bench/processes.py); the
+Redis, the predictor and the transformer run as processes (harness/processes.py); the
 load is bench/loadgen.py in open mode (Poisson arrivals at ``--rate``, latency timed
 from when each request was due), one run per minute, each with its own never-sent
 texts so the 5% misses stay misses. 95% of requests pick one of 50 hot texts, warmed
@@ -29,8 +29,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
 from bench.run import sentences, warm
+from harness.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
 
 HOT_SET = 50
 MODEL = "sentiment"

@@ -2,14 +2,14 @@
 
 ``--backend`` picks one. The ONNX backends import neither torch nor transformers,
 which is most of what a serving process would otherwise spend seconds importing;
-their graphs are exported, fused and quantized ahead of time (``predictor.export``),
+their graphs are exported, fused and quantized ahead of time (``modelbuild.export``),
 at image build time or once into the cache, never per request. The default is the
 fastest backend that keeps the bundled models within one accuracy point of PyTorch
 fp32 (BENCHMARKS.md has the measurement; tests/integration/test_backends.py the proof).
 
 ``BACKENDS`` is a registry: each entry names the file it opens (an ONNX graph, or the
 model directory for PyTorch) and how to open it. Finding or exporting that file is
-``predictor.files``' job, done once before the classifier is built; nothing here
+``modelbuild.files``' job, done once before the classifier is built; nothing here
 imports the exporter.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor.layout import ONNX_FP32, ONNX_INT8
+from modelbuild.layout import ONNX_FP32, ONNX_INT8
 
 logger = logging.getLogger(__name__)
 

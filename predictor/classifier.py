@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from modelbuild.layout import CONFIG, TOKENIZER, TOKENIZER_CONFIG
 from predictor import metrics
 from predictor.backends import Backend, load_backend
 from predictor.batcher import BatchResult
 from predictor.files import ModelFiles, resolve
-from predictor.layout import CONFIG, TOKENIZER, TOKENIZER_CONFIG
 from predictor.settings import PredictorSettings
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
     if path.is_file():
         return Tokenizer.from_file(str(path))
     logger.warning("No tokenizer.json in %s: converting its tokenizer with transformers (a slow start; "
-                   "python -m predictor.bake --out writes one at build time)", model_dir)
+                   "python -m modelbuild.bake --out writes one at build time)", model_dir)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir, use_fast=True).backend_tokenizer
@@ -67,7 +67,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 class TextClassifier:
-    """The model's files (resolved by predictor.files) behind ``classify``; the settings come from --flags."""
+    """The model's files (resolved by modelbuild.files) behind ``classify``; the settings come from --flags."""
 
     def __init__(self, files: ModelFiles, max_length: int, max_batch_tokens: int, threads: int):
         self.files = files
@@ -76,7 +76,7 @@ class TextClassifier:
         id2label = {int(k): v for k, v in config["id2label"].items()}
         self.labels: list[str] = [id2label[i] for i in range(len(id2label))]
         self.multi_label = config.get("problem_type") == MULTI_LABEL
-        # Fitted on a held-out slice at training time (predictor.calibrate): logits / T make the
+        # Fitted on a held-out slice at training time (training.calibrate): logits / T make the
         # softmax scores calibrated probabilities; every backend's logits pass through here.
         self.temperature = float(config.get("temperature", 1.0))
         positions = config.get("max_position_embeddings", max_length)

@@ -1,7 +1,7 @@
 """The predictor's KServe model: texts in, probabilities out, through the dynamic batcher.
 
 Parsing, the V1/V2 answers and the metadata are the shared model face's
-(contract/model.py); this is what the predictor adds: its files resolved once, the
+(runtime/face.py); this is what the predictor adds: its files resolved once, the
 classifier, the batcher and the deadline, and the requests that cost more than a row
 per text (``head_tail``/``chunks``, explanations: predictor/expanded.py).
 """
@@ -14,15 +14,16 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from contract import schema, timings
+from contract import timings
 from contract.errors import ServiceError
-from contract.model import Scores, TextClassificationModel
-from contract.parameters import Options
+from contract.parameters import Options, Truncation
+from contract.scores import Scores
 from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier, build_classifier
 from predictor.expanded import Expander, ExpansionLimits
 from predictor.settings import PredictorSettings
-from runtime import answers, tracing
+from runtime import answers
+from runtime.face import TextClassificationModel
 from runtime.metrics import child
 
 logger = logging.getLogger(__name__)
@@ -64,12 +65,7 @@ class PredictorModel(TextClassificationModel):
     def labels(self) -> list[str] | None:
         return self.classifier.labels if self.classifier else None
 
-    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
-        with tracing.span("parse"):
-            return await super().preprocess(payload, headers)
-
-    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
-                    options: Options) -> Scores:
+    async def score(self, texts: Sequence[str], headers: dict, options: Options) -> Scores:
         timeout_s = self.settings.request_timeout_s
         stats = RequestStats()
         windows = explanations = None
@@ -77,15 +73,14 @@ class PredictorModel(TextClassificationModel):
             if not self.settings.explain:
                 raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
             probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s, stats)
-        elif (strategy := options.truncation or self.settings.truncation) == "head":  # the plain path
+        elif (strategy := options.truncation or self.settings.truncation) == Truncation.HEAD:  # the plain path
             probs = await self.batcher.submit(texts, timeout_s, stats=stats)
         else:
             probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name, stats)
         child(TEXTS_INFERRED, self.name).inc(len(texts))
         answers.observe(self.name, self.model_version, self.labels, probs)
-        if response_headers is not None:
-            response_headers.update(timings.predictor_headers(stats, sum(map(len, texts))))
-        return Scores(probs, self.labels, self.model_version, windows=windows, explanations=explanations)
+        return Scores(probs, self.labels, self.model_version, windows=windows, explanations=explanations,
+                      measured=timings.predictor_headers(stats, sum(map(len, texts))))
 
     def describe(self) -> dict:
         return {

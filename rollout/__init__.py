@@ -1,1 +1,1 @@
-"""Safe rollouts: ``python -m rollout.verdict`` judges a canary from Prometheus (README, "Rolling out a model")."""
+"""Safe rollouts: ``python -m rollout.verdict`` judges a canary from Prometheus (docs/rollouts.md, "Rolling out a model")."""

@@ -54,7 +54,7 @@ def observe_many(histogram, values: np.ndarray) -> None:
 
     prometheus_client keeps non-cumulative bucket values (``_buckets``) and a sum
     (``_sum``) per child; observe() adds 1 to the first bucket whose bound is >= the
-    value. This does the same for a whole array (tests/unit/test_answers.py checks the
+    value. This does the same for a whole array (tests/unit/runtime/test_answers.py checks the
     result equals observe() one by one).
     """
     if not len(values):

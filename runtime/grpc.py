@@ -13,8 +13,9 @@ import time
 import grpc
 from grpc.aio import ServerInterceptor
 
-from contract.errors import ERRORS, ServiceError, error_type_of
+from contract.errors import ERRORS, ServiceError
 from runtime.accesslog import VersionOf, metric_label, record
+from runtime.kserve.errors import error_type_of
 from runtime.metrics import ERRORS_TOTAL
 
 GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"

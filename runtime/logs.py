@@ -18,10 +18,10 @@ import sys
 import time
 import warnings
 
-from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
+from runtime.kserve.codec import LOG_DATE_FORMAT, LOG_FORMAT
 
 LOG_FORMATS = ("text", "json")
-# The dict configure_logging applied; runtime/kserve_internals.py hands it to KServe's worker processes.
+# The dict configure_logging applied; runtime/kserve/server.py hands it to KServe's worker processes.
 applied_logging_config: dict | None = None
 # Attributes a log call may pass in ``extra``; the JSON formatter copies these and no
 # others, so nothing a client sent (a text) can end up in a log line by accident.
@@ -59,7 +59,7 @@ def logging_config(log_format: str = "text", level: str = "INFO", access_log: bo
     formatter = (
         {"()": f"{__name__}.JsonFormatter"}
         if log_format == "json"
-        else {"format": KSERVE_LOGGER_FORMAT, "datefmt": KSERVE_LOGGER_DATE_FORMAT}
+        else {"format": LOG_FORMAT, "datefmt": LOG_DATE_FORMAT}
     )
     propagate = {"handlers": [], "propagate": True}
     return {

@@ -24,15 +24,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contract import timings
-from contract.errors import (
-    ERRORS,
-    KSERVE_ERRORS,
-    ServiceError,
-    describe_validation_error,
-    error_body,
-    kserve_error_type,
-)
+from contract.errors import ERRORS, ServiceError, error_body
 from runtime.accesslog import INFERENCE_ROUTE, VersionOf, record
+from runtime.kserve.errors import KSERVE_ERRORS, describe_validation_error, kserve_error_type
 from runtime.metrics import ERRORS_TOTAL
 
 logger = logging.getLogger(__name__)
@@ -42,7 +36,7 @@ TOTAL_TIME = timings.TOTAL_TIME.encode()
 
 
 def _served(scope, model_name: str) -> str:
-    """``model_name`` if the app serves it (``app.state.is_served``, set by runtime/kserve_internals.py), else ""."""
+    """``model_name`` if the app serves it (``app.state.is_served``, set by runtime/kserve/), else ""."""
     is_served = getattr(getattr(scope.get("app"), "state", None), "is_served", None)
     return model_name if model_name and is_served is not None and is_served(model_name) else ""
 
@@ -191,7 +185,7 @@ async def repository_disabled(request: Request) -> JSONResponse:
 
 
 def with_model_parameters(metadata: dict, model) -> dict:
-    """V2 model metadata plus the model's own ``parameters`` (label order, revision; contract/model.py).
+    """V2 model metadata plus the model's own ``parameters`` (label order, revision; runtime/face.py).
 
     The V2 metadata schema has no field for label names, and KServe's response model
     drops unknown keys, hence our own metadata route.

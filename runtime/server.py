@@ -3,7 +3,7 @@
 The error table, the access log and metrics, the body limit, graceful shutdown
 (runtime/shutdown.py) and a place for a service's own middleware and gRPC
 interceptors (the transformer's rate limit). The KServe classes this takes are
-subclassed in runtime/kserve_internals.py, the one module that knows KServe's insides.
+subclassed in runtime/kserve/, the one package that knows KServe's insides.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contract.model import TextClassificationModel
+from runtime import kserve as kserve_fence
 from runtime import multiproc
-from runtime.kserve_internals import ModelServer
+from runtime.face import TextClassificationModel
+from runtime.kserve.server import ModelServer
 from runtime.metrics import INFO
 from runtime.settings import ServiceSettings
 
@@ -29,6 +30,7 @@ def serve(model: TextClassificationModel, settings: ServiceSettings, kserve_flag
         logger.warning("--workers %d without Prometheus multiprocess mode: each scrape of /metrics sees one "
                        "worker's counts (call runtime.multiproc.enable() first in __main__)", flags.workers)
     INFO.labels(model.name, model.model_version or "").set(1)
+    kserve_fence.install()  # KServe's one module-level override, here and not at import
     ModelServer(
         http_port=flags.http_port,
         grpc_port=flags.grpc_port,

@@ -6,7 +6,10 @@ and the README's flag tables (tests/unit/test_docs.py compares them). ``parse`` 
 called by the ``__main__`` modules only; everything else receives a settings object
 or an options object built from it (``limits()``, ``predictor_config()``, ...).
 
-A field's env var is its name in capitals unless ``env=`` names another;
+A field's env var is its name in capitals unless ``env=`` names another; the same name with
+the service's prefix (``PREDICTOR_MAX_BATCH_SIZE``, ``TRANSFORMER_CACHE_TTL_S``) is read too
+and wins, so that one environment (a shared ConfigMap, a collocated pod) can hold both
+services' settings; today's unprefixed names stay as aliases.
 ``kserve=True`` marks one of KServe's own flags whose default (and env var) is ours:
 such a field sets the default of KServe's flag instead of adding a flag.
 """
@@ -14,8 +17,9 @@ such a field sets the default of KServe's flag instead of adding a flag.
 from __future__ import annotations
 
 import argparse
+import os
 import typing
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +43,7 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_ignore_empty=True, validate_by_name=True, validate_by_alias=True,
                                       frozen=True)
+    env_prefix_name: ClassVar[str] = ""  # e.g. "PREDICTOR_": PREDICTOR_<env var> beats <env var>
 
     model_name: str = setting("model", "The model's name in every route and answer.", kserve=True)
     # KServe's per-request latency line costs a log write per request (a syscall, which
@@ -106,15 +111,23 @@ def _flag_type(annotation):
     return convert
 
 
+def prefixed_env(cls: type[ServiceSettings]) -> dict[str, str]:
+    """The settings given under the service's prefixed env var names (empty is unset, as for the others)."""
+    if not cls.env_prefix_name:
+        return {}
+    found = {name: os.environ.get(cls.env_prefix_name + env_var(name, field)) for name, field in cls.model_fields.items()}
+    return {name: value for name, value in found.items() if value}
+
+
 def parser_for(cls: type[ServiceSettings], prog: str, description: str | None) -> argparse.ArgumentParser:
     """KServe's model-server parser plus a flag per field of ``cls``; defaults come from the env vars."""
-    from kserve import model_server
+    from runtime.kserve.codec import server_flags
 
     try:
-        from_env = cls()
+        from_env = cls(**prefixed_env(cls))
     except ValidationError as exc:
         raise SystemExit(f"{prog}: an environment variable has an invalid value:\n{exc}") from None
-    parser = argparse.ArgumentParser(prog=prog, parents=[model_server.parser], description=description,
+    parser = argparse.ArgumentParser(prog=prog, parents=[server_flags()], description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, field in cls.model_fields.items():
         value = getattr(from_env, name)

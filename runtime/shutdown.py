@@ -23,7 +23,7 @@ drain in a file they check (``MARKER_ENV``), so their readiness flips with it, a
 the parent has waited they stop at once instead of draining a second time.
 
 This module holds the state; the servers that act on it (uvicorn's, KServe's) are
-subclassed in runtime/kserve_internals.py.
+subclassed in runtime/kserve/.
 """
 
 from __future__ import annotations

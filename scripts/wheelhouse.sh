@@ -23,9 +23,11 @@ torch_index=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 target=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311)
 for glibc in $(seq 36 -1 17); do target+=(--platform "manylinux_2_${glibc}_x86_64"); done
 target+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
-requirements=(-r predictor/requirements-build.txt -r predictor/requirements.txt -r predictor/requirements-torch.txt
-              -r transformer/requirements.txt)
 mkdir -p "$out"
+# Every image's extra (pyproject.toml), as one list inside wheelhouse/ so that the image's own
+# interpreter below reads it too (the checkout is mounted there).
+"${PYTHON:-python3}" scripts/extra.py --without kserve base serve torch transformer build > "$out/.requirements.txt"
+requirements=(-r "$out/.requirements.txt")
 
 download() { "${pip[@]}" download --quiet --disable-pip-version-check --dest "$out" --find-links "$out" "${target[@]}" "$@"; }
 

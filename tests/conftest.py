@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.random_model import build_random_model
+from harness.random_model import build_random_model
 
 EMOTIONS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -23,7 +23,7 @@ def session_cache(tmp_path_factory) -> Path:
     """
     cache = tmp_path_factory.mktemp("cache")
     patch = pytest.MonkeyPatch()
-    patch.setenv("XDG_CACHE_HOME", str(cache))  # ours (predictor.layout.default_cache_dir), Hugging Face, torch
+    patch.setenv("XDG_CACHE_HOME", str(cache))  # ours (modelbuild.layout.default_cache_dir), Hugging Face, torch
     patch.setenv("MPLCONFIGDIR", str(cache / "matplotlib"))  # the locust report's plot
     patch.delenv("MODEL_CACHE_DIR", raising=False)
     patch.delenv("HF_HOME", raising=False)
@@ -38,8 +38,8 @@ def exported_once(model_dir: Path) -> Path:
     a loaded machine takes longer than a server may take to become ready; every later user
     (unit tests, every predictor) finds them in the cache.
     """
+    from modelbuild.layout import default_cache_dir
     from predictor.files import resolve
-    from predictor.layout import default_cache_dir
 
     resolve(model_dir, model_dir.name, default_cache_dir(), "onnx-int8")  # writes both graphs (fp32, int8)
     return model_dir

@@ -27,9 +27,10 @@ import numpy as np
 from contract import schema, timings
 from contract.cachekey import cache_key
 from contract.errors import ServiceError
-from contract.model import Scores, TextClassificationModel
-from contract.parameters import Options
+from contract.parameters import DEFAULT_TRUNCATION, Options
+from contract.scores import Scores
 from runtime import answers, tracing
+from runtime.face import TextClassificationModel
 from runtime.metrics import child
 from transformer.cache import TextCache, decode_row
 from transformer.coalesce import Coalescer
@@ -56,7 +57,7 @@ class ModelInfo:
 
 class CachingTransformer(TextClassificationModel):
     def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits,
-                 pinned_version: str | None, shadow: ShadowScorer | None = None, truncation: str = "head",
+                 pinned_version: str | None, shadow: ShadowScorer | None = None, truncation: str = DEFAULT_TRUNCATION,
                  explain: bool = True):
         super().__init__(name, limits, return_response_headers=True)
         self.predictor = predictor
@@ -108,10 +109,6 @@ class CachingTransformer(TextClassificationModel):
     def model_version(self) -> str | None:
         return self.read_version if self._info or self.pinned_version else None
 
-    async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
-        with tracing.span("parse"):
-            return await super().preprocess(payload, headers)
-
     def _learn(self, scores: Scores) -> None:
         if self._info is None or scores.model_version != self._info.model_version or scores.labels != self._info.labels:
             if self._info is not None:
@@ -156,11 +153,11 @@ class CachingTransformer(TextClassificationModel):
         # with the version that computed each: the answer metrics count it under that version
         return {key_and_text: (answer, scores.model_version) for key_and_text, answer in zip(keys_and_texts, computed)}
 
-    async def _through_cache(self, texts: Sequence[str], tag: str, decode, fetch, request_id: str,
-                             response_headers: dict | None) -> tuple[list, np.ndarray]:
+    async def _through_cache(self, texts: Sequence[str], tag: str, decode, fetch,
+                             request_id: str) -> tuple[list, np.ndarray, dict]:
         """Each text's answer, cache first: one lookup, the misses computed once (coalesced) by
-        ``fetch(todo, answered)``; counts the answers per model version and sets the answer headers.
-        Returns the answers in the texts' order and their probabilities."""
+        ``fetch(todo, answered)``; counts the answers per model version.
+        Returns the answers in the texts' order, their probabilities and the answer headers."""
         width = len(self._info.labels)
         distinct = list(dict.fromkeys(texts))
         keys = [cache_key(self.name, self.read_version, text, tag) for text in distinct]
@@ -184,12 +181,9 @@ class CachingTransformer(TextClassificationModel):
         probs = (np.stack([a.probs if isinstance(a, Answer) else a for a in picked]) if picked
                  else np.zeros((0, width), np.float32))
         self._count_answers(texts, probs, versions)
-        if response_headers is not None:
-            _answer_headers(response_headers, request_id, len(misses), len(distinct), answered)
-        return picked, probs
+        return picked, probs, _answer_headers(request_id, len(misses), len(distinct), answered)
 
-    async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
-                    options: Options) -> Scores:
+    async def score(self, texts: Sequence[str], headers: dict, options: Options) -> Scores:
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
         await self.model_info(request_id)
         variant = Variant.of(options, self.truncation)
@@ -197,12 +191,12 @@ class CachingTransformer(TextClassificationModel):
             raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
         # the plain head prediction is a row of probabilities; anything else (explanations, other
         # truncations) an Answer, cached under its own tag
-        picked, probs = await self._through_cache(
+        picked, probs, measured = await self._through_cache(
             texts, variant.key_tag, variant.decode if variant.key_tag else decode_row,
-            lambda todo, answered: self._fetch(variant, todo, request_id, answered), request_id, response_headers)
+            lambda todo, answered: self._fetch(variant, todo, request_id, answered), request_id)
         return Scores(probs, self._info.labels, self.read_version,
                       windows=[a.windows for a in picked] if variant.chunks else None,
-                      explanations=[a.explanation for a in picked] if variant.explain else None)
+                      explanations=[a.explanation for a in picked] if variant.explain else None, measured=measured)
 
     def _count_answers(self, texts: Sequence[str], probs: np.ndarray, versions: dict[str, str]) -> None:
         """What users received, per model version: cache hits under the version read, misses under the computing one."""
@@ -218,13 +212,10 @@ class CachingTransformer(TextClassificationModel):
         return {"cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state}}
 
 
-def _answer_headers(response_headers: dict, request_id: str, misses: int, distinct: int, answered: dict) -> None:
+def _answer_headers(request_id: str, misses: int, distinct: int, answered: dict) -> dict:
     """x-cache, x-request-id, x-cache-hits and, when this request called the predictor, its timing headers.
 
     Absent, not zero, when nothing was computed for it (every text a hit, or coalesced onto another
     request's call): on the cache-hit path, the service's hottest, every header costs (BENCHMARKS.md)."""
-    response_headers["x-cache"] = cache_outcome(misses, distinct)
-    response_headers["x-request-id"] = request_id
-    response_headers[timings.CACHE_HITS] = str(distinct - misses)
-    if answered:
-        response_headers.update(answered)
+    return {"x-cache": cache_outcome(misses, distinct), "x-request-id": request_id,
+            timings.CACHE_HITS: str(distinct - misses), **answered}

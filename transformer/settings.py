@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from contract.parameters import TRUNCATIONS
+from contract.parameters import DEFAULT_TRUNCATION, TRUNCATIONS
 from runtime.settings import ServiceSettings, setting
 
 
 class TransformerSettings(ServiceSettings):
+    env_prefix_name = "TRANSFORMER_"
     # KServe's flags for the predictor connection, with our defaults and env vars.
     predictor_host: str | None = setting(None, "The predictor, host:port.", kserve=True)
     predictor_protocol: Literal["v2", "grpc-v2"] = setting(
@@ -43,13 +44,13 @@ class TransformerSettings(ServiceSettings):
         8, "most shadow calls at once per worker; beyond it texts are not shadowed and are counted as `dropped`")
     shadow_timeout_ms: float = setting(1000.0, "deadline of each shadow call (the user's answer never waits for it)")
     truncation: Literal[TRUNCATIONS] = setting(
-        "head", "the truncation sent to the predictor for requests that do not choose (set it like the "
+        DEFAULT_TRUNCATION, "the truncation sent to the predictor for requests that do not choose (set it like the "
                 "predictor's; the chart does)")
     explain: bool = setting(True, "`false`: `:explain` is a 501 here too, cached explanations included")
 
     def predictor_config(self, use_ssl: bool, health_check: bool):
         """KServe's PredictorConfig: what the transformer's client and KServe's health check both read."""
-        from kserve.predictor_config import PredictorConfig
+        from runtime.kserve.client import PredictorConfig
 
         return PredictorConfig(
             predictor_host=self.predictor_host,
@@ -61,7 +62,7 @@ class TransformerSettings(ServiceSettings):
 
     def shadow_config(self, use_ssl: bool):
         """The shadow predictor's PredictorConfig: the same protocol, its own host and (short) deadline."""
-        from kserve.predictor_config import PredictorConfig
+        from runtime.kserve.client import PredictorConfig
 
         return PredictorConfig(
             predictor_host=self.shadow_predictor_host,

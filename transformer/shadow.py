@@ -27,7 +27,8 @@ import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 from contract.errors import ServiceError
-from contract.model import Scores
+from contract.parameters import Truncation
+from contract.scores import Scores
 from transformer.upstream import PredictorClient
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class ShadowScorer:
         outcome = "error"
         try:
             # the primary's truncation, explicitly (its own default never decides); its timings are not ours
-            shadow, _ = await self.client.infer(self.model_name, texts, request_id, {"truncation": "head"})
+            shadow, _ = await self.client.infer(self.model_name, texts, request_id, {"truncation": Truncation.HEAD})
             agree, difference = compare(primary.labels, primary_probs, shadow.labels, shadow.probs)
             series = (self.model_name, primary.model_version, shadow.model_version)
             COMPARED.labels(*series).inc(len(texts))

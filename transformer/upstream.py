@@ -13,16 +13,20 @@ import aiohttp
 import grpc
 import numpy as np
 import orjson
-from kserve.inference_client import InferenceGRPCClient
-from kserve.predictor_config import PredictorConfig
-from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from contract import timings
 from contract.errors import ERRORS, ServiceError
-from contract.model import Scores
 from contract.schema import EXPLANATION_OUTPUT, INPUT_NAME, SCORES_OUTPUT, WINDOWS_OUTPUT
+from contract.scores import Scores
 from runtime import tracing
-from runtime.kserve_internals import grpc_infer
+from runtime.kserve.client import (
+    InferenceGRPCClient,
+    InferInput,
+    InferRequest,
+    InferResponse,
+    PredictorConfig,
+    grpc_infer,
+)
 
 CONNECT_TIMEOUT_S = 1.0
 # Reconnect quickly once a restarted predictor is back (gRPC's default backoff grows to minutes).

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.parameters import Options
+from contract.parameters import Options, Truncation
 
 
 @dataclass(frozen=True)
@@ -32,21 +32,21 @@ class Answer:
 
 @dataclass(frozen=True)
 class Variant:
-    truncation: str = "head"
+    truncation: str = Truncation.HEAD
     explain: bool = False
     granularity: str = "word"
 
     @classmethod
     def of(cls, options: Options, default_truncation: str) -> Variant:
         if options.explain:  # explanations always tokenize like head (predictor/explain.py)
-            return _variant("head", True, options.granularity)
+            return _variant(Truncation.HEAD, True, options.granularity)
         return _variant(options.truncation or default_truncation, False, "word")
 
     @functools.cached_property  # writes the instance's __dict__, which a frozen dataclass allows
     def key_tag(self) -> str:
         if self.explain:
             return f"x{self.granularity}"
-        return "" if self.truncation == "head" else f"t{self.truncation}"
+        return "" if self.truncation == Truncation.HEAD else f"t{self.truncation}"
 
     @property
     def chunks(self) -> bool:

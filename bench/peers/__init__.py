@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.processes import ROOT, ServerProcess, free_port
+from harness.processes import ROOT, ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 VENVS = ROOT / ".cache" / "peers"
@@ -128,7 +128,7 @@ def prepare_infinity_optimum(peer: Peer, model_dir: Path, work: Path) -> Path:
     # ONNX Runtime's dynamic int8 quantizer, which optimum's `quantize --avx512_vnni` wraps, called
     # directly: optimum's CLI cannot pass DefaultTensorType, without which it stops on the fused graph
     # ("Unable to find data type for weight_name=...out_lin/MatMul_output_0"). The same settings as
-    # ours (predictor/export.py): int8 weights per channel.
+    # ours (modelbuild/export.py): int8 weights per channel.
     out.mkdir(parents=True, exist_ok=True)
     _run(peer, work, "-c", "import sys, onnx; from onnxruntime.quantization import QuantType, quantize_dynamic; "
          "quantize_dynamic(sys.argv[1], sys.argv[2], weight_type=QuantType.QInt8, per_channel=True, "

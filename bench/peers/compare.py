@@ -19,7 +19,7 @@ import httpx
 
 from bench.loadgen import PAYLOADS
 from bench.peers import PEERS, Peer, install
-from bench.processes import ServerProcess
+from harness.processes import ServerProcess
 
 LABELS = ("NEGATIVE", "POSITIVE")  # the bench model's id2label (predictor.demo_model)
 PROBE = "a gripping, beautifully acted film"

@@ -1,6 +1,6 @@
 """Placeholders for packages that ``import kserve`` imports by name but a model server never uses.
 
-The images install kserve with --no-deps (contract/requirements.txt says why): the
+The images install kserve with --no-deps (pyproject.toml says why): the
 Kubernetes API client (126 MB) and pandas (79 MB) stay out. ``kserve/__init__.py``
 still imports ``kserve.KServeClient`` (``from kubernetes import client, config``) and
 ``kserve.protocol.infer_type`` (``import pandas as pd``, for ``pd.DataFrame`` in
@@ -18,7 +18,7 @@ from types import ModuleType
 def missing(package: str, attribute: str) -> ModuleNotFoundError:
     return ModuleNotFoundError(
         f"{package}.{attribute}: {package} is not installed in this image (kserve is installed without it; "
-        f"see contract/requirements.txt). Install {package} into the image to use this.",
+        f"see pyproject.toml). Install {package} into the image to use this.",
         name=package,
     )
 

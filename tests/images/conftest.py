@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from bench.containers import Container, engine_name, image_bytes, predictor_container, rendered, transformer_container
-from bench.processes import RedisProcess
+from harness.containers import Container, engine_name, image_bytes, predictor_container, rendered, transformer_container
+from harness.processes import RedisProcess
 
 
 @pytest.fixture(scope="session")

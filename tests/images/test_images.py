@@ -17,7 +17,7 @@ import uuid
 import httpx
 import pytest
 
-from bench.containers import ENGINE, Container, Spec, engine, predictor_container, rendered, transformer_container
+from harness.containers import ENGINE, Container, Spec, engine, predictor_container, rendered, transformer_container
 from tests.images.conftest import require_image
 from tests.integration.adversarial import V1, V2, v2_body
 from tests.integration.servers import triton_grpc_infer
@@ -103,7 +103,7 @@ def test_an_unbaked_model_fails_at_start_saying_how_to_bake_it(services, tiny_mo
         container.run()
         assert container.wait_exit(timeout_s=120) != 0
         log = container.logs()
-        assert "python -m predictor.bake --model_dir /mnt/models --out" in log, log[-2000:]
+        assert "python -m modelbuild.bake --model_dir /mnt/models --out" in log, log[-2000:]
         assert "Traceback" not in log and "No module named" not in log, log[-2000:]
     finally:
         container.remove()

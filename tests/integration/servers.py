@@ -1,4 +1,4 @@
-"""The tests' side of the process harness (bench/processes.py): gRPC calls with tritonclient, metrics."""
+"""The tests' side of the process harness (harness/processes.py): gRPC calls with tritonclient, metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, free_port  # noqa: F401  (for the tests)
+from harness.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, free_port  # noqa: F401  (for the tests)
 
 # One client for the tests' plain calls (httpx.Client may be shared by threads). ``httpx.post`` builds a
 # client, and so an SSL context from the CA bundle, per call: 10 ms on an idle machine, 0.7 s measured on

@@ -9,10 +9,10 @@ import functools
 
 import pytest
 
+from modelbuild.layout import BUNDLED_DIR
 from predictor.backends import DEFAULT_BACKEND
-from predictor.evaluate import accuracy_of, holdout_slices, validation_slices
-from predictor.layout import BUNDLED_DIR
 from tests.conftest import SHARED
+from training.evaluate import accuracy_of, holdout_slices, validation_slices
 
 pytestmark = [
     pytest.mark.integration,
@@ -31,7 +31,7 @@ def validation_set(name: str):
 @pytest.fixture(scope="module")
 def cache_dir(session_cache):
     """The session's: the adapters merged and exported here are the ones test_bundled_models serves."""
-    from predictor.layout import default_cache_dir
+    from modelbuild.layout import default_cache_dir
 
     return default_cache_dir()
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bench.processes import ROOT, SERVER_ENV, free_port
+from harness.processes import ROOT, SERVER_ENV, free_port
 from tests.integration.servers import ServerProcess
 
 pytestmark = pytest.mark.integration

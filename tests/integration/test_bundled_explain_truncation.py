@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from predictor.data import read_labelled
-from predictor.evaluate import holdout_examples
-from predictor.layout import BUNDLED_DIR
+from modelbuild.layout import BUNDLED_DIR
 from tests.conftest import SHARED
 from tests.integration.servers import ServerProcess
+from training.data import read_labelled
+from training.evaluate import holdout_examples
 
 pytestmark = [
     pytest.mark.integration,

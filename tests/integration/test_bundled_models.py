@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from predictor.evaluate import holdout_slices, validation_slices
-from predictor.layout import BUNDLED_DIR
+from modelbuild.layout import BUNDLED_DIR
 from tests.conftest import SHARED
 from tests.integration.servers import HTTP, ServerProcess
+from training.evaluate import holdout_slices, validation_slices
 
 pytestmark = [
     pytest.mark.integration,
@@ -70,9 +70,9 @@ def test_emotion_accuracy_on_held_out_validation_rows(serve_bundled):
 @pytest.mark.parametrize("name", ["sentiment", "emotion"])
 def test_scores_carry_the_fitted_temperature(serve_bundled, name):
     """The served probabilities are softmax(logits / T) with the card's T, not the raw softmax."""
-    from predictor.data import Example
-    from predictor.evaluate import logits_of
-    from predictor.quality import softmax
+    from training.data import Example
+    from training.evaluate import logits_of
+    from training.quality import softmax
 
     temperature = json.loads((BUNDLED_DIR / name / "config.json").read_text())["temperature"]
     assert temperature == card(name)["evaluation"]["calibration"]["temperature"] and temperature != 1.0

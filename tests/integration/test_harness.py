@@ -1,11 +1,11 @@
-"""The process harness itself (bench/processes.py): ports no other process can take, a lost port survived."""
+"""The process harness itself (harness/processes.py): ports no other process can take, a lost port survived."""
 
 import socket
 
 import pytest
 import redis as redis_client
 
-from bench.processes import _ephemeral_range, free_port, grpc_server_ready
+from harness.processes import _ephemeral_range, free_port, grpc_server_ready
 from tests.integration.servers import RedisProcess
 
 pytestmark = pytest.mark.integration

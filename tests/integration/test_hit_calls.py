@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from bench.processes import ROOT, SERVER_ENV
+from harness.processes import ROOT, SERVER_ENV
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """The cache on a real Redis Cluster: three ``redis-server --cluster-enabled yes`` masters made one cluster by
-``redis-cli --cluster create`` (bench/redis_cluster.py).
+``redis-cli --cluster create`` (harness/redis_cluster.py).
 
 The transformer's cache tests (imported from test_transformer.py) run here against the cluster, then what only a
 cluster has: keys of one request spread over every node without CROSSSLOT, and a master killed under load with
@@ -15,8 +15,8 @@ import httpx
 import pytest
 from redis.cluster import RedisCluster
 
-from bench.redis_cluster import RedisClusterProcess
 from contract.cachekey import cache_key
+from harness.redis_cluster import RedisClusterProcess
 from tests.integration.servers import metric
 from tests.integration.test_faults import SteadyLoad
 from tests.integration.test_transformer import (  # noqa: F401  (the cache tests, run here against the cluster)

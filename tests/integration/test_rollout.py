@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.prometheus import PrometheusProcess, prometheus_binary
+from harness.prometheus import PrometheusProcess, prometheus_binary
 from tests.integration.servers import ROOT, ServerProcess, metric
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600),
@@ -73,8 +73,8 @@ class Texts:
 
 @pytest.fixture(scope="module")
 def stack(tiny_model_dir, redis, tmp_path_factory):
-    from predictor.files import onnx_graph
-    from predictor.layout import ONNX_DIR, ONNX_FP32, default_cache_dir
+    from modelbuild.files import onnx_graph
+    from modelbuild.layout import ONNX_DIR, ONNX_FP32, default_cache_dir
 
     work = tmp_path_factory.mktemp("rollout")
     # The ONNX graph baked in (exported once, or found in the cache the other tests filled): the four

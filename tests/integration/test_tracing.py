@@ -14,8 +14,8 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from bench.otlp import OtlpReceiver
 from contract import timings
+from harness.otlp import OtlpReceiver
 from tests.integration.servers import ServerProcess
 from tests.integration.test_transformer import post_v1, transformer_for, unique
 

@@ -1,4 +1,4 @@
-"""predictor.train end to end on a tiny model and a tiny slice; its output is served and answers."""
+"""training.train end to end on a tiny model and a tiny slice; its output is served and answers."""
 
 import json
 import shutil
@@ -28,7 +28,7 @@ def tiny_tsv(tmp_path_factory):
 
 
 def run_train(base_dir, tsv, out_dir, *extra):
-    command = [sys.executable, "-m", "predictor.train", "--base_model", str(base_dir), "--train_file", str(tsv),
+    command = [sys.executable, "-m", "training.train", "--base_model", str(base_dir), "--train_file", str(tsv),
                "--labels", "NEGATIVE,POSITIVE", "--epochs", "1", "--holdout_size", "20", "--batch_size", "16",
                "--max_length", "32", "--lr", "1e-3", "--output_dir", str(out_dir), *extra]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -58,7 +58,7 @@ def test_trained_output_is_served(tiny_model_dir, tiny_tsv, tmp_path, lora):
 
 
 def test_holdout_is_never_trained_on(tiny_tsv):
-    from predictor.data import HoldOut, read_labelled, split_holdout
+    from training.data import HoldOut, read_labelled, split_holdout
 
     rows = read_labelled(tiny_tsv)
     train, held_out = split_holdout(rows, HoldOut(size=20, seed=13, exclude_overlap=True))
@@ -74,7 +74,8 @@ def test_distillation_from_an_ensemble(tiny_model_dir, tiny_tsv, tmp_path):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from predictor.train import ensemble_probs, predict_logits
+    from training.distil import ensemble_probs
+    from training.model import predict_logits
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     ids = tokenizer(["a superb film", "a tedious , clumsy film"])["input_ids"]
@@ -95,7 +96,7 @@ def test_distillation_from_an_ensemble(tiny_model_dir, tiny_tsv, tmp_path):
 
 
 def test_model_soup_averages_trained_models_and_is_served(tiny_model_dir, tiny_tsv, tmp_path):
-    """predictor.soup: the mean of two runs' weights (frozen ones bit for bit), chosen on calibration, served."""
+    """training.soup: the mean of two runs' weights (frozen ones bit for bit), chosen on calibration, served."""
     import torch
     from safetensors.torch import load_file
 
@@ -108,7 +109,7 @@ def test_model_soup_averages_trained_models_and_is_served(tiny_model_dir, tiny_t
     runs = [bare, runs[0]]
     for greedy in (False, True):
         out = tmp_path / f"soup-{greedy}"
-        command = [sys.executable, "-m", "predictor.soup", "--holdout_of", str(tiny_tsv), "--out", str(out),
+        command = [sys.executable, "-m", "training.soup", "--holdout_of", str(tiny_tsv), "--out", str(out),
                    *(["--greedy"] if greedy else []), *map(str, runs)]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The README documents every flag and every error type the code has, from the declarations themselves."""
+"""The docs (README.md and docs/) document every flag and every error type the code has, from the declarations."""
 
 from pathlib import Path
 
@@ -9,7 +9,9 @@ from predictor.settings import PredictorSettings
 from runtime.settings import ServiceSettings, env_var, flag_table, is_kserve_flag, own_fields
 from transformer.settings import TransformerSettings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+# The flag tables and the error table live in docs/configuration.md; the README points there.
+README = "\n".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 
 # The README's three flag tables: each service's own flags, and those both services take.
 TABLES = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("contract", "runtime", "predictor", "transformer", "rollout", "bench", "load")
+PACKAGES = ("contract", "runtime", "predictor", "modelbuild", "training", "transformer", "rollout", "harness", "bench", "load")
 
 
 def module_name(path: Path) -> str:
@@ -21,7 +21,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).glob("*.py"))}
+MODULES = {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
 
 
 def imported(name: str, path: Path) -> set[str]:
@@ -105,19 +105,41 @@ def test_a_cycle_would_be_found():
 
 
 def test_the_model_layout_imports_nothing_of_ours():
-    assert GRAPH["predictor.layout"] == set()
+    assert GRAPH["modelbuild.layout"] == set()
 
 
-@pytest.mark.parametrize("forbidden", ["predictor.evaluate", "predictor.train", "predictor.bake", "bench.random_model"])
+@pytest.mark.parametrize("forbidden", ["training.evaluate", "training.train", "modelbuild.bake", "harness.random_model"])
 def test_the_serving_path_does_not_import_the_tools(forbidden):
     assert forbidden not in reachable("predictor.__main__")
 
 
 def test_backends_never_import_the_exporter():
-    assert "predictor.export" not in reachable("predictor.backends")
+    assert "modelbuild.export" not in reachable("predictor.backends")
 
 
 def test_contract_does_not_depend_on_the_runtime():
     for name in MODULES:
         if name.startswith("contract"):
             assert not {m for m in reachable(name) if m.startswith("runtime")}, name
+
+
+def imports_of(package: str) -> set[str]:
+    return {target for name in MODULES if name.split(".")[0] == package for target in GRAPH[name]}
+
+
+def test_imports_run_one_way_training_then_serving_then_model_building():
+    """training -> predictor -> modelbuild: building never reaches up into serving or training."""
+    assert {m.split(".")[0] for m in imports_of("modelbuild")} <= {"modelbuild", "contract"}
+    assert not {m for m in imports_of("predictor") if m.startswith("training")}
+
+
+def test_serving_reaches_model_building_only_for_names_and_the_start_up_restore():
+    """predictor.files is the one door into modelbuild (merge/restore/export at start-up); the rest reads names."""
+    for name in MODULES:
+        if name.startswith("predictor") and name != "predictor.files":
+            assert {m for m in GRAPH[name] if m.startswith("modelbuild")} <= {"modelbuild.layout"}, name
+
+
+def test_shipped_code_never_imports_the_harness_or_the_benchmarks():
+    for package in ("contract", "runtime", "predictor", "modelbuild", "training", "transformer", "rollout"):
+        assert not {m for m in imports_of(package) if m.split(".")[0] in ("harness", "bench")}, package

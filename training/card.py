@@ -1,0 +1,191 @@
+"""The model card (README.md of a model directory), rendered from its training.json.
+
+training.json holds what training recorded (data, recipe, command, time, machine) and,
+once ``python -m training.calibrate`` has run, the evaluation: per-backend accuracy on
+the test slice and its hard sub-slices, per-class precision/recall/F1, the confusion
+matrix, and the expected calibration error before and after the fitted temperature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from modelbuild.layout import TRAINING_RECORD
+
+
+def machine() -> str:
+    """The CPU model and the load when training ended: the time on the card depends on both."""
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu} ({os.cpu_count()} cores, load average {load:.1f})"
+
+
+def ci_sample_line(record: dict) -> str:
+    """The figure CI checks the served model against."""
+    sample = record.get("ci_sample")
+    if not sample:
+        return ""
+    return (f"\n- **CI check**: {sample['accuracy']:.4f} on {sample['description']}, measured with "
+            f"`{sample['command']}`; CI requires the served model to reach it minus one point.")
+
+
+def per_class_table(result: dict, labels: list[str]) -> str:
+    rows = [f"| `{name}` | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
+            for name, c in result["classes"].items()]
+    confusion = [f"| **{labels[i]}** | " + " | ".join(str(n) for n in row) + " |"
+                 for i, row in enumerate(result["confusion"])]
+    return "\n".join([
+        "| label | precision | recall | F1 | rows |", "|---|---|---|---|---|", *rows, "",
+        "Confusion matrix (rows: true label, columns: predicted):", "",
+        "| true \\ predicted | " + " | ".join(f"`{label}`" for label in labels) + " |",
+        "|---" * (len(labels) + 1) + "|", *confusion,
+    ])
+
+
+def seen_by(record: dict) -> str:
+    """What the test slice was used for: never for training; for choosing only where the record says so."""
+    if record.get("selection_note"):
+        return f"Every figure below is on rows that training never saw, but {record['selection_note']}"
+    return "Every figure below is on rows that\nneither training nor model selection saw"
+
+
+def evaluation_section(record: dict) -> str:
+    evaluation = record.get("evaluation")
+    if not evaluation:
+        return ""
+    labels = record["labels"]
+    served = evaluation["backends"][evaluation["served_backend"]]
+    slices = [name for name in served if name not in ("backend", "temperature")]
+    header = "| slice | rows | " + " | ".join(f"{b} accuracy" for b in evaluation["backends"]) + " | macro F1 | ECE | ECE at T |"
+    lines = [header, "|---" * (header.count("|") - 1) + "|"]
+    for name in slices:
+        cells = [f"{evaluation['backends'][b][name]['accuracy']:.4f}" for b in evaluation["backends"]]
+        result = served[name]
+        lines.append(f"| {name} | {result['rows']} | " + " | ".join(cells)
+                     + f" | {result['macro_f1']:.4f} | {result['ece']:.4f} | {result['ece_with_temperature']:.4f} |")
+    calibration = evaluation["calibration"]
+    return f"""
+## How well it does
+
+Test slice: {evaluation["test_description"]}. {seen_by(record)}; the hard sub-slices are parts of it.
+
+{chr(10).join(lines)}
+
+`onnx-int8` is ONNX Runtime's dynamic int8 (weights per output channel, activations
+per batch), with one matmul kept in fp32 (the first layer's FFN output; why:
+modelbuild/export.py and BENCHMARKS.md, "int8 error").
+
+Per class, on the whole test slice ({evaluation["served_backend"]}, the served backend):
+
+{per_class_table(served["all"], labels)}
+
+## Calibration
+
+The scores are softmax probabilities. Their expected calibration error (ECE, {calibration["bins"]}
+equal-width confidence bins) on the test slice is {served["all"]["ece"]:.4f} as trained; dividing the
+logits by the temperature **T = {calibration["temperature"]:.3f}** (fitted by minimising the log-loss on
+{calibration["rows"]} calibration rows: {calibration["description"]}) makes it
+{served["all"]["ece_with_temperature"]:.4f}. T is stored in `config.json` (`"temperature"`) and every backend
+applies it before the softmax (predictor/classifier.py), so a score of 0.9 means about 90% of such
+answers are right. It does not change which label wins.
+
+Measured with `{evaluation["command"]}` on {evaluation["machine"]}, {evaluation["date"]}.
+"""
+
+
+def training_lines(record: dict) -> str:
+    stages = record.get("stages") or [record]
+    out = []
+    for i, stage in enumerate(stages, 1):
+        prefix = f"{i}. " if len(stages) > 1 else "- "
+        out.append(f"{prefix}{stage.get('what', 'Training')}: {stage['train_seconds']:.0f} s on "
+                   f"{stage['threads']} CPU thread(s) of {stage.get('machine', 'an unrecorded machine')}"
+                   f"{', started ' + stage['started_at'] if stage.get('started_at') else ''}:\n\n"
+                   f"   ```\n   {stage['command']}\n   ```")
+    return "\n".join(out)
+
+
+def recipe_line(record: dict) -> str:
+    soup = record.get("soup")
+    if soup:  # the last stage averaged weights (training/soup.py): no epochs, learning rate or seed of its own
+        chosen = " (kept by greedy selection on the calibration slice)" if soup["greedy"] else ""
+        return (f"the uniform weight average (a model soup) of {len(soup['kept'])} models fine-tuned from the same "
+                f"encoder{chosen}; their recipes are in the stages below.")
+    recipe = record["recipe"]
+    return (f"{recipe['epochs']} epoch(s), learning rate {recipe['lr']} ({recipe.get('schedule', 'linear')} decay "
+            f"after 6% warm-up), batch {recipe['batch_size']}, max length {recipe['max_length']} tokens, seed "
+            f"{recipe['seed']}, AdamW.")
+
+
+def progress_table(record: dict) -> str:
+    """Accuracy per epoch, or for a soup each ingredient's and the soup's."""
+    soup = record.get("soup")
+    if soup:
+        rows = [f"| `{name}` | {accuracy:.4f} | {'yes' if name in soup['kept'] else 'no'} |"
+                for name, accuracy in soup.get("ingredients_calibration_accuracy", {}).items()]
+        if "calibration_accuracy" in soup:
+            rows.append(f"| **the soup** | {soup['calibration_accuracy']:.4f} | test accuracy "
+                        f"{soup['test_accuracy']:.4f} |")
+        return "\n".join(["| ingredient | calibration accuracy | in the soup |", "|---|---|---|", *rows])
+    epochs = [f"| {e['epoch']} | " + " | ".join(
+        f"{e[k]:.4f}" if k in e else "" for k in ("calibration_accuracy", "validation_accuracy")) + " |"
+        for e in record["epochs"]]
+    return "\n".join(["| epoch | calibration accuracy | test accuracy |", "|---|---|---|", *epochs])
+
+
+def model_card(record: dict) -> str:
+    """The model card: what it was trained on, how, how long, and how well (from training.json)."""
+    return f"""# Text classifier: {", ".join(record["labels"])}
+
+- **Base model**: `{record["base_model"]}` (MiniLM-L6, 384 hidden, from the PyPI package); {record.get("stored_as", "a full model")}.
+- **Labels** (id order): {", ".join(f"`{label}`" for label in record["labels"])}
+- **Data**: {json.dumps(record["data"])}; {record["train_examples"]} training examples, {record.get("calibration_examples", 0)} calibration and {record["validation_examples"]} test examples never trained on.
+- **Recipe** (last stage): {recipe_line(record)}
+- **Test accuracy** (PyTorch fp32, at training time): **{record["validation_accuracy"]:.4f}**{ci_sample_line(record)}
+
+## How it was trained
+
+{training_lines(record)}
+
+{progress_table(record)}
+{evaluation_section(record)}"""
+
+
+def write_record(args, output: Path, labels: list[str], data_record: dict, rows: tuple[list, list, list],
+                 history: list[dict], started: float, started_at: str, threads: int) -> dict:
+    """training.json (what was trained, on what, how well, where) and the model card beside the model."""
+    train_rows, calibration_rows, validation_rows = rows
+    record = {
+        "base_model": args.base_model,
+        "labels": labels,
+        "max_length": args.max_length,
+        "recipe": {k: v for k, v in vars(args).items() if k not in ("output_dir", "teachers") and not isinstance(v, Path)}
+        | ({"teachers": [str(t) for t in args.teachers]} if args.teachers else {}),
+        "data": data_record,
+        "train_examples": len(train_rows),
+        "calibration_examples": len(calibration_rows),
+        "validation_examples": len(validation_rows),
+        "epochs": history,
+        "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "threads": threads,
+        "machine": machine(),
+        "started_at": started_at,
+        "stored_as": (f"a LoRA adapter (r={args.lora_r}, alpha={args.lora_alpha}, every linear layer) plus the "
+                      "trained classifier head, merged into the base at load time") if args.lora else "a full model",
+        "command": "python -m training.train " + shlex.join(sys.argv[1:]),
+    }
+    (output / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    (output / "README.md").write_text(model_card(record))
+    return record
