@@ -13,8 +13,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bench.containers import Container, Spec, engine, rendered
-from bench.processes import free_port
+from harness.containers import Container, Spec, engine, rendered
+from harness.processes import free_port
 from tests.images.conftest import require_image
 from tests.integration.adversarial import v2_body
 from tests.integration.servers import triton_grpc_infer
