@@ -32,12 +32,12 @@ GENERATED = (
     "# edit the chart's templates/inferenceservices.yaml, then run `make inferenceservices`.\n"
 )
 APPLY = (
-    "# Apply:   kubectl apply -f inferenceservices/{file}   (or the chart: helm upgrade --install, README)\n"
+    "# Apply:   kubectl apply -f inferenceservices/{file}   (or the chart: helm upgrade --install, docs/deploying.md)\n"
     "# Watch:   kubectl get isvc {name} -n text-classifier -w\n"
 )
 CANARY = (
     "# Canary rollout of a new sentiment model: the same InferenceService as sentiment.yaml\n"
-    "# with three changes, marked CANARY below. Procedure (README, \"Rolling out a model\"):\n"
+    "# with three changes, marked CANARY below. Procedure (docs/rollouts.md, \"Rolling out a model\"):\n"
     "#   1. kubectl apply -f inferenceservices/sentiment-canary.yaml      -> 10% of requests to the new revision\n"
     "#   2. kubectl get isvc sentiment -n text-classifier -o jsonpath='{.status.components.predictor.traffic}'\n"
     "#   3. promote: delete the canaryTrafficPercent line (and the cache-model-version annotation), apply again\n"
