@@ -51,6 +51,7 @@ import kserve
 import pydantic
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware import Middleware
 from grpc import aio
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
@@ -181,11 +182,13 @@ class DrainingServer(kserve_rest._RefreshingServer):
 class RESTServer(kserve_rest.RESTServer):
     max_body_bytes: int  # set per server by configure()
     extra_middlewares: tuple = ()  # (class, kwargs), inside the access log
+    fast_path = None  # a middleware class taking (app, registry, max_body_bytes): innermost, before routing
 
-    def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple) -> None:
+    def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple, fast_path=None) -> None:
         """ModelServer.start's settings; also for the instance KServe's multi-process server built."""
         self.max_body_bytes = max_body_bytes
         self.extra_middlewares = tuple(middlewares)
+        self.fast_path = fast_path
         self._server.__class__ = DrainingServer
         self._server.drain_s = drain_s
 
@@ -201,6 +204,9 @@ class RESTServer(kserve_rest.RESTServer):
         if tracing.ENABLED:  # only then: no layer at all on the hot path when tracing is off
             app.add_middleware(tracing.TraceRequests)
         app.add_middleware(rest.AccessLog, model_version=self._served_version)  # added last: outermost
+        if self.fast_path is not None:  # innermost of all (KServe's too), so every layer still wraps its answers
+            app.user_middleware.append(Middleware(self.fast_path, registry=self.dataplane.model_registry,
+                                                  max_body_bytes=self.max_body_bytes))
         app.state.is_served = self._is_served  # errors are counted by model only for served models
 
     def _is_served(self, model_name: str) -> bool:
@@ -335,12 +341,13 @@ class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
 
 class ModelServer(kserve.ModelServer):
     def __init__(self, *args, max_body_bytes: int, grpc_max_send_message_length: int, drain_s: float,
-                 rest_middlewares: tuple = (), grpc_interceptors: tuple = (), **kwargs):
+                 rest_middlewares: tuple = (), grpc_interceptors: tuple = (), rest_fast_path=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
         self.grpc_max_send_message_length = grpc_max_send_message_length
         self.drain_s = drain_s
         self.rest_middlewares = tuple(rest_middlewares)
+        self.rest_fast_path = rest_fast_path
         self.grpc_interceptors = tuple(grpc_interceptors)
         self.dataplane = DataPlane(model_registry=self.registered_models)
 
@@ -394,7 +401,7 @@ class ModelServer(kserve.ModelServer):
             ssl_keyfile=self.ssl_keyfile,
         )
         rest_settings = dict(max_body_bytes=self.max_body_bytes, drain_s=self.drain_s,  # ours
-                             middlewares=self.rest_middlewares)
+                             middlewares=self.rest_middlewares, fast_path=self.rest_fast_path)
         marker = None
         if self.workers > 1:
             marker = shutdown.share_with_workers()  # ours: before they are spawned, they inherit the environment
