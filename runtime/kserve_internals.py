@@ -42,6 +42,7 @@ Private attributes relied on: ``InferenceGRPCClient._client_stub``, ``RESTServer
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import signal
 import time
@@ -339,6 +340,19 @@ class RESTServerMultiProcess(kserve_multiprocess.RESTServerMultiProcess):
         self._rest_server.__class__ = RESTServer
 
 
+def use_uvloop(event_loop: str) -> None:
+    """uvloop for ``--event_loop auto`` (KServe's default) or ``uvloop``, as uvicorn's own ``run`` would pick.
+
+    KServe runs uvicorn's ``serve()`` inside ``asyncio.run``, so uvicorn never installs
+    uvloop and every request pays the pure-Python loop and transports (on a cache hit,
+    a large share of the transformer's instructions: BENCHMARKS.md, "Cache-hit fast path").
+    """
+    if event_loop in ("auto", "uvloop") and importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 class ModelServer(kserve.ModelServer):
     def __init__(self, *args, max_body_bytes: int, grpc_max_send_message_length: int, drain_s: float,
                  rest_middlewares: tuple = (), grpc_interceptors: tuple = (), rest_fast_path=None, **kwargs):
@@ -433,6 +447,7 @@ class ModelServer(kserve.ModelServer):
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
         self.register_signal_handler()
+        use_uvloop(self.event_loop)  # ours: asyncio.run below makes its loop from this policy
         try:
             asyncio.run(self._serve())
         finally:

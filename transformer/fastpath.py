@@ -109,11 +109,11 @@ class Fragments:
     """The JSON of one cached row in each shape it is answered in, by (labels, version, stored bytes)."""
 
     def __init__(self):
-        self._of: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
+        self._of: dict[bytes, tuple] = {}
         self._for: tuple | None = None
 
-    def of(self, value: bytes, labels: list[str], version: str) -> tuple[bytes, bytes, bytes, bytes]:
-        """(V1 prediction, V2 label, V2 score, V2 scores row) of a stored row."""
+    def of(self, value: bytes, labels: list[str], version: str) -> tuple:
+        """(V1 prediction, V2 label, V2 score, V2 scores row; top label's index, its score) of a stored row."""
         if self._for != (tuple(labels), version):  # another model version: its rows are other answers
             self._of, self._for = {}, (tuple(labels), version)
         found = self._of.get(value)
@@ -125,7 +125,7 @@ class Fragments:
             found = self._of[value] = (
                 orjson.dumps(schema.v1_response(row[None, :], labels)["predictions"][0]),
                 orjson.dumps(labels[best]), orjson.dumps(float(row[best])),
-                b",".join(orjson.dumps(score) for score in row.tolist()))
+                b",".join(orjson.dumps(score) for score in row.tolist()), best, float(row[best]))
         return found
 
 
@@ -193,8 +193,14 @@ class FastPath:
         of_text = dict(zip(distinct, values))
         rows = [of_text[text] for text in texts]
         child(CACHE_LOOKUPS, model.name, "hit").inc(len(keys))
-        answers.observe(model.name, version, labels, np.frombuffer(b"".join(rows), np.float32).reshape(len(rows), -1))
         fragments = [self.fragments.of(row, labels, version) for row in rows]
+        if len(rows) <= answers.BULK_FROM:  # answers.observe's own rule, with the argmax kept per row
+            label_series, confidence = answers.series(model.name, version, labels)
+            for fragment in fragments:
+                label_series[fragment[4]].inc()
+                confidence.observe(fragment[5])
+        else:
+            answers.observe(model.name, version, labels, np.frombuffer(b"".join(rows), np.float32).reshape(len(rows), -1))
         content = _v2_body(model.name, version, labels, v2_id, fragments) if v2 else \
             b'{"predictions":[' + b",".join(f[0] for f in fragments) + b"]}"
         ours = [(b"x-cache", b"hit"), (b"x-request-id", request_id.encode("latin-1")),
