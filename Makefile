@@ -88,7 +88,7 @@ clean:
 	rm -rf $(VENV) .cache
 
 capacity: setup
-	mkdir -p build && $(PY) -m bench.capacity --plot build/capacity.png
+	mkdir -p build && $(PY) -m bench.capacity --simulate_rps 10000 --plot build/capacity.png
 
 capacity-measure: setup
 	$(PY) -m bench.capacity_measure --out bench/capacity/curves.json

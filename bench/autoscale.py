@@ -12,7 +12,8 @@ the measured curve (throughput against p99, interpolated); beyond its capacity t
 queue grows and every queued text waits for the backlog to drain. Seconds whose p99
 passes the SLO (or that have traffic and no ready pod) are SLO misses.
 
-**Knative KPA** (Knative Serving v1.21, pkg/autoscaler/scaling/autoscaler.go, ``Scale``):
+**Knative KPA** (Knative Serving v1.21; the defaults from its config-autoscaler ConfigMap,
+../shared/crds/knative-serving-v1.21.1/configmap-config-autoscaler.yaml), every 2 s tick:
 desired = ceil(observed concurrency / (target * target-utilization)), observed as the
 average over the stable window (60 s), or over the panic window (6 s, 10% of it) when
 that asks for >= 2x the ready pods (panic threshold 200%); in panic it never scales
@@ -25,7 +26,8 @@ scale to zero (min 1). Concurrency here is Little's law: texts/s x latency.
 
 Guesses (not measured): the diurnal shape and spike timing; the CPU an idle predictor
 pod uses (0); that a pod's latency at a load between two measured points is linear in
-between; and the pod start from BENCHMARKS.md's podman figure plus a pull.
+between; concurrency as texts/s x median latency; and the pod start from BENCHMARKS.md's
+podman figure plus a pull.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ DAY_S = 86_400
 class Knobs:
     kind: str  # "kpa" or "hpa"
     min_pods: int = 0
-    max_pods: int = 1000
+    max_pods: int = 100
     target: float = 8.0  # KPA: in-flight per pod (the chart's scaleTarget); HPA: CPU utilization (0.7)
     utilization: float = 0.7  # KPA target-utilization-percentage
     stable_s: int = 60
     panic_s: int = 6
     panic_threshold: float = 2.0
     zero_grace_s: int = 30
+    tick_s: int = 2  # KPA: config-autoscaler tick-interval
+    max_scale_down_rate: float = 2.0  # KPA: max-scale-down-rate
     sync_s: int = 15  # HPA
     stabilization_s: int = 300  # HPA scale-down
 
@@ -83,9 +87,20 @@ def diurnal(base_rps: float, spike_factor: float = 10.0, spike_s: int = 60, spik
     return traffic
 
 
-def p99_at(curve: dict, load: float) -> float:
-    """A pod's p99 at ``load`` texts/s, interpolated on the measured curve (the first point below it)."""
-    rates, p99s = curve["texts_per_s"], curve["p99_ms"]
+def rising(curve: dict, key: str) -> tuple[list[float], list[float]]:
+    """(texts/s, ``key``) at the points where throughput rose with concurrency: on a busy machine a point
+    can measure less than the one before it, and a pod never serves less by taking more in flight."""
+    rates, values = [], []
+    for rate, value in zip(curve["texts_per_s"], curve[key]):
+        if not rates or rate > rates[-1]:
+            rates.append(rate)
+            values.append(value)
+    return rates, values
+
+
+def p99_at(curve: dict, load: float, key: str = "p99_ms") -> float:
+    """A pod's p99 (or ``key``) at ``load`` texts/s, interpolated on the measured curve."""
+    rates, p99s = rising(curve, key)
     if load <= rates[0]:
         return p99s[0]
     for (r0, p0), (r1, p1) in zip(zip(rates, p99s), zip(rates[1:], p99s[1:])):
@@ -113,17 +128,23 @@ def simulate(curve: dict, texts_per_s: list[float], knobs: Knobs, cold_start_s: 
             day.slo_misses_s += 1
             latency_ms = latency_ms if ready else 1000 * cold_start_s
         day.p99_ms.append(latency_ms if rate else 0.0)
-        concurrency = (rate + backlog) * max(latency_ms, 1.0) / 1000  # Little's law, queued texts included
+        # in flight: the queued texts, plus what the measured curve holds in flight at each pod's load
+        concurrency = backlog + (ready * p99_at(curve, per_pod, "in_flight") if ready else 0.0)
         total = ready + len(starting)
         if knobs.kind == "kpa":
             stable, panic = stable_w.add(concurrency), panic_w.add(concurrency)
+            if t % knobs.tick_s:  # the autoscaler decides every tick; the metrics are still collected every second
+                day.pods.append(total)
+                day.pod_hours += total / 3600
+                continue
             per_pod_target = knobs.target * knobs.utilization
             want_stable, want_panic = math.ceil(stable / per_pod_target), math.ceil(panic / per_pod_target)
-            if ready and want_panic >= knobs.panic_threshold * ready:
+            if ready and panic / per_pod_target >= knobs.panic_threshold * ready:  # the ratio unrounded, as Knative
                 panic_until = t + knobs.stable_s  # panic mode lasts a stable window after its last trigger
             desired = max(want_stable, want_panic) if t < panic_until else want_stable
             if t < panic_until:
                 desired = max(desired, total)  # no scale-down in panic
+            desired = max(desired, math.ceil(ready / knobs.max_scale_down_rate))  # at most halved per decision
             if desired == 0:
                 idle_since = t if idle_since is None else idle_since
                 if t - idle_since < knobs.zero_grace_s:

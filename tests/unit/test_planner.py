@@ -9,7 +9,7 @@ from bench.capacity import HERE
 
 CURVES = {
     "predictor": {"cpu": 2, "in_flight": [1, 8, 32], "texts_per_s": [100.0, 200.0, 250.0],
-                  "p99_ms": [20.0, 100.0, 300.0], "mean_chars": 50.0},
+                  "p50_ms": [10.0, 40.0, 130.0], "p99_ms": [20.0, 100.0, 300.0], "mean_chars": 50.0},
     "transformer": {"cpu": 1, "hit": {"cpu_s_per_request": 0.0001}, "miss": {"cpu_s_per_request": 0.001}},
     "redis": {"mget_per_s": 100_000.0, "set_per_s": 100_000.0},
     "seed": {"uncached_rps_per_pod": 30.0, "pod_cpu": 2, "mix_rps_per_pod": 250.0, "mix_cache_rate": 0.95},
