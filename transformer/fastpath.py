@@ -20,7 +20,8 @@ already made is handed over (``prefetched``) so a miss costs no second MGET. The
 is the full path's byte for byte (tests/integration/test_fastpath.py), assembled from
 per-row JSON fragments kept by cached value, and it counts what the full path counts:
 KServe's preprocess/predict/postprocess histograms, cache lookups and the answer
-metrics. ``--fast_path false`` turns it off.
+metrics. With tracing on, the same spans as the full path's (``parse``, ``cache lookup``); a
+request handed on shows them too, before the full path's own. ``--fast_path false`` turns it off.
 """
 
 from __future__ import annotations
@@ -167,15 +168,16 @@ class FastPath:
     async def _answer(self, model, v2: bool, body: bytes, headers: dict):
         """The two ASGI messages of the answer; ``Pass`` (after handing over a lookup) for the full path."""
         started = time.perf_counter()
-        with tracing.span("parse"):
+        texts = None
+        with tracing.span("parse"):  # a request handed on leaves no error on the span: Pass is raised after it
             try:
                 parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise Pass from None
-            texts, v2_id = v2_texts(parsed) if v2 else (v1_texts(parsed), None)
-            limits = model.limits
-            if len(texts) > limits.max_texts or any(len(text) > limits.max_chars for text in texts):
-                raise Pass
+                texts, v2_id = v2_texts(parsed) if v2 else (v1_texts(parsed), None)
+            except (orjson.JSONDecodeError, Pass):
+                pass
+        limits = model.limits
+        if texts is None or len(texts) > limits.max_texts or any(len(text) > limits.max_chars for text in texts):
+            raise Pass
         parsed_at = time.perf_counter()
         version, labels = model.read_version, model.labels
         distinct = list(dict.fromkeys(texts))
