@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BAKED  := $(patsubst %/weights.fp16.safetensors,%/onnx/REVISION,$(wildcard predictor/bundled/*/weights.fp16.safetensors))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images test-images bench-images clean
+.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images test-images bench-images clean capacity capacity-measure
 
 setup: $(STAMP) $(BAKED)
 
@@ -86,3 +86,9 @@ inferenceservices: setup
 
 clean:
 	rm -rf $(VENV) .cache
+
+capacity: setup
+	mkdir -p build && $(PY) -m bench.capacity --simulate_rps 10000 --plot build/capacity.png
+
+capacity-measure: setup
+	$(PY) -m bench.capacity_measure --out bench/capacity/curves.json

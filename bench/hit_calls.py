@@ -54,8 +54,9 @@ def server_args(process: str, model_dir: Path, predictor: ServerProcess | None, 
     ports = ["--http_port", str(port), "--grpc_port", str(free_port())]
     if process == "predictor":  # one intra-op thread: no pool threads whose waits valgrind would serialize
         return [*PREDICTOR_ARGS, "--model_dir", str(model_dir), "--threads", "1", *ports]
+    # a Redis deadline far above valgrind's slowdown (~50x): at the 20 ms default a loaded machine turns hits to misses
     return ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.http_port}", "--redis_url", redis_url,
-            "--access_log", "false", *ports]
+            "--access_log", "false", "--cache_timeout_ms", "2000", *ports]
 
 
 def start(root: Path, module: str, counter: str, output: Path, args: list[str], log: Path) -> subprocess.Popen:

@@ -49,6 +49,9 @@ def _series(model: str, version: str, labels: Sequence[str]) -> tuple[list, obje
     return found
 
 
+series = _series  # for callers that know each row's top label and score already (transformer/fastpath.py)
+
+
 def observe_many(histogram, values: np.ndarray) -> None:
     """``histogram.observe(v)`` for every ``v``, in one update per bucket instead of one per value.
 

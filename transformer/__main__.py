@@ -60,8 +60,13 @@ def main(argv: list[str] | None = None) -> None:
 
         limiter = RateLimiter(s.rate_limit_rps, s.rate_limit_burst, s.rate_limit_key)
         middlewares, interceptors = ((RateLimitMiddleware, {"limiter": limiter}),), (GrpcRateLimit(limiter),)
+    fast_path = None
+    if s.fast_path:
+        from transformer.fastpath import FastPath
+
+        fast_path = FastPath
     serve(model, settings, args, rest_middlewares=middlewares, grpc_interceptors=interceptors,
-          predictor_config=predictor_config)
+          predictor_config=predictor_config, rest_fast_path=fast_path)
 
 
 if __name__ == "__main__":

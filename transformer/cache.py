@@ -76,7 +76,8 @@ class TextCache:
             CACHE_SKIPPED.labels(self.model_name).inc()
             return None
         try:
-            result = await asyncio.wait_for(call(), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # not wait_for: in 3.11 it wraps the call in a new Task
+                result = await call()
         except PartialAnswer as partial:  # a cluster where some nodes answered: their answers are kept
             self._settle(operation, partial.cause)
             return partial.result

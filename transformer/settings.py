@@ -46,6 +46,9 @@ class TransformerSettings(ServiceSettings):
     truncation: Literal[TRUNCATIONS] = setting(
         DEFAULT_TRUNCATION, "the truncation sent to the predictor for requests that do not choose (set it like the "
                 "predictor's; the chart does)")
+    fast_path: bool = setting(
+        True, "answer REST predict requests whose every text is cached before KServe's routing (transformer/"
+              "fastpath.py); `false`: every request goes the full way")
     explain: bool = setting(True, "`false`: `:explain` is a 501 here too, cached explanations included")
 
     def predictor_config(self, use_ssl: bool, health_check: bool):

@@ -6,6 +6,7 @@ import signal
 import time
 
 from fastapi import FastAPI
+from fastapi.middleware import Middleware
 from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from timing_asgi import TimingMiddleware
@@ -40,11 +41,13 @@ class DrainingServer(kserve_rest._RefreshingServer):
 class RESTServer(kserve_rest.RESTServer):
     max_body_bytes: int  # set per server by configure()
     extra_middlewares: tuple = ()  # (class, kwargs), inside the access log
+    fast_path = None  # a middleware class taking (app, registry, max_body_bytes): innermost, before routing
 
-    def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple) -> None:
+    def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple, fast_path=None) -> None:
         """ModelServer.start's settings; also for the instance KServe's multi-process server built."""
         self.max_body_bytes = max_body_bytes
         self.extra_middlewares = tuple(middlewares)
+        self.fast_path = fast_path
         self._server.__class__ = DrainingServer
         self._server.drain_s = drain_s
 
@@ -60,6 +63,9 @@ class RESTServer(kserve_rest.RESTServer):
         if tracing.ENABLED:  # only then: no layer at all on the hot path when tracing is off
             app.add_middleware(tracing.TraceRequests)
         app.add_middleware(rest.AccessLog, model_version=self._served_version)  # added last: outermost
+        if self.fast_path is not None:  # innermost of all (KServe's too), so every layer still wraps its answers
+            app.user_middleware.append(Middleware(self.fast_path, registry=self.dataplane.model_registry,
+                                                  max_body_bytes=self.max_body_bytes))
         app.state.is_served = self._is_served  # errors are counted by model only for served models
 
     def _is_served(self, model_name: str) -> bool:

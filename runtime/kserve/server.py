@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import signal
 
 import kserve
@@ -15,14 +16,28 @@ from runtime.kserve.grpc_server import GRPCServer
 from runtime.kserve.rest_server import RESTServer, RESTServerMultiProcess
 
 
+def use_uvloop(event_loop: str) -> None:
+    """uvloop for ``--event_loop auto`` (KServe's default) or ``uvloop``, as uvicorn's own ``run`` would pick.
+
+    KServe runs uvicorn's ``serve()`` inside ``asyncio.run``, so uvicorn never installs
+    uvloop and every request pays the pure-Python loop and transports (on a cache hit,
+    a large share of the transformer's instructions: BENCHMARKS.md, "Cache-hit fast path").
+    """
+    if event_loop in ("auto", "uvloop") and importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 class ModelServer(kserve.ModelServer):
     def __init__(self, *args, max_body_bytes: int, grpc_max_send_message_length: int, drain_s: float,
-                 rest_middlewares: tuple = (), grpc_interceptors: tuple = (), **kwargs):
+                 rest_middlewares: tuple = (), grpc_interceptors: tuple = (), rest_fast_path=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
         self.grpc_max_send_message_length = grpc_max_send_message_length
         self.drain_s = drain_s
         self.rest_middlewares = tuple(rest_middlewares)
+        self.rest_fast_path = rest_fast_path
         self.grpc_interceptors = tuple(grpc_interceptors)
         self.dataplane = DataPlane(model_registry=self.registered_models)
 
@@ -76,7 +91,7 @@ class ModelServer(kserve.ModelServer):
             ssl_keyfile=self.ssl_keyfile,
         )
         rest_settings = dict(max_body_bytes=self.max_body_bytes, drain_s=self.drain_s,  # ours
-                             middlewares=self.rest_middlewares)
+                             middlewares=self.rest_middlewares, fast_path=self.rest_fast_path)
         marker = None
         if self.workers > 1:
             marker = shutdown.share_with_workers()  # ours: before they are spawned, they inherit the environment
@@ -108,6 +123,10 @@ class ModelServer(kserve.ModelServer):
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
         self.register_signal_handler()
+        # ours: asyncio.run below makes its loop from this policy. Not with --workers: there every connection
+        # went to one worker (test_metrics.py), for a reason not yet understood, so that case keeps asyncio.
+        if self.workers == 1:
+            use_uvloop(self.event_loop)
         try:
             asyncio.run(self._serve())
         finally:

@@ -48,9 +48,22 @@ def metric_names(queries: list[str]) -> set[str]:
     return {name for query in queries for name in SELECTOR.findall(HELM_ACTION.sub("", query))}
 
 
+def recorded_names() -> set[str]:
+    """The series the rules record (``record:``): Prometheus makes them, no service exports them."""
+    lines = [line for line in ALERT_RULES.read_text().splitlines() if not line.lstrip().startswith("{{")]
+    rules = yaml.safe_load(HELM_ACTION.sub("", "\n".join(lines)))
+    return {rule["record"] for group in rules["groups"] for rule in group["rules"] if "record" in rule}
+
+
 def dashboard_metric_names() -> set[str]:
-    return metric_names(dashboard_queries())
+    """The exported metrics the dashboard reads (recorded series aside: tests/integration/test_cost.py has those)."""
+    return metric_names(dashboard_queries()) - recorded_names()
+
+
+def dashboard_panel(title: str) -> dict:
+    (panel,) = [panel for panel in query_panels() if panel["title"] == title]
+    return panel
 
 
 def rule_metric_names() -> set[str]:
-    return metric_names(rule_queries())
+    return metric_names(rule_queries()) - recorded_names()

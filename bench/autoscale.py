@@ -1,0 +1,174 @@
+"""A day of traffic through the measured predictor curve under Knative's KPA and under an HPA on CPU.
+
+One-second steps, deterministic (no randomness: the same inputs give the same day).
+Only the predictor is simulated: it is what scales with misses and what cold starts
+hurt; the transformer and Redis are sized by the planner for the peak.
+
+**Traffic**: diurnal, ``base * (1 + 0.8 sin)`` with the trough at 04:00, and a spike to
+``spike_factor`` times the traffic of that moment for ``spike_s`` seconds at 14:00.
+
+**Serving**: ready pods share the model's texts/s; a pod's p99 at its load is read off
+the measured curve (throughput against p99, interpolated); beyond its capacity the
+queue grows and every queued text waits for the backlog to drain. Seconds whose p99
+passes the SLO (or that have traffic and no ready pod) are SLO misses.
+
+**Knative KPA** (Knative Serving v1.21; the defaults from its config-autoscaler ConfigMap,
+../shared/crds/knative-serving-v1.21.1/configmap-config-autoscaler.yaml), every 2 s tick:
+desired = ceil(observed concurrency / (target * target-utilization)), observed as the
+average over the stable window (60 s), or over the panic window (6 s, 10% of it) when
+that asks for >= 2x the ready pods (panic threshold 200%); in panic it never scales
+down; scale-down to zero waits the scale-to-zero grace period (30 s) after the stable
+window saw nothing. A new pod serves after the cold start from BENCHMARKS.md.
+**HPA** (Kubernetes pkg/controller/podautoscaler/horizontal.go): every sync period
+(15 s) desired = ceil(pods * utilization / target), utilization = used CPU / requested;
+scale-down takes the highest recommendation of the stabilization window (300 s); no
+scale to zero (min 1). Concurrency here is Little's law: texts/s x latency.
+
+Guesses (not measured): the diurnal shape and spike timing; the CPU an idle predictor
+pod uses (0); that a pod's latency at a load between two measured points is linear in
+between; concurrency as texts/s x median latency; and the pod start from BENCHMARKS.md's
+podman figure plus a pull.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class Knobs:
+    kind: str  # "kpa" or "hpa"
+    min_pods: int = 0
+    max_pods: int = 100
+    target: float = 8.0  # KPA: in-flight per pod (the chart's scaleTarget); HPA: CPU utilization (0.7)
+    utilization: float = 0.7  # KPA target-utilization-percentage
+    stable_s: int = 60
+    panic_s: int = 6
+    panic_threshold: float = 2.0
+    zero_grace_s: int = 30
+    tick_s: int = 2  # KPA: config-autoscaler tick-interval
+    max_scale_down_rate: float = 2.0  # KPA: max-scale-down-rate
+    sync_s: int = 15  # HPA
+    stabilization_s: int = 300  # HPA scale-down
+
+
+@dataclass
+class Day:
+    pods: list[int] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+    slo_misses_s: int = 0
+    cold_starts: int = 0
+    pod_hours: float = 0.0
+
+
+class Window:
+    """The mean of the last ``size`` values added (a running sum: a day is 86,400 steps)."""
+
+    def __init__(self, size: int):
+        self.values: deque[float] = deque(maxlen=size)
+        self.total = 0.0
+
+    def add(self, value: float) -> float:
+        if len(self.values) == self.values.maxlen:
+            self.total -= self.values[0]
+        self.values.append(value)
+        self.total += value
+        return self.total / len(self.values)
+
+
+def diurnal(base_rps: float, spike_factor: float = 10.0, spike_s: int = 60, spike_at_s: int = 14 * 3600) -> list[float]:
+    traffic = [base_rps * (1 + 0.8 * math.sin(2 * math.pi * (t - 10 * 3600) / DAY_S)) for t in range(DAY_S)]
+    for t in range(spike_at_s, spike_at_s + spike_s):
+        traffic[t] *= spike_factor
+    return traffic
+
+
+def rising(curve: dict, key: str) -> tuple[list[float], list[float]]:
+    """(texts/s, ``key``) at the points where throughput rose with concurrency: on a busy machine a point
+    can measure less than the one before it, and a pod never serves less by taking more in flight."""
+    rates, values = [], []
+    for rate, value in zip(curve["texts_per_s"], curve[key]):
+        if not rates or rate > rates[-1]:
+            rates.append(rate)
+            values.append(value)
+    return rates, values
+
+
+def p99_at(curve: dict, load: float, key: str = "p99_ms") -> float:
+    """A pod's p99 (or ``key``) at ``load`` texts/s, interpolated on the measured curve."""
+    rates, p99s = rising(curve, key)
+    if load <= rates[0]:
+        return p99s[0]
+    for (r0, p0), (r1, p1) in zip(zip(rates, p99s), zip(rates[1:], p99s[1:])):
+        if load <= r1:
+            return p0 + (p1 - p0) * (load - r0) / max(r1 - r0, 1e-9)
+    return p99s[-1]
+
+
+def simulate(curve: dict, texts_per_s: list[float], knobs: Knobs, cold_start_s: float, slo_ms: float) -> Day:
+    capacity = max(curve["texts_per_s"])
+    day, ready, starting = Day(), max(knobs.min_pods, 1 if knobs.kind == "hpa" else knobs.min_pods), []
+    backlog = 0.0  # texts waiting beyond what ready pods absorb
+    stable_w, panic_w = Window(knobs.stable_s), Window(knobs.panic_s)  # KPA: observed concurrency per second
+    sync_w = Window(knobs.sync_s)  # HPA: CPU utilization per second
+    recommendations: list[tuple[int, int]] = []  # HPA: (time, desired)
+    panic_until, idle_since = -1, None
+    for t, rate in enumerate(texts_per_s):
+        ready += sum(1 for s in starting if s <= t)
+        starting = [s for s in starting if s > t]
+        served = min(rate + backlog, ready * capacity)
+        backlog = rate + backlog - served
+        per_pod = served / ready if ready else 0.0
+        latency_ms = p99_at(curve, per_pod) + (1000 * backlog / (ready * capacity) if ready else 0.0)
+        if rate and (not ready or latency_ms > slo_ms):
+            day.slo_misses_s += 1
+            latency_ms = latency_ms if ready else 1000 * cold_start_s
+        day.p99_ms.append(latency_ms if rate else 0.0)
+        # in flight: the queued texts, plus what the measured curve holds in flight at each pod's load
+        concurrency = backlog + (ready * p99_at(curve, per_pod, "in_flight") if ready else 0.0)
+        total = ready + len(starting)
+        if knobs.kind == "kpa":
+            stable, panic = stable_w.add(concurrency), panic_w.add(concurrency)
+            if t % knobs.tick_s:  # the autoscaler decides every tick; the metrics are still collected every second
+                day.pods.append(total)
+                day.pod_hours += total / 3600
+                continue
+            per_pod_target = knobs.target * knobs.utilization
+            want_stable, want_panic = math.ceil(stable / per_pod_target), math.ceil(panic / per_pod_target)
+            if ready and panic / per_pod_target >= knobs.panic_threshold * ready:  # the ratio unrounded, as Knative
+                panic_until = t + knobs.stable_s  # panic mode lasts a stable window after its last trigger
+            desired = max(want_stable, want_panic) if t < panic_until else want_stable
+            if t < panic_until:
+                desired = max(desired, total)  # no scale-down in panic
+            desired = max(desired, math.ceil(ready / knobs.max_scale_down_rate))  # at most halved per decision
+            if desired == 0:
+                idle_since = t if idle_since is None else idle_since
+                if t - idle_since < knobs.zero_grace_s:
+                    desired = min(total, 1)
+            else:
+                idle_since = None
+        else:
+            used = sync_w.add(per_pod / capacity if ready else 0.0)  # CPU busy share, a pod's request = its cores
+            desired = total
+            if t % knobs.sync_s == 0:
+                want = math.ceil(max(ready, 1) * used / knobs.target)
+                recommendations.append((t, want))
+                recommendations = [(s, w) for s, w in recommendations if s > t - knobs.stabilization_s]
+                recent = [w for _, w in recommendations]
+                desired = want if want >= total else max(recent)
+        desired = min(max(desired, knobs.min_pods if knobs.kind == "kpa" else max(knobs.min_pods, 1)), knobs.max_pods)
+        if desired > total:
+            starting += [t + math.ceil(cold_start_s)] * (desired - total)
+            day.cold_starts += desired - total
+        elif desired < total:
+            drop = total - desired
+            cancelled = min(drop, len(starting))
+            starting = starting[:len(starting) - cancelled]
+            ready -= drop - cancelled
+        day.pods.append(ready + len(starting))
+        day.pod_hours += (ready + len(starting)) / 3600
+    return day
