@@ -35,8 +35,8 @@ import psutil
 import redis as redis_client
 
 from bench.hit_cpu import cpu_s
-from harness.processes import RedisProcess, ServerProcess
 from bench.run import HOT_SET, loadgen, sentences, warm
+from harness.processes import RedisProcess, ServerProcess
 
 LEVELS = (1, 2, 4, 8, 16, 32)
 MODEL = "sentiment"  # the bundled model the chart serves by default

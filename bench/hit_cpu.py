@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from harness.processes import ROOT, RedisProcess, ServerProcess, extract
 from bench.run import HOT_SET, MODEL, loadgen, sentences, warm
+from harness.processes import ROOT, RedisProcess, ServerProcess, extract
 
 
 def cpu_s(server: ServerProcess) -> float:

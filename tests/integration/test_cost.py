@@ -13,9 +13,9 @@ import time
 import pytest
 import yaml
 
+from harness.prometheus import PrometheusProcess, prometheus_binary
 from tests.chart.observability import dashboard_panel
 from tests.integration.adversarial import V1
-from harness.prometheus import PrometheusProcess, prometheus_binary
 from tests.integration.servers import HTTP, transformer_for
 
 pytestmark = [pytest.mark.integration,
