@@ -33,11 +33,11 @@ import uuid
 
 import numpy as np
 import orjson
-from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
 
 from contract import schema
 from contract.cachekey import cache_key
 from runtime import answers, tracing
+from runtime.kserve.codec import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
 from runtime.metrics import child
 from transformer.metrics import CACHE_LOOKUPS
 

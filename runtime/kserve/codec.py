@@ -2,7 +2,7 @@
 
 ``Model``: the base class of the model face (runtime/face.py), whose hooks pins.SIGNATURES pins.
 
-KServe's log line format (runtime/logs.py keeps its text format KServe's) and its model-server
+KServe's per-stage latency histograms, its log line format (runtime/logs.py keeps its text format KServe's) and its model-server
 flag parser (runtime/settings.py adds our flags to it). Kept here so that a KServe upgrade
 touches this package only.
 """
@@ -14,8 +14,12 @@ import argparse
 from kserve import Model
 from kserve.logging import KSERVE_LOGGER_DATE_FORMAT as LOG_DATE_FORMAT
 from kserve.logging import KSERVE_LOGGER_FORMAT as LOG_FORMAT
+from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
 
-__all__ = ["LOG_DATE_FORMAT", "LOG_FORMAT", "Model", "server_flags"]  # Model: the base of runtime/face.py
+# Model: the base of runtime/face.py. The *_HIST_TIME histograms: KServe's per-stage latency series, which
+# the transformer's cache-hit fast path (transformer/fastpath.py) fills as the full path would.
+__all__ = ["LOG_DATE_FORMAT", "LOG_FORMAT", "Model", "POST_HIST_TIME", "PRE_HIST_TIME", "PREDICT_HIST_TIME",
+           "server_flags"]
 
 
 def server_flags() -> argparse.ArgumentParser:
