@@ -121,7 +121,8 @@ def kserve_error_type(exc: Exception) -> str:
         return "invalid_tensor"
     # KServe's only InvalidInput message about the body itself is a JSON decode failure.
     if str(exc).startswith("Unrecognized request format"):
-        return "invalid_json"
+        # orjson refuses JSON's "\ud800" (a lone surrogate): valid JSON, but not a text (as V2 answers it).
+        return "invalid_text" if "surrogate" in str(exc) else "invalid_json"
     return "invalid_request"
 
 

@@ -196,20 +196,45 @@ class DynamicBatcher:
                 result = await loop.run_in_executor(self._executor, self._infer, texts)
             except Exception as exc:  # a model failure fails this batch's requests, not the loop
                 logger.exception("Inference failed for a batch of %d texts", len(texts))
-                for pending, _, _ in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                if len(batch) == 1:
+                    _fail(batch[0][0], exc)
+                else:  # each request alone: one request's bad text must not fail the others
+                    await self._isolate(batch)
                 continue
-            probs = result.probs if isinstance(result, BatchResult) else result
-            if isinstance(result, BatchResult):
-                _account(batch, result, started_ns, time.time_ns())
-            offset = 0
-            for pending, start, end in batch:
-                pending.result[start:end] = probs[offset : offset + end - start]
-                offset += end - start
-                pending.unfinished -= end - start
-                if pending.unfinished == 0 and not pending.future.done():
-                    pending.future.set_result(pending.result)
+            self._deliver(batch, result, started_ns)
+
+    async def _isolate(self, batch: list[tuple[_Pending, int, int]]) -> None:
+        loop = asyncio.get_running_loop()
+        for part in batch:
+            pending, start, end = part
+            if pending.future.done():
+                continue
+            started_ns = time.time_ns()
+            try:
+                result = await loop.run_in_executor(self._executor, self._infer, list(pending.texts[start:end]))
+            except Exception as exc:
+                logger.warning("Inference failed for a request's %d texts run alone: %s", end - start, exc)
+                _fail(pending, exc)
+                continue
+            self._deliver([part], result, started_ns)
+
+    def _deliver(self, batch: list[tuple[_Pending, int, int]], result: np.ndarray | BatchResult,
+                 started_ns: int) -> None:
+        probs = result.probs if isinstance(result, BatchResult) else result
+        if isinstance(result, BatchResult):
+            _account(batch, result, started_ns, time.time_ns())
+        offset = 0
+        for pending, start, end in batch:
+            pending.result[start:end] = probs[offset : offset + end - start]
+            offset += end - start
+            pending.unfinished -= end - start
+            if pending.unfinished == 0 and not pending.future.done():
+                pending.future.set_result(pending.result)
+
+
+def _fail(pending: _Pending, exc: Exception) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(exc)
 
 
 def _group_take(group_ends: Sequence[int], start: int, room: int, alone: bool) -> int:

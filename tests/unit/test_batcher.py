@@ -171,3 +171,23 @@ async def test_grouped_and_plain_requests_share_batches():
     np.testing.assert_array_equal(a, expected(plain))
     np.testing.assert_array_equal(b, expected(grouped))
     assert len(infer.calls) == 1
+
+
+async def test_a_poisoned_text_fails_only_its_own_request():
+    """A batch that fails is rerun request by request: texts that succeed alone are answered."""
+    calls = []
+
+    def poisoned(texts):
+        calls.append(list(texts))
+        if "poison" in texts:
+            raise ValueError("the tokenizer cannot take this text")
+        return expected(texts)
+
+    batcher = DynamicBatcher(poisoned, num_outputs=2, max_delay_s=0.05, max_batch_size=32, max_queue_texts=10_000)
+    batcher._last_batch_texts = 32  # wait for company: the three requests share one batch
+    results = await asyncio.gather(batcher.submit(["a", "bb"], timeout_s=5), batcher.submit(["poison"], timeout_s=5),
+                                   batcher.submit(["ccc"], timeout_s=5), return_exceptions=True)
+    assert calls[0] == ["a", "bb", "poison", "ccc"]  # they did share a batch
+    np.testing.assert_array_equal(results[0], expected(["a", "bb"]))
+    assert isinstance(results[1], ValueError)
+    np.testing.assert_array_equal(results[2], expected(["ccc"]))
