@@ -72,7 +72,7 @@ from timing_asgi import TimingMiddleware
 from contract import timings
 from contract.errors import ServiceError
 from contract.model import TextClassificationModel
-from runtime import logs, rest, shutdown, tracing
+from runtime import guard, logs, rest, shutdown, tracing
 from runtime.grpc import GrpcAccessLog, repository_disabled
 from runtime.metrics import metrics_handler
 
@@ -195,6 +195,7 @@ class RESTServer(kserve_rest.RESTServer):
         # getrusage four times: measured at a third of the transformer's CPU on a hit,
         # for numbers that /metrics already has as histograms. Dropped.
         app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
+        app.add_middleware(guard.RequestGuard)  # inside the body limit: it reads bodies the limit has let in
         app.add_middleware(rest.BodySizeLimit, max_bytes=self.max_body_bytes)
         for middleware, options in self.extra_middlewares:  # outside the body limit: checked before the body is read
             app.add_middleware(middleware, **options)

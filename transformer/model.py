@@ -36,7 +36,7 @@ from transformer.coalesce import Coalescer
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
 from transformer.shadow import ShadowScorer
 from transformer.upstream import PredictorClient
-from transformer.variants import Answer, Variant
+from transformer.variants import Answer, Variant, with_words
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,8 @@ class CachingTransformer(TextClassificationModel):
             lambda todo, answered: self._fetch(variant, todo, request_id, answered), request_id, response_headers)
         return Scores(probs, self._info.labels, self.read_version,
                       windows=[a.windows for a in picked] if variant.chunks else None,
-                      explanations=[a.explanation for a in picked] if variant.explain else None)
+                      explanations=[with_words(a.explanation, text) for a, text in zip(picked, texts)]
+                      if variant.explain else None)
 
     def _count_answers(self, texts: Sequence[str], probs: np.ndarray, versions: dict[str, str]) -> None:
         """What users received, per model version: cache hits under the version read, misses under the computing one."""

@@ -8,6 +8,7 @@ same harness; BENCHMARKS.md, "Hostile input") and far above what allocator noise
 
 from __future__ import annotations
 
+import socket
 import time
 
 import psutil
@@ -74,3 +75,50 @@ def test_a_lone_surrogate_is_a_400_invalid_text(service, request):
         assert response.status_code == 400, response.text[:300]
         assert response.json()["error_type"] == "invalid_text"
     assert HTTP.post(server.url + V2, json=v2_body(["still fine"])).status_code == 200
+
+
+# 8 MiB of empty objects under an ignored name: about 190 MB of Python objects once parsed.
+EMPTY_OBJECTS = (b'{"instances": ["a"], "parameters": {"truncation": "head", "x": [' + b"{}," * 2_700_000
+                 + b'{}]}}')
+
+
+@pytest.mark.parametrize("service", ["predictor", "transformer"])
+def test_ignored_json_is_refused_before_it_is_parsed(service, request):
+    server = request.getfixturevalue(service)
+    before = rss_mb(server)
+    for _ in range(3):
+        started = time.monotonic()
+        response = HTTP.post(server.url + V1, content=EMPTY_OBJECTS, headers={"content-type": "application/json"},
+                             timeout=60)
+        assert response.status_code == 413 and response.json()["error_type"] == "payload_too_large", response.text
+        assert time.monotonic() - started < 10
+    assert rss_mb(server) - before < 100  # the body itself, buffered once; parsed it was ~190 MB a request
+    unknown = HTTP.post(server.url + V1, json={"instances": ["a"], "parameters": {"truncaton": "chunks"}})
+    assert unknown.status_code == 400 and unknown.json()["error_type"] == "invalid_parameter"
+    assert "truncaton" in unknown.json()["error"]
+
+
+def test_a_worker_serves_at_most_max_inflight_requests_at_once(transformer):
+    """Requests whose bodies never finish hold their place; past the cap the answer is 429 at once."""
+    from runtime.guard import MAX_INFLIGHT
+
+    held = []
+    try:
+        for _ in range(MAX_INFLIGHT):
+            sock = socket.create_connection(("127.0.0.1", transformer.http_port), timeout=10)
+            sock.sendall(f"POST {V1} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         "content-length: 100\r\n\r\n{".encode())
+            held.append(sock)
+        deadline = time.monotonic() + 60  # the server may take a while to read 64 connections on a busy machine
+        while (response := HTTP.post(transformer.url + V1, json={"instances": ["a"]})).status_code == 200:
+            assert time.monotonic() < deadline, "the held requests never reached the cap"
+            time.sleep(0.1)
+        assert response.status_code == 429 and response.json()["error_type"] == "overloaded"
+        assert response.headers["retry-after"] == "1"
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 20  # the held places are given back when their clients go
+    while HTTP.post(transformer.url + V1, json={"instances": ["a"]}).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
