@@ -30,6 +30,7 @@ from contract.errors import ServiceError
 from contract.model import Scores, TextClassificationModel
 from contract.parameters import Options
 from runtime import answers, tracing
+from runtime.accesslog import valid_request_id
 from runtime.metrics import child
 from transformer.cache import TextCache, decode_row
 from transformer.coalesce import Coalescer
@@ -190,7 +191,7 @@ class CachingTransformer(TextClassificationModel):
 
     async def score(self, texts: Sequence[str], headers: dict, response_headers: dict | None,
                     options: Options) -> Scores:
-        request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        request_id = valid_request_id(headers.get("x-request-id")) or str(uuid.uuid4())  # gRPC's is the client's
         await self.model_info(request_id)
         variant = Variant.of(options, self.truncation)
         if variant.explain and not self.explain_enabled:
