@@ -11,6 +11,7 @@ status code and the same JSON object as the status details.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from fastapi.exceptions import RequestValidationError
@@ -122,9 +123,12 @@ def kserve_error_type(exc: Exception) -> str:
     # KServe's only InvalidInput message about the body itself is a JSON decode failure.
     if str(exc).startswith("Unrecognized request format"):
         # orjson refuses JSON's "\ud800" (a lone surrogate): valid JSON, but not a text (as V2 answers it).
-        return "invalid_text" if "surrogate" in str(exc) else "invalid_json"
+        return "invalid_text" if LONE_SURROGATE.search(str(exc)) else "invalid_json"
     return "invalid_request"
 
+
+# orjson's words for a "\\ud800"-style escape without its pair (not for bytes that are not UTF-8).
+LONE_SURROGATE = re.compile(r"(no low|invalid high|invalid low) surrogate in string")
 
 KSERVE_ERRORS = (
     kserve_errors.InvalidInput,
