@@ -1,7 +1,8 @@
 """Dynamic batching for every protocol: concurrent requests share one model call.
 
-Requests put their texts on one FIFO queue. A single loop takes up to
-``max_batch_size`` texts, waiting at most ``max_delay_s`` for the batch to fill (and
+Requests put their texts on one queue. A single loop takes up to
+``max_batch_size`` texts, in turns across the queued requests (so a long request
+never holds a short one back for more than a batch), waiting at most ``max_delay_s`` for the batch to fill (and
 not at all when the last batch was a single text: nobody else is coming), and
 runs the model on a dedicated thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
@@ -139,27 +140,39 @@ class DynamicBatcher:
             ) from None
 
     def _take_batch(self) -> list[tuple[_Pending, int, int]]:
-        """Up to max_batch_size texts from the head of the queue, as (request, start, end) slices."""
+        """Up to max_batch_size texts as (request, start, end) slices, taken in turns across the queued
+        requests: each gets about an equal share per pass (whole groups), so a lone text that arrives
+        behind a 4,096-row request rides in the next batch instead of waiting for all of it (issue 26)."""
         batch, size = [], 0
         while self._queue and size < self.max_batch_size:
-            pending = self._queue[0]
-            remaining = len(pending.texts) - pending.next_text
-            if pending.future.done():  # timed out: drop what it still had queued
-                self._queue.popleft()
-                self.queued_texts -= remaining
-                continue
-            take = min(remaining, self.max_batch_size - size)
-            start = pending.next_text
-            if pending.group_ends is not None and take < remaining:
-                take = _group_take(pending.group_ends, start, take, alone=size == 0)
-                if take == 0:  # the next group does not fit what is left: it starts the next batch
+            turn = max(1, self.max_batch_size // len(self._queue))
+            took = False
+            for pending in list(self._queue):
+                room = self.max_batch_size - size
+                if room <= 0:
                     break
-            batch.append((pending, start, start + take))
-            pending.next_text += take
-            size += take
-            self.queued_texts -= take
-            if pending.next_text == len(pending.texts):
-                self._queue.popleft()
+                remaining = len(pending.texts) - pending.next_text
+                if pending.future.done():  # timed out: drop what it still had queued
+                    self._queue.remove(pending)
+                    self.queued_texts -= remaining
+                    continue
+                start = pending.next_text
+                take = min(remaining, turn, room)
+                if pending.group_ends is not None and take < remaining:
+                    # whole groups within the turn; else the next group if it fits the room (or the batch is empty)
+                    take = (_group_take(pending.group_ends, start, take, alone=False)
+                            or _group_take(pending.group_ends, start, room, alone=size == 0))
+                if take == 0:  # its next group does not fit what is left: it starts a later batch
+                    continue
+                batch.append((pending, start, start + take))
+                pending.next_text += take
+                size += take
+                self.queued_texts -= take
+                took = True
+                if pending.next_text == len(pending.texts):
+                    self._queue.remove(pending)
+            if not took:
+                break
         return batch
 
     async def _wait_for_batch(self) -> None:

@@ -191,3 +191,17 @@ async def test_a_poisoned_text_fails_only_its_own_request():
     np.testing.assert_array_equal(results[0], expected(["a", "bb"]))
     assert isinstance(results[1], ValueError)
     np.testing.assert_array_equal(results[2], expected(["ccc"]))
+
+
+async def test_a_lone_text_does_not_wait_behind_a_long_request():
+    """Batches take turns across queued requests: a text queued behind 320 others runs in the next batch."""
+    infer = Recorder(delay_s=0.01)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_delay_s=0.0, max_batch_size=32, max_queue_texts=10_000)
+    long = asyncio.ensure_future(batcher.submit([f"long {i}" for i in range(320)], timeout_s=10))
+    await asyncio.sleep(0)  # the long request is queued first ...
+    lone = await batcher.submit(["lone"], timeout_s=10)  # ... and this one is answered before it
+    assert not long.done()
+    np.testing.assert_array_equal(lone, expected(["lone"]))
+    assert ["lone" in call for call in infer.calls].index(True) <= 1  # the first batch, or the one after it
+    np.testing.assert_array_equal(await long, expected([f"long {i}" for i in range(320)]))
+    assert all(len(call) <= 32 for call in infer.calls)
