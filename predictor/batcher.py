@@ -173,6 +173,10 @@ class DynamicBatcher:
                     self._queue.remove(pending)
             if not took:
                 break
+        # Those served go behind those not: a group too large to share a batch (an explanation's 65
+        # rows) must not let its request open every batch while a lone text waits for room.
+        served = {id(pending) for pending, _, _ in batch}
+        self._queue = deque(sorted(self._queue, key=lambda pending: id(pending) in served))  # stable
         return batch
 
     async def _wait_for_batch(self) -> None:

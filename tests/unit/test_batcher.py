@@ -205,3 +205,16 @@ async def test_a_lone_text_does_not_wait_behind_a_long_request():
     assert ["lone" in call for call in infer.calls].index(True) <= 1  # the first batch, or the one after it
     np.testing.assert_array_equal(await long, expected([f"long {i}" for i in range(320)]))
     assert all(len(call) <= 32 for call in infer.calls)
+
+
+async def test_a_lone_text_does_not_wait_behind_groups_larger_than_a_batch():
+    """An explanation's rows (one group each text, larger than a batch) take turns with a lone text too."""
+    infer = Recorder(delay_s=0.01)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_delay_s=0.0, max_batch_size=32, max_queue_texts=10_000)
+    rows = [f"row {i}" for i in range(65 * 10)]
+    long = asyncio.ensure_future(batcher.submit(rows, timeout_s=10, groups=list(range(65, 651, 65))))
+    await asyncio.sleep(0)
+    await batcher.submit(["lone"], timeout_s=10)
+    assert not long.done()
+    assert ["lone" in call for call in infer.calls].index(True) <= 1
+    np.testing.assert_array_equal(await long, expected(rows))
