@@ -38,6 +38,11 @@ from predictor import metrics
 from runtime import tracing
 
 logger = logging.getLogger(__name__)
+# A batch's tokens (a text's estimated): what a lone text may wait behind for a batch to end. 512 kept
+# a lone text's wait during an :explain storm near 0.1 s on this project's 2-core machine (1,024: ~0.4 s;
+# BENCHMARKS.md, "Fairness"); past a few hundred tokens a forward pass costs per token, so larger
+# batches gain little.
+BATCH_TOKENS = 512
 
 
 @dataclass
@@ -143,13 +148,13 @@ class DynamicBatcher:
         """Up to max_batch_size texts as (request, start, end) slices, taken in turns across the queued
         requests: each gets about an equal share per pass (whole groups), so a lone text that arrives
         behind a 4,096-row request rides in the next batch instead of waiting for all of it (issue 26)."""
-        batch, size = [], 0
-        while self._queue and size < self.max_batch_size:
+        batch, size, spent = [], 0, 0
+        while self._queue and size < self.max_batch_size and spent < BATCH_TOKENS:
             turn = max(1, self.max_batch_size // len(self._queue))
             took = False
             for pending in list(self._queue):
                 room = self.max_batch_size - size
-                if room <= 0:
+                if room <= 0 or spent >= BATCH_TOKENS:
                     break
                 remaining = len(pending.texts) - pending.next_text
                 if pending.future.done():  # timed out: drop what it still had queued
@@ -162,6 +167,13 @@ class DynamicBatcher:
                     # whole groups within the turn; else the next group if it fits the room (or the batch is empty)
                     take = (_group_take(pending.group_ends, start, take, alone=False)
                             or _group_take(pending.group_ends, start, room, alone=size == 0))
+                # ... and within the batch's tokens: a group (explanation rows) is cut where it passes them
+                taken = 0
+                while taken < take and (spent + (cost := _tokens(pending.texts[start + taken])) <= BATCH_TOKENS
+                                        or size + taken == 0):
+                    spent += cost
+                    taken += 1
+                take = taken
                 if take == 0:  # its next group does not fit what is left: it starts a later batch
                     continue
                 batch.append((pending, start, start + take))
@@ -247,6 +259,11 @@ class DynamicBatcher:
             pending.unfinished -= end - start
             if pending.unfinished == 0 and not pending.future.done():
                 pending.future.set_result(pending.result)
+
+
+def _tokens(item: Item) -> int:
+    """A row's tokens, or a text's estimated ones (~4 characters a token, at most a full row)."""
+    return len(item) if isinstance(item, list) else min(len(item) // 4 + 2, 512)
 
 
 def _fail(pending: _Pending, exc: Exception) -> None:
