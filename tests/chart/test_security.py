@@ -97,3 +97,13 @@ def test_security_scenario_renders_tls_jwt_and_rate_limits():
 def test_incomplete_security_values_are_rejected(sets, message):
     stderr = rejection(*sets)
     assert message in stderr, stderr
+
+
+def test_prod_requires_a_token_for_its_audience_and_limits_every_client():
+    objects = render(CHART / "values-prod.yaml")
+    rules = [rule for auth in by_kind(objects, "RequestAuthentication") for rule in auth["spec"]["jwtRules"]]
+    assert rules and all(rule["audiences"] == ["text-classifier"] for rule in rules)
+    assert by_kind(objects, "AuthorizationPolicy")
+    for isvc in by_kind(objects, "InferenceService"):
+        env = {e["name"]: e.get("value") for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
+        assert env["RATE_LIMIT_RPS"] and env["RATE_LIMIT_KEY"] == "x-api-key"
