@@ -7,8 +7,10 @@ V1 bodies carry them in a ``parameters`` object next to ``instances``; V2 reques
 - ``explain`` (V2 only; V1 has the ``:explain`` verb): true for an explanation per text
 - ``granularity``: ``word`` (default) | ``token``, what an explanation attributes to
 
-Unknown parameters are ignored (clients and KServe itself add their own); a known one
-with a wrong value is a 400 ``invalid_parameter`` that names the accepted values.
+A known one with a wrong value is a 400 ``invalid_parameter`` that names the accepted
+values. So is an unknown one, except the few that V2 clients add on their own
+(``CLIENT_PARAMETERS``, with a scalar value): ignored parameters were a way to make a
+server hold megabytes of JSON for a request's whole life (issue 26).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ TRUNCATIONS = tuple(mode.value for mode in Truncation)  # plain strings: flags, 
 # The one default (both services' --truncation, the chart's values, the shadow's explicit choice).
 DEFAULT_TRUNCATION: str = Truncation.HEAD.value
 GRANULARITIES = ("word", "token")
+KNOWN = ("truncation", "explain", "granularity")
+# Set by V2 clients on their own (tritonclient: binary_data_output; Triton's protocol: priority, timeout).
+CLIENT_PARAMETERS = ("binary_data_output", "priority", "timeout")
+MAX_SCALAR_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,23 @@ def parse_options(parameters: Any, where: str = "parameters", explain: bool = Fa
         parameters = to_http_parameters(parameters)
     if not isinstance(parameters, dict):
         raise ServiceError("invalid_parameter", f"{where} must be an object of named parameters.")
+    _check_names(parameters, where)
     return Options(
         truncation=_choice(parameters, "truncation", TRUNCATIONS, where),
         explain=explain or _flag(parameters, "explain", where),
         granularity=_choice(parameters, "granularity", GRANULARITIES, where) or "word",
     )
 
+
+
+def _check_names(parameters: dict, where: str) -> None:
+    unknown = [name for name in parameters if name not in KNOWN and name not in CLIENT_PARAMETERS]
+    if unknown:
+        shown = ", ".join(repr(str(name)[:MAX_SCALAR_CHARS]) for name in unknown[:3])
+        raise ServiceError("invalid_parameter", f"{where} has {len(unknown)} unknown parameter(s) ({shown}); "
+                                                f"the parameters are {', '.join(KNOWN)}.")
+    for name in CLIENT_PARAMETERS:
+        value = parameters.get(name)
+        if value is not None and not (isinstance(value, (bool, int, float))
+                                      or (isinstance(value, str) and len(value) <= MAX_SCALAR_CHARS)):
+            raise ServiceError("invalid_parameter", f"{where}.{name} must be a boolean, a number or a short string.")

@@ -78,6 +78,20 @@ def check_limits(texts: Sequence[str], limits: Limits, field_name: str) -> None:
                 "text_too_long",
                 f"{field_name}[{i}] has {len(text)} characters; the limit is {limits.max_chars} per text.",
             )
+        if not text.isascii():
+            _check_encodable(text, f"{field_name}[{i}]")
+
+
+def _check_encodable(text: str, where: str) -> None:
+    """JSON's ``"\\ud800"`` parses to a lone surrogate, which no UTF-8 encoder takes: the tokenizer
+    and orjson fail on it later, as a 500 and for every text in the batch. Refused here instead."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ServiceError(
+            "invalid_text", f"{where} has a lone surrogate (\\u{ord(text[exc.start]):04x} at character {exc.start}); "
+                            "send text that is valid Unicode."
+        ) from None
 
 
 def _json_type(value: Any) -> str:

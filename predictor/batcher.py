@@ -1,7 +1,8 @@
 """Dynamic batching for every protocol: concurrent requests share one model call.
 
-Requests put their texts on one FIFO queue. A single loop takes up to
-``max_batch_size`` texts, waiting at most ``max_delay_s`` for the batch to fill (and
+Requests put their texts on one queue. A single loop takes up to
+``max_batch_size`` texts, in turns across the queued requests (so a long request
+never holds a short one back for more than a batch), waiting at most ``max_delay_s`` for the batch to fill (and
 not at all when the last batch was a single text: nobody else is coming), and
 runs the model on a dedicated thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
@@ -37,6 +38,11 @@ from predictor import metrics
 from runtime import tracing
 
 logger = logging.getLogger(__name__)
+# A batch's tokens (a text's estimated): what a lone text may wait behind for a batch to end. 512 kept
+# a lone text's wait during an :explain storm near 0.1 s on this project's 2-core machine (1,024: ~0.4 s;
+# BENCHMARKS.md, "Fairness"); past a few hundred tokens a forward pass costs per token, so larger
+# batches gain little.
+BATCH_TOKENS = 512
 
 
 @dataclass
@@ -139,27 +145,50 @@ class DynamicBatcher:
             ) from None
 
     def _take_batch(self) -> list[tuple[_Pending, int, int]]:
-        """Up to max_batch_size texts from the head of the queue, as (request, start, end) slices."""
-        batch, size = [], 0
-        while self._queue and size < self.max_batch_size:
-            pending = self._queue[0]
-            remaining = len(pending.texts) - pending.next_text
-            if pending.future.done():  # timed out: drop what it still had queued
-                self._queue.popleft()
-                self.queued_texts -= remaining
-                continue
-            take = min(remaining, self.max_batch_size - size)
-            start = pending.next_text
-            if pending.group_ends is not None and take < remaining:
-                take = _group_take(pending.group_ends, start, take, alone=size == 0)
-                if take == 0:  # the next group does not fit what is left: it starts the next batch
+        """Up to max_batch_size texts as (request, start, end) slices, taken in turns across the queued
+        requests: each gets about an equal share per pass (whole groups), so a lone text that arrives
+        behind a 4,096-row request rides in the next batch instead of waiting for all of it (issue 26)."""
+        batch, size, spent = [], 0, 0
+        while self._queue and size < self.max_batch_size and spent < BATCH_TOKENS:
+            turn = max(1, self.max_batch_size // len(self._queue))
+            took = False
+            for pending in list(self._queue):
+                room = self.max_batch_size - size
+                if room <= 0 or spent >= BATCH_TOKENS:
                     break
-            batch.append((pending, start, start + take))
-            pending.next_text += take
-            size += take
-            self.queued_texts -= take
-            if pending.next_text == len(pending.texts):
-                self._queue.popleft()
+                remaining = len(pending.texts) - pending.next_text
+                if pending.future.done():  # timed out: drop what it still had queued
+                    self._queue.remove(pending)
+                    self.queued_texts -= remaining
+                    continue
+                start = pending.next_text
+                take = min(remaining, turn, room)
+                if pending.group_ends is not None and take < remaining:
+                    # whole groups within the turn; else the next group if it fits the room (or the batch is empty)
+                    take = (_group_take(pending.group_ends, start, take, alone=False)
+                            or _group_take(pending.group_ends, start, room, alone=size == 0))
+                # ... and within the batch's tokens: a group (explanation rows) is cut where it passes them
+                taken = 0
+                while taken < take and (spent + (cost := _tokens(pending.texts[start + taken])) <= BATCH_TOKENS
+                                        or size + taken == 0):
+                    spent += cost
+                    taken += 1
+                take = taken
+                if take == 0:  # its next group does not fit what is left: it starts a later batch
+                    continue
+                batch.append((pending, start, start + take))
+                pending.next_text += take
+                size += take
+                self.queued_texts -= take
+                took = True
+                if pending.next_text == len(pending.texts):
+                    self._queue.remove(pending)
+            if not took:
+                break
+        # Those served go behind those not: a group too large to share a batch (an explanation's 65
+        # rows) must not let its request open every batch while a lone text waits for room.
+        served = {id(pending) for pending, _, _ in batch}
+        self._queue = deque(sorted(self._queue, key=lambda pending: id(pending) in served))  # stable
         return batch
 
     async def _wait_for_batch(self) -> None:
@@ -196,20 +225,50 @@ class DynamicBatcher:
                 result = await loop.run_in_executor(self._executor, self._infer, texts)
             except Exception as exc:  # a model failure fails this batch's requests, not the loop
                 logger.exception("Inference failed for a batch of %d texts", len(texts))
-                for pending, _, _ in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                if len(batch) == 1:
+                    _fail(batch[0][0], exc)
+                else:  # each request alone: one request's bad text must not fail the others
+                    await self._isolate(batch)
                 continue
-            probs = result.probs if isinstance(result, BatchResult) else result
-            if isinstance(result, BatchResult):
-                _account(batch, result, started_ns, time.time_ns())
-            offset = 0
-            for pending, start, end in batch:
-                pending.result[start:end] = probs[offset : offset + end - start]
-                offset += end - start
-                pending.unfinished -= end - start
-                if pending.unfinished == 0 and not pending.future.done():
-                    pending.future.set_result(pending.result)
+            self._deliver(batch, result, started_ns)
+
+    async def _isolate(self, batch: list[tuple[_Pending, int, int]]) -> None:
+        loop = asyncio.get_running_loop()
+        for part in batch:
+            pending, start, end = part
+            if pending.future.done():
+                continue
+            started_ns = time.time_ns()
+            try:
+                result = await loop.run_in_executor(self._executor, self._infer, list(pending.texts[start:end]))
+            except Exception as exc:
+                logger.warning("Inference failed for a request's %d texts run alone: %s", end - start, exc)
+                _fail(pending, exc)
+                continue
+            self._deliver([part], result, started_ns)
+
+    def _deliver(self, batch: list[tuple[_Pending, int, int]], result: np.ndarray | BatchResult,
+                 started_ns: int) -> None:
+        probs = result.probs if isinstance(result, BatchResult) else result
+        if isinstance(result, BatchResult):
+            _account(batch, result, started_ns, time.time_ns())
+        offset = 0
+        for pending, start, end in batch:
+            pending.result[start:end] = probs[offset : offset + end - start]
+            offset += end - start
+            pending.unfinished -= end - start
+            if pending.unfinished == 0 and not pending.future.done():
+                pending.future.set_result(pending.result)
+
+
+def _tokens(item: Item) -> int:
+    """A row's tokens, or a text's estimated ones (~4 characters a token, at most a full row)."""
+    return len(item) if isinstance(item, list) else min(len(item) // 4 + 2, 512)
+
+
+def _fail(pending: _Pending, exc: Exception) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(exc)
 
 
 def _group_take(group_ends: Sequence[int], start: int, room: int, alone: bool) -> int:

@@ -24,8 +24,10 @@ from modelbuild.layout import CONFIG, TOKENIZER, TOKENIZER_CONFIG
 from predictor import metrics
 from predictor.backends import Backend, load_backend
 from predictor.batcher import BatchResult
+from predictor.budget import FIRST_CUT_CHARS_PER_TOKEN, TokenBudget
 from predictor.files import ModelFiles, resolve
 from predictor.settings import PredictorSettings
+from predictor.windows import special_frame
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +90,24 @@ class TextClassifier:
         self.tokenizer.no_padding()  # we pad per chunk, to that chunk's longest text
         self.tokenizer.enable_truncation(self.max_length)
         self.pad_id = _pad_id(self.model_dir, self.tokenizer, config)
+        self.budget = TokenBudget(self.tokenizer)
+        self.frame = special_frame(self.budget.tokenizer)
+        self.width = self.max_length - len(self.frame.prefix) - len(self.frame.suffix)  # content tokens of a row
+        self.long_chars = self.width * FIRST_CUT_CHARS_PER_TOKEN
         self.backend_name = files.backend
         self.backend: Backend = load_backend(files.backend, files.weights, threads)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(list(texts))]
+        """Head-truncated ids; a text too long to need whole is tokenized only as far as its first row
+        (predictor/budget.py): the tokenizer truncates only after it has tokenized everything."""
+        long = [i for i, text in enumerate(texts) if len(text) > self.long_chars]
+        if not long:
+            return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(list(texts))]
+        ids = [[] if len(text) > self.long_chars else encoding.ids for text, encoding in
+               zip(texts, self.tokenizer.encode_batch_fast([t if len(t) <= self.long_chars else "" for t in texts]))]
+        for i, (content, _) in zip(long, self.budget.heads([texts[i] for i in long], self.width)):
+            ids[i] = self.frame.wrap(content)
+        return ids
 
     def _item_ids(self, items: Sequence[str | list[int]]) -> list[list[int]]:
         """Token ids of each item: texts are tokenized (in one call), rows of ids pass through."""

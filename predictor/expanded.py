@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ from contract.errors import ServiceError
 from predictor import explain, windows
 from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier
+
+PREPARE_THREADS = 1  # tokenizing is CPU work: more threads than one would only share the same cores
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class Expander:
         self.windowing = windows.Windowing(
             classifier.tokenizer, classifier.max_length, overlap=limits.window_overlap, max_windows=limits.max_windows
         )
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __getstate__(self):  # picklable for KServe's multi-worker mode, like the batcher
+        return {**self.__dict__, "_pool": None}
 
     def _check_rows(self, count: int, what: str) -> None:
         if count > self.limits.max_rows:
@@ -48,6 +55,16 @@ class Expander:
                 f"The request needs {count} model rows ({what}); the limit is {self.limits.max_rows} per request "
                 "(--max_request_rows). Send fewer or shorter texts per request.",
             )
+
+    async def _prepare(self, fn, *args):
+        """``fn(*args)`` on the preparation thread: one, so concurrent requests queue for it instead of
+        each taking a thread of the default pool (and tokenizing at once, memory and all)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), fn, *args)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:  # made in the serving process: KServe may fork workers after __init__
+            self._pool = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="prepare")
+        return self._pool
 
     async def _run(self, rows: Sequence[list[int]], groups: Sequence[int], deadline: float,
                    stats: RequestStats | None) -> np.ndarray:
@@ -62,8 +79,7 @@ class Expander:
         deadline = asyncio.get_running_loop().time() + timeout_s
         if not texts:
             return np.zeros((0, len(self.classifier.labels)), np.float32), ([] if strategy == "chunks" else None)
-        rows = await asyncio.to_thread(self.windowing.rows, texts, strategy, field_name)
-        self._check_rows(len(rows.rows), f"{strategy} windows")
+        rows = await self._prepare(self.windowing.rows, texts, strategy, field_name, self.limits.max_rows)
         probs = windows.combine(await self._run(rows.rows, rows.groups, deadline, stats), rows)
         return probs, (rows.windows if strategy == "chunks" else None)
 
@@ -78,7 +94,7 @@ class Expander:
         labels = self.classifier.labels
         if not texts:
             return np.zeros((0, len(labels)), np.float32), []
-        plans = await asyncio.to_thread(self._plans, texts, granularity)
+        plans = await self._prepare(self._plans, texts, granularity)
         rows = [row for p in plans for row in p.rows]
         self._check_rows(len(rows), "one per explained word, plus the text")
         groups = np.cumsum([len(p.rows) for p in plans]).tolist()

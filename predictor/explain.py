@@ -62,12 +62,12 @@ def plan(tokenizer: Tokenizer, text: str, granularity: str, max_words: int) -> P
     cut = granularity == "token" and len(content) > max_words
     if cut:  # the explained input is the first max_words tokens, as it is the first max_words words otherwise
         kept = [i for i in range(len(ids)) if special[i] or i <= content[max_words - 1]]
-        ids, offsets, tokens = [ids[i] for i in kept], [offsets[i] for i in kept], [encoding.tokens[i] for i in kept]
+        ids, offsets = [ids[i] for i in kept], [offsets[i] for i in kept]
         content = [j for j, i in enumerate(kept) if not special[i]]
-    else:
-        tokens = encoding.tokens
     if granularity == "token":
-        units = [Unit(tokens[i], *offsets[i], (i,)) for i in content]
+        # the characters a token covers ("watch" of "unwatchable", not the piece "##watch"): what the
+        # transformer rebuilds from the request when the answer comes from its cache, which holds no text
+        units = [Unit(text[offsets[i][0]:offsets[i][1]], *offsets[i], (i,)) for i in content]
     else:
         owner: dict[int, list[int]] = {}
         w = 0

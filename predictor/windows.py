@@ -24,6 +24,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from contract.errors import ServiceError
+from predictor.budget import TokenBudget
 
 HEAD_SHARE = 0.25  # of the content budget kept from the head under head_tail (128 of 510, Sun et al. 2019)
 
@@ -95,9 +96,8 @@ class Windowing:
     """Turns texts into model rows under one truncation strategy; runs off the event loop for long texts."""
 
     def __init__(self, tokenizer: Tokenizer, max_length: int, overlap: int, max_windows: int):
-        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())  # an untruncated copy: the classifier's truncates
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
+        self.budget = TokenBudget(tokenizer)  # an untruncated copy that tokenizes only what a strategy keeps
+        self.tokenizer = self.budget.tokenizer
         self.frame = special_frame(self.tokenizer)
         self.width = max_length - len(self.frame.prefix) - len(self.frame.suffix)  # content tokens per row
         if self.width < 2:
@@ -105,27 +105,52 @@ class Windowing:
         self.overlap = min(max(overlap, 0), self.width // 2)  # a stride of at least half a window
         self.max_windows = max_windows
 
-    def rows(self, texts: Sequence[str], strategy: str, field_name: str = "instances") -> Rows:
-        contents = [e.ids for e in self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)]
-        rows, starts, weights = [], [0], []
-        for i, content in enumerate(contents):
-            if strategy == "chunks":
-                needed = windows_needed(len(content), self.width, self.overlap)
-                if needed > self.max_windows:
+    def max_tokens(self) -> int:
+        """Content tokens of a text that fills ``max_windows`` windows: one more is ``too_many_windows``."""
+        stride = max(self.width - self.overlap, 1)
+        return self.width + (self.max_windows - 1) * stride
+
+    def contents(self, texts: Sequence[str], strategy: str, field_name: str = "instances") -> list[list[int]]:
+        """The content ids each text's rows are cut from: only what ``strategy`` keeps is tokenized."""
+        if strategy == "chunks":
+            limit = self.max_tokens()
+            contents = []
+            for i, (ids, more) in enumerate(self.budget.heads(texts, limit)):
+                if more:
                     raise ServiceError(
                         "too_many_windows",
-                        f"{field_name}[{i}] has {len(content)} tokens: {needed} windows of {self.width} with an overlap "
-                        f"of {self.overlap}; the limit is {self.max_windows} per text (--max_windows). Send fewer "
-                        "tokens, or truncation head or head_tail.",
+                        f"{field_name}[{i}] has more than {limit} tokens: more than {self.max_windows} windows of "
+                        f"{self.width} with an overlap of {self.overlap} (--max_windows). Send fewer tokens, or "
+                        "truncation head or head_tail.",
                     )
+                contents.append(ids)
+            return contents
+        heads = self.budget.heads(texts, self.width)
+        if strategy != "head_tail":
+            return [ids for ids, _ in heads]
+        head = int(self.width * HEAD_SHARE)
+        return [[*ids[:head], *self.budget.tail(text, self.width - head)] if more else ids
+                for text, (ids, more) in zip(texts, heads)]
+
+    def rows(self, texts: Sequence[str], strategy: str, field_name: str = "instances",
+             max_rows: int | None = None) -> Rows:
+        """The rows of ``texts``; ``request_too_large`` as soon as they pass ``max_rows`` (a per-request budget)."""
+        rows, starts, weights = [], [0], []
+        for content in self.contents(texts, strategy, field_name):
+            if strategy == "chunks":
                 for start, end in window_spans(len(content), self.width, self.overlap):
                     rows.append(self.frame.wrap(content[start:end]))
                     weights.append(max(end - start, 1))
             else:
-                kept = head_tail(content, self.width) if strategy == "head_tail" else content[: self.width]
-                rows.append(self.frame.wrap(kept))
-                weights.append(max(len(kept), 1))
+                rows.append(self.frame.wrap(content))
+                weights.append(max(len(content), 1))
             starts.append(len(rows))
+            if max_rows is not None and len(rows) > max_rows:
+                raise ServiceError(
+                    "request_too_large",
+                    f"The request needs more than {max_rows} model rows ({strategy} windows); the limit is "
+                    f"{max_rows} per request (--max_request_rows). Send fewer or shorter texts per request.",
+                )
         return Rows(rows, starts, np.asarray(weights, dtype=np.float32))
 
 

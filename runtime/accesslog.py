@@ -36,10 +36,32 @@ def metric_label(model: str, version_of: VersionOf) -> str:
     return served_as(model, version_of)[0]
 
 
+# What a request id may be: what uuids, W3C trace ids and common id schemes use, and no more.
+# A client's id outside it (or longer) is replaced with one made here: it is echoed, forwarded
+# to the predictor and logged, so it must not carry a newline or a megabyte (issue 26).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# Escaped in the text log line: a percent-decoded path or a gRPC model name can hold a newline
+# (a forged log line), ANSI escapes or Unicode line separators.
+UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+LOGGED_CHARS = 256
+
+
+def valid_request_id(value: str | None) -> str | None:
+    """``value`` if it is an acceptable request id, else None (the caller makes one)."""
+    return value if value and REQUEST_ID.fullmatch(value) else None
+
+
+def printable(value: str) -> str:
+    """``value`` for one log line: control characters escaped, and at most ``LOGGED_CHARS`` of it."""
+    cut = value[:LOGGED_CHARS] + ("..." if len(value) > LOGGED_CHARS else "")
+    return UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", cut)
+
+
 def record(model: str, version_of: VersionOf, method: str, path: str, status: int, seconds: float,
            request_id: str, cache: str | None, error_type: str | None = None) -> None:
     """Count and time one request, and write its access-log line."""
     label, version = served_as(model, version_of)  # one lookup for both
+    model, path, request_id = printable(model), printable(path), printable(request_id)
     child(REQUESTS, label, str(status)).inc()
     child(REQUEST_SECONDS, label).observe(seconds)
     logger.info(

@@ -14,8 +14,10 @@ import json
 import logging
 import logging.config
 import os
+import re
 import sys
 import time
+import traceback
 import warnings
 
 from runtime.kserve.codec import LOG_DATE_FORMAT, LOG_FORMAT
@@ -43,6 +45,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Escaped in every text line: a client's model name or path, logged by KServe itself
+# ("Model with name ... does not exist"), could otherwise start a forged line (issue 26).
+TRACEBACK_LINES = ("Traceback", "  File", "\nThe above exception", "\nDuring handling")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(message: str) -> str:
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
+
+
+class TextFormatter(logging.Formatter):
+    """KServe's text format, one line per message: control characters in the message escaped
+    (a traceback, appended after it, keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:
+        """The traceback's frames as they are; each exception's own message (KServe's ModelNotFound
+        names the model a client asked for) on one escaped line."""
+        parts = traceback.format_exception(*ei)
+        return "".join(part if part.startswith(TRACEBACK_LINES) else escape_controls(part.rstrip("\n")) + "\n"
+                       for part in parts).rstrip("\n")
+
+
 def stderr_handler() -> logging.Handler:
     """The one log handler. dictConfig builds it in every process, the spawned workers too,
     so it also applies the process-wide settings a logging config cannot express."""
@@ -59,7 +87,7 @@ def logging_config(log_format: str = "text", level: str = "INFO", access_log: bo
     formatter = (
         {"()": f"{__name__}.JsonFormatter"}
         if log_format == "json"
-        else {"format": LOG_FORMAT, "datefmt": LOG_DATE_FORMAT}
+        else {"()": f"{__name__}.TextFormatter", "fmt": LOG_FORMAT, "datefmt": LOG_DATE_FORMAT}
     )
     propagate = {"handlers": [], "propagate": True}
     return {

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contract import timings
 from contract.errors import ERRORS, ServiceError, error_body
-from runtime.accesslog import INFERENCE_ROUTE, VersionOf, record
+from runtime.accesslog import INFERENCE_ROUTE, VersionOf, record, valid_request_id
 from runtime.kserve.errors import KSERVE_ERRORS, describe_validation_error, kserve_error_type
 from runtime.metrics import ERRORS_TOTAL
 
@@ -72,10 +72,11 @@ class AccessLog:
         if route is None:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        request_id = dict(scope["headers"]).get(REQUEST_ID, b"").decode("latin-1")
-        if not request_id:
+        request_id = valid_request_id(dict(scope["headers"]).get(REQUEST_ID, b"").decode("latin-1"))
+        if not request_id:  # none, or one that must not be echoed, forwarded or logged: ours replaces it
             request_id = str(uuid.uuid4())
-            scope = {**scope, "headers": [*scope["headers"], (REQUEST_ID, request_id.encode())]}
+            scope = {**scope, "headers": [*(h for h in scope["headers"] if h[0] != REQUEST_ID),
+                                          (REQUEST_ID, request_id.encode())]}
         answered = {"status": 500, "cache": None}
 
         async def send_with_id(message):
@@ -84,9 +85,9 @@ class AccessLog:
                 answered["status"] = message["status"]
                 answered["cache"] = headers.get(b"x-cache", b"").decode("latin-1") or None
                 added = [(TOTAL_TIME, timings.ms(time.perf_counter() - started).encode())]
-                if REQUEST_ID not in headers:
-                    added.append((REQUEST_ID, request_id.encode()))
-                message = {**message, "headers": [*message.get("headers", []), *added]}
+                added.append((REQUEST_ID, request_id.encode()))  # the one the model code saw, and ours only
+                message = {**message, "headers": [*(h for h in message.get("headers", []) if h[0] != REQUEST_ID),
+                                                  *added]}
             await send(message)
 
         try:

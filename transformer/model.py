@@ -30,6 +30,7 @@ from contract.errors import ServiceError
 from contract.parameters import DEFAULT_TRUNCATION, Options
 from contract.scores import Scores
 from runtime import answers, tracing
+from runtime.accesslog import valid_request_id
 from runtime.face import TextClassificationModel
 from runtime.metrics import child
 from transformer.cache import TextCache, decode_row
@@ -38,7 +39,7 @@ from transformer.fastpath import prefetched
 from transformer.metrics import CACHE_LOOKUPS, COALESCED, PREDICTOR_TEXTS
 from transformer.shadow import ShadowScorer
 from transformer.upstream import PredictorClient
-from transformer.variants import Answer, Variant
+from transformer.variants import Answer, Variant, with_words
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class CachingTransformer(TextClassificationModel):
         return picked, probs, _answer_headers(request_id, len(misses), len(distinct), answered)
 
     async def score(self, texts: Sequence[str], headers: dict, options: Options) -> Scores:
-        request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        request_id = valid_request_id(headers.get("x-request-id")) or str(uuid.uuid4())  # gRPC's is the client's
         await self.model_info(request_id)
         variant = Variant.of(options, self.truncation)
         if variant.explain and not self.explain_enabled:
@@ -200,7 +201,8 @@ class CachingTransformer(TextClassificationModel):
             lambda todo, answered: self._fetch(variant, todo, request_id, answered), request_id)
         return Scores(probs, self._info.labels, self.read_version,
                       windows=[a.windows for a in picked] if variant.chunks else None,
-                      explanations=[a.explanation for a in picked] if variant.explain else None, measured=measured)
+                      explanations=[with_words(a.explanation, text) for a, text in zip(picked, texts)]
+                      if variant.explain else None, measured=measured)
 
     def _count_answers(self, texts: Sequence[str], probs: np.ndarray, versions: dict[str, str]) -> None:
         """What users received, per model version: cache hits under the version read, misses under the computing one."""

@@ -6,7 +6,11 @@ apart, under a tag in the key, because they are different answers for the same t
 
 - ``head_tail``: the probabilities, key tag ``thead_tail``
 - ``chunks``: the probabilities and the window count (int32), key tag ``tchunks``
-- an explanation: the probabilities and the explanation's JSON, key tag ``xword``/``xtoken``
+- an explanation: the probabilities and the explanation's JSON without the words
+  (each attribution's ``text``), key tag ``eword``/``etoken``; the words are put back
+  from the request's own text (``with_words``) on every answer, so Redis holds no word
+  of a text (issue 26; ``x``-tagged entries of older releases, words included, are
+  never read and expire with their TTL)
 
 An entry of the wrong size or shape is a miss, never a crash.
 """
@@ -17,6 +21,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from contract.parameters import Options, Truncation
 
@@ -45,7 +50,7 @@ class Variant:
     @functools.cached_property  # writes the instance's __dict__, which a frozen dataclass allows
     def key_tag(self) -> str:
         if self.explain:
-            return f"x{self.granularity}"
+            return f"e{self.granularity}"
         return "" if self.truncation == Truncation.HEAD else f"t{self.truncation}"
 
     @property
@@ -61,7 +66,7 @@ class Variant:
     def encode(self, answer: Answer) -> bytes | np.ndarray:
         probs = np.asarray(answer.probs, dtype=np.float32)
         if self.explain:
-            return probs.tobytes() + (answer.explanation or b"")
+            return probs.tobytes() + without_words(answer.explanation or b"")
         if self.chunks:
             return probs.tobytes() + np.int32(answer.windows or 0).tobytes()
         return probs
@@ -81,3 +86,19 @@ class Variant:
 @functools.cache  # a handful of combinations: each request shares one Variant instead of building it
 def _variant(truncation: str, explain: bool, granularity: str) -> Variant:
     return Variant(truncation, explain, granularity)
+
+
+def without_words(explanation: bytes) -> bytes:
+    """The explanation's JSON with every attribution's ``text`` dropped: contributions and offsets only."""
+    value = orjson.loads(explanation)
+    for attribution in value.get("attributions", ()):
+        attribution.pop("text", None)
+    return orjson.dumps(value)
+
+
+def with_words(explanation: bytes, text: str) -> bytes:
+    """An explanation as a client gets it: each attribution's ``text`` is ``text[start:end]`` of the request."""
+    value = orjson.loads(explanation)
+    for attribution in value.get("attributions", ()):
+        attribution["text"] = text[attribution["start"]:attribution["end"]]
+    return orjson.dumps(value)

@@ -5,6 +5,8 @@ Moved out of contract/errors.py, which is data only: this is where KServe's exce
 
 from __future__ import annotations
 
+import re
+
 from fastapi.exceptions import RequestValidationError
 from kserve import errors as kserve_errors
 
@@ -39,8 +41,13 @@ def kserve_error_type(exc: Exception) -> str:
         return "invalid_tensor"
     # KServe's only InvalidInput message about the body itself is a JSON decode failure.
     if str(exc).startswith("Unrecognized request format"):
-        return "invalid_json"
+        # orjson refuses JSON's "\ud800" (a lone surrogate): valid JSON, but not a text (as V2 answers it).
+        return "invalid_text" if LONE_SURROGATE.search(str(exc)) else "invalid_json"
     return "invalid_request"
+
+
+# orjson's words for a "\\ud800"-style escape without its pair (not for bytes that are not UTF-8).
+LONE_SURROGATE = re.compile(r"(no low|invalid high|invalid low) surrogate in string")
 
 
 KSERVE_ERRORS = (

@@ -11,7 +11,7 @@ from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from timing_asgi import TimingMiddleware
 
-from runtime import rest, shutdown, tracing
+from runtime import guard, rest, shutdown, tracing
 from runtime.kserve.dataplane import version_or_lookup_error
 from runtime.metrics import metrics_handler
 
@@ -57,6 +57,7 @@ class RESTServer(kserve_rest.RESTServer):
         # getrusage four times: measured at a third of the transformer's CPU on a hit,
         # for numbers that /metrics already has as histograms. Dropped.
         app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
+        app.add_middleware(guard.RequestGuard)  # inside the body limit: it reads bodies the limit has let in
         app.add_middleware(rest.BodySizeLimit, max_bytes=self.max_body_bytes)
         for middleware, options in self.extra_middlewares:  # outside the body limit: checked before the body is read
             app.add_middleware(middleware, **options)

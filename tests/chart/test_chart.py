@@ -49,7 +49,7 @@ def test_routing_security_and_redis_wiring():
     policy = by_kind(objects, "NetworkPolicy")[0]["spec"]
     assert policy["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "transformer"}}}]
     secret = by_kind(objects, "Secret")[0]["stringData"]
-    assert secret["url"].startswith("redis://:" + secret["password"] + "@demo-redis.text.svc.cluster.local")
+    assert secret["url"].startswith("redis://tc:" + secret["password"] + "@demo-redis.text.svc.cluster.local")
     for isvc in by_kind(objects, "InferenceService"):
         env = {e["name"]: e for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
         assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-redis", "key": "url"}

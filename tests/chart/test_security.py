@@ -52,18 +52,20 @@ def test_defaults_drain_on_shutdown_and_leave_rate_limits_and_jwt_off():
     assert not by_kind(objects, "RequestAuthentication")
     assert by_kind(objects, "PeerAuthentication")[0]["spec"]["mtls"]["mode"] == "STRICT"
     secret = by_kind(objects, "Secret")[0]["stringData"]
-    assert len(secret["password"]) >= 32 and secret["url"].startswith(f"redis://:{secret['password']}@")
+    assert len(secret["password"]) >= 32 and secret["url"].startswith(f"redis://tc:{secret['password']}@")
     redis = by_kind(objects, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
-    assert "--requirepass" in redis["args"][0] and "--tls-port" not in redis["args"][0]
+    # the password and the ACL as configuration on stdin (tests/integration/test_redis_acl.py runs it)
+    assert "user tc on >$(cat /run/secrets/redis/password) ~tc:* +get +mget +set +ping" in redis["args"][0]
+    assert "--requirepass" not in redis["args"][0] and "tls-port" not in redis["args"][0]
 
 
 def test_security_scenario_renders_tls_jwt_and_rate_limits():
     objects = render(SECURITY)
     secret = by_kind(objects, "Secret")[0]["stringData"]
-    assert secret["url"].startswith("rediss://:") and secret["url"].endswith("?ssl_ca_certs=/run/secrets/redis-ca/ca.crt")
+    assert secret["url"].startswith("rediss://tc:") and secret["url"].endswith("?ssl_ca_certs=/run/secrets/redis-ca/ca.crt")
     redis = by_kind(objects, "StatefulSet")[0]["spec"]["template"]["spec"]
     args = redis["containers"][0]["args"][0]
-    assert "--port 0 --tls-port 6379" in args and "--tls-cert-file /run/secrets/redis-tls/tls.crt" in args
+    assert "port 0\ntls-port 6379" in args and "tls-cert-file /run/secrets/redis-tls/tls.crt" in args
     assert "--tls" in redis["containers"][0]["readinessProbe"]["exec"]["command"][2]
     assert {"name": "tls", "secret": {"secretName": "text-classifier-redis-tls"}} in redis["volumes"]
     for isvc in by_kind(objects, "InferenceService"):
@@ -97,3 +99,13 @@ def test_security_scenario_renders_tls_jwt_and_rate_limits():
 def test_incomplete_security_values_are_rejected(sets, message):
     stderr = rejection(*sets)
     assert message in stderr, stderr
+
+
+def test_prod_requires_a_token_for_its_audience_and_limits_every_client():
+    objects = render(CHART / "values-prod.yaml")
+    rules = [rule for auth in by_kind(objects, "RequestAuthentication") for rule in auth["spec"]["jwtRules"]]
+    assert rules and all(rule["audiences"] == ["text-classifier"] for rule in rules)
+    assert by_kind(objects, "AuthorizationPolicy")
+    for isvc in by_kind(objects, "InferenceService"):
+        env = {e["name"]: e.get("value") for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
+        assert env["RATE_LIMIT_RPS"] and env["RATE_LIMIT_KEY"] == "x-api-key"

@@ -15,7 +15,8 @@ LIMITS = Limits(max_texts=10, max_chars=100, max_body_bytes=1024)
 
 
 def test_v1_parameters_object():
-    request = schema.parse_request({"instances": ["a"], "parameters": {"truncation": "chunks", "other": 1}}, LIMITS)
+    request = schema.parse_request({"instances": ["a"], "parameters": {"truncation": "chunks",
+                                                                       "binary_data_output": True}}, LIMITS)
     assert request.options == Options(truncation="chunks")
     assert schema.parse_request({"instances": ["a"]}, LIMITS).options == Options()
 
@@ -31,7 +32,8 @@ def test_v2_rest_and_grpc_parameters():
 
 
 @pytest.mark.parametrize("parameters", [{"truncation": "tail"}, {"granularity": "char"}, {"explain": "maybe"},
-                                        {"truncation": 3}, ["head"]])
+                                        {"truncation": 3}, ["head"], {"other": 1}, {"a": {}, "b": {}},
+                                        {"binary_data_output": {"x": [1]}}, {"timeout": "9" * 1000}])
 def test_wrong_values_are_a_400_that_names_the_choices(parameters):
     with pytest.raises(ServiceError) as caught:
         schema.parse_request({"instances": ["a"], "parameters": parameters}, LIMITS)

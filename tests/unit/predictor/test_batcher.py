@@ -171,3 +171,50 @@ async def test_grouped_and_plain_requests_share_batches():
     np.testing.assert_array_equal(a, expected(plain))
     np.testing.assert_array_equal(b, expected(grouped))
     assert len(infer.calls) == 1
+
+
+async def test_a_poisoned_text_fails_only_its_own_request():
+    """A batch that fails is rerun request by request: texts that succeed alone are answered."""
+    calls = []
+
+    def poisoned(texts):
+        calls.append(list(texts))
+        if "poison" in texts:
+            raise ValueError("the tokenizer cannot take this text")
+        return expected(texts)
+
+    batcher = DynamicBatcher(poisoned, num_outputs=2, max_delay_s=0.05, max_batch_size=32, max_queue_texts=10_000)
+    batcher._last_batch_texts = 32  # wait for company: the three requests share one batch
+    results = await asyncio.gather(batcher.submit(["a", "bb"], timeout_s=5), batcher.submit(["poison"], timeout_s=5),
+                                   batcher.submit(["ccc"], timeout_s=5), return_exceptions=True)
+    assert calls[0] == ["a", "bb", "poison", "ccc"]  # they did share a batch
+    np.testing.assert_array_equal(results[0], expected(["a", "bb"]))
+    assert isinstance(results[1], ValueError)
+    np.testing.assert_array_equal(results[2], expected(["ccc"]))
+
+
+async def test_a_lone_text_does_not_wait_behind_a_long_request():
+    """Batches take turns across queued requests: a text queued behind 320 others runs in the next batch."""
+    infer = Recorder(delay_s=0.01)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_delay_s=0.0, max_batch_size=32, max_queue_texts=10_000)
+    long = asyncio.ensure_future(batcher.submit([f"long {i}" for i in range(320)], timeout_s=10))
+    await asyncio.sleep(0)  # the long request is queued first ...
+    lone = await batcher.submit(["lone"], timeout_s=10)  # ... and this one is answered before it
+    assert not long.done()
+    np.testing.assert_array_equal(lone, expected(["lone"]))
+    assert ["lone" in call for call in infer.calls].index(True) <= 1  # the first batch, or the one after it
+    np.testing.assert_array_equal(await long, expected([f"long {i}" for i in range(320)]))
+    assert all(len(call) <= 32 for call in infer.calls)
+
+
+async def test_a_lone_text_does_not_wait_behind_groups_larger_than_a_batch():
+    """An explanation's rows (one group each text, larger than a batch) take turns with a lone text too."""
+    infer = Recorder(delay_s=0.01)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_delay_s=0.0, max_batch_size=32, max_queue_texts=10_000)
+    rows = [f"row {i}" for i in range(65 * 10)]
+    long = asyncio.ensure_future(batcher.submit(rows, timeout_s=10, groups=list(range(65, 651, 65))))
+    await asyncio.sleep(0)
+    await batcher.submit(["lone"], timeout_s=10)
+    assert not long.done()
+    assert ["lone" in call for call in infer.calls].index(True) <= 1
+    np.testing.assert_array_equal(await long, expected(rows))

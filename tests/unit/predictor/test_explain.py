@@ -28,8 +28,11 @@ def test_each_variant_removes_exactly_one_words_tokens(tokenizer):
 
 
 def test_tokens_on_request(tokenizer):
-    p = plan(tokenizer, "Unbelievably dull", "token", 64)
-    assert [u.text for u in p.units] == tokenizer.encode("Unbelievably dull").tokens[1:-1]
+    text = "Unbelievably dull"
+    p = plan(tokenizer, text, "token", 64)
+    offsets = tokenizer.encode(text).offsets[1:-1]
+    assert [(u.start, u.end) for u in p.units] == offsets and len(offsets) > 2  # one unit per token ...
+    assert [u.text for u in p.units] == [text[s:e] for s, e in offsets]  # ... named by the characters it covers
     assert all(len(row) == len(p.rows[0]) - 1 for row in p.rows[1:])
 
 
