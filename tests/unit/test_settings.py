@@ -8,9 +8,9 @@ from transformer.settings import TransformerSettings
 
 
 def test_defaults_come_from_the_declaration(monkeypatch):
-    monkeypatch.delenv("MAX_BATCH_SIZE", raising=False)
+    monkeypatch.delenv("MAX_LENGTH", raising=False)
     settings, _ = parse(PredictorSettings, "p", None, [])
-    assert settings.max_batch_size == PredictorSettings.model_fields["max_batch_size"].default == 32
+    assert settings.max_length == PredictorSettings.model_fields["max_length"].default == 512
 
 
 def test_env_var_then_flag(monkeypatch):
