@@ -81,7 +81,9 @@ class TorchBackend:
 
         self._args = (model_dir, threads, int8, device, dtype)
         if threads > 0:
-            torch.set_num_threads(threads)  # the host threads; on a GPU they only launch kernels
+            torch.set_num_threads(threads)
+        elif device != "cpu":  # on a GPU the host threads only launch kernels: leave the cores to the tokenizer
+            torch.set_num_threads(1)  # and to the other --workers processes
         self.device = torch.device(device)
         self.dtype = _torch_dtype(dtype, device)
         model = _load_model(model_dir, self.dtype).eval()

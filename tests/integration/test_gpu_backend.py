@@ -3,9 +3,10 @@ start-up error.
 
 ``torch-cuda`` is ``TorchBackend`` with ``device="cuda"`` and bf16 weights; ``--backend torch``
 is the same class with ``device="cpu"``, and ``--torch_dtype bfloat16`` gives it the GPU's
-numerics. Served side by side with ``--backend auto`` (no GPU here: onnx-int8, the CPU
-default) on the bundled models' held-out rows (the model cards' test slices), they must
-answer the same label on at least 99% of them. The figures on an H100 come from
+numerics. Served side by side with ``--backend onnx`` (the fp32 graph of the same weights)
+on the bundled models' held-out rows (the model cards' test slices), they must answer the
+same label on at least 99% of them. (Against onnx-int8 fp32 torch agrees on 98.3-98.9%:
+that gap is int8's, bounded by test_backends.py.) The figures on an H100 come from
 bench/gpu.py (docs/gpu.md).
 """
 
@@ -58,10 +59,10 @@ def agreement(a: list[str], b: list[str]) -> float:
     ("emotion", "bfloat16", BF16_ROWS)])
 def test_the_gpu_model_code_on_cpu_answers_the_labels_onnx_does(serve, name, dtype, rows):
     texts = [example.text for example in validation_set(name)][:rows]
-    onnx = predict(serve(name, "--backend", "auto"), name, texts)
+    onnx = predict(serve(name, "--backend", "onnx"), name, texts)
     torch = predict(serve(name, "--backend", "torch", "--torch_dtype", dtype), name, texts)
     measured = agreement(torch, onnx)
-    print(f"{name}: torch {dtype} on cpu vs onnx-int8: {measured:.4f} of {len(texts)} rows agree")
+    print(f"{name}: torch {dtype} on cpu vs onnx fp32: {measured:.4f} of {len(texts)} rows agree")
     assert measured >= AGREEMENT, (name, dtype, measured)
 
 
