@@ -42,7 +42,19 @@ def machine(device: str) -> dict:
             "cuda": torch.version.cuda, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
+    # What CUDA torch adds to an image, installed (docs/gpu.md's image size estimate starts from the wheels).
+    info["installed_mb"] = {name: installed_mb(name) for name in ("torch", "nvidia", "triton")}
     return info
+
+
+def installed_mb(package: str) -> int | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return round(sum(f.stat().st_size for root in spec.submodule_search_locations
+                     for f in Path(root).rglob("*") if f.is_file()) / 1e6)
 
 
 def forward_table(gpu_backend: str, model_dir: Path, cache: Path, batches, tokens, seconds: float) -> list[dict]:
