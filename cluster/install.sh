@@ -55,6 +55,22 @@ helm upgrade --install kserve-resources oci://ghcr.io/kserve/charts/kserve-resou
   --version "$KSERVE_VERSION" --namespace kserve \
   --set kserve.controller.deploymentMode=Knative --wait
 
+step "NVIDIA device plugin $NVIDIA_DEVICE_PLUGIN_VERSION (nvidia.com/gpu on the gpu node group; docs/gpu.md)"
+# A DaemonSet on the GPU nodes only (they carry the accelerator label and the nvidia.com/gpu taint,
+# cluster/eksctl-cluster.yaml); harmless while the gpu node group is scaled to zero.
+helm upgrade --install nvidia-device-plugin nvidia-device-plugin --repo https://nvidia.github.io/k8s-device-plugin \
+  --version "$NVIDIA_DEVICE_PLUGIN_VERSION" --namespace nvidia-device-plugin --create-namespace \
+  --set-string nodeSelector.accelerator=nvidia \
+  --set 'tolerations[0].key=nvidia.com/gpu' --set 'tolerations[0].operator=Exists' \
+  --set 'tolerations[0].effect=NoSchedule' --wait
+
+step "DCGM exporter $DCGM_EXPORTER_VERSION (GPU utilisation and memory for the dashboard and the GPU-idle alert)"
+helm upgrade --install dcgm-exporter dcgm-exporter --repo https://nvidia.github.io/dcgm-exporter/helm-charts \
+  --version "$DCGM_EXPORTER_VERSION" --namespace nvidia-device-plugin \
+  --set-string nodeSelector.accelerator=nvidia \
+  --set 'tolerations[0].key=nvidia.com/gpu' --set 'tolerations[0].operator=Exists' \
+  --set 'tolerations[0].effect=NoSchedule' --set serviceMonitor.enabled=false --wait
+
 step "text-classifier ($env_name) in namespace $namespace"
 kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
 kubectl label namespace "$namespace" istio-injection=enabled --overwrite

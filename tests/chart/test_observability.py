@@ -51,7 +51,7 @@ def test_the_dashboard_loads_and_every_panel_has_a_query():
     titles = " | ".join(p["title"] for p in panels).lower()
     for what in ("request rate", "p50 / p95 / p99", "error ratio", "cache hit ratio", "batch size", "replicas",
                  "by revision", "queue", "tokens per text", "by backend", "error_type", "top-label share",
-                 "confidence", "shadow agreement"):
+                 "confidence", "shadow agreement", "gpu utilisation", "gpu memory"):
         assert what in titles, what
 
 
@@ -75,7 +75,7 @@ def test_every_query_names_its_metrics_with_braces():
 def test_promtool_accepts_the_rendered_rules(tmp_path):
     rules = rendered_rules(tmp_path)
     done = subprocess.run([promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False)
-    assert done.returncode == 0 and "SUCCESS: 6 rules found" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "SUCCESS: 7 rules found" in done.stdout, done.stdout + done.stderr
 
 
 def test_the_alerts_fire_when_they_should(tmp_path):
@@ -109,7 +109,8 @@ def test_monitoring_objects_render_as_configured():
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
     assert set(alerts) == {"TextClassifierLatencyP99High", "TextClassifierErrorRatioHigh",
                            "TextClassifierCacheHitRatioLow", "TextClassifierCacheCircuitOpen",
-                           "TextClassifierPredictorQueueSaturated", "TextClassifierLabelSharesMoved"}
+                           "TextClassifierPredictorQueueSaturated", "TextClassifierLabelSharesMoved",
+                           "TextClassifierGpuIdleWhileQueueGrows"}
     assert "< 0.7" in alerts["TextClassifierCacheHitRatioLow"]["expr"]  # the configured floor
     assert alerts["TextClassifierLatencyP99High"]["for"] == "5m" and "> 0.2" in alerts[
         "TextClassifierLatencyP99High"]["expr"]
