@@ -69,7 +69,7 @@ bench-peers: setup
 images:
 	bash scripts/images.sh
 
-# The GPU predictor image (--backend auto): CUDA torch from PyPI, offline like `make images`; ~5.5 GB, so not
+# The GPU predictor image (--backend auto): CUDA torch from PyPI, offline like `make images`; ~6.4 GB, so not
 # part of `make images` or CI (docs/gpu.md). MODEL_SRC=dir builds it for that model.
 image-gpu:
 	bash scripts/image-gpu.sh

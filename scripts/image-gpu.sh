@@ -3,7 +3,7 @@
 # sentiment model, or MODEL_SRC, built like `make images` builds the others: air-gapped by default
 # (OFFLINE=1: the Debian-built base image, wheelhouse/ from scripts/wheelhouse.sh, --network=none),
 # plus PyPI's CUDA build of torch and its nvidia-* wheels in wheelhouse/cuda/ (2.7 GB, fetched once
-# on the host). Not part of `make images` or CI: the image is ~5.5 GB (docs/gpu.md).
+# on the host). Not part of `make images` or CI: the image is ~6.4 GB (docs/gpu.md).
 # Named like the chart's GPU profile expects: $REGISTRY/predictor:sentiment-$VERSION-gpu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
