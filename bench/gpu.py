@@ -169,17 +169,22 @@ def main() -> None:
                                                        for k, v in vars(args).items()},
               "model": f"DistilBERT {'tiny (2 layers, 32 wide)' if args.tiny else 'full size (6 layers, 768 wide)'}, "
                        "random weights (speed only)"}
+    # gpu.json is rewritten after each part: a run cut short by a lease's time limit keeps what it measured.
+    save = lambda: (args.out / "gpu.json").write_text(json.dumps(result, indent=1))  # noqa: E731
     print(f"forward passes ({gpu_backend}, onnx-int8)", flush=True)
     result["forward"] = forward_table(gpu_backend, model_dir, args.out / "cache", args.batches, args.tokens,
                                       args.forward_s)
+    save()
     print("served", flush=True)
     result["served"] = served_table(gpu_backend, model_dir, args.out, texts, args)
+    save()
     if not args.skip_cpu_served:
         result["served"] += served_table("onnx-int8", model_dir, args.out, texts, args)
+        save()
     print("workers", flush=True)
     result["workers"], result["workers_needed"] = workers_table(gpu_backend, model_dir, args.out, texts, args)
     result["seconds"] = round(time.perf_counter() - started, 1)
-    (args.out / "gpu.json").write_text(json.dumps(result, indent=1))
+    save()
     print("\n" + report(result) + f"\n\n{args.out / 'gpu.json'} ({result['seconds']} s)")
 
 

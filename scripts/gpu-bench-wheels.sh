@@ -16,7 +16,8 @@ out=${1:-.whl}
 python_version=${2:-3.12}
 abi="cp${python_version/./}"
 names=(kserve uvicorn httptools watchfiles fastapi starlette pydantic pydantic_core annotated-types typing-inspection
-       grpcio grpc-interceptor protobuf orjson timing-asgi cloudevents deprecation pydantic-settings python-dotenv)
+       grpcio grpc-interceptor protobuf orjson timing-asgi cloudevents deprecation pydantic-settings python-dotenv
+       opentelemetry-api)  # fastapi imports opentelemetry at import time
 pins=()
 for name in "${names[@]}"; do
   pin=$(grep -i "^${name}==" requirements.lock) || { echo "requirements.lock pins no $name" >&2; exit 1; }
