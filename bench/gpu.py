@@ -170,7 +170,9 @@ def main() -> None:
               "model": f"DistilBERT {'tiny (2 layers, 32 wide)' if args.tiny else 'full size (6 layers, 768 wide)'}, "
                        "random weights (speed only)"}
     # gpu.json is rewritten after each part: a run cut short by a lease's time limit keeps what it measured.
-    save = lambda: (args.out / "gpu.json").write_text(json.dumps(result, indent=1))  # noqa: E731
+    def save() -> None:
+        (args.out / "gpu.json").write_text(json.dumps(result, indent=1))
+
     print(f"forward passes ({gpu_backend}, onnx-int8)", flush=True)
     result["forward"] = forward_table(gpu_backend, model_dir, args.out / "cache", args.batches, args.tokens,
                                       args.forward_s)
