@@ -41,7 +41,12 @@ def test_the_gpu_node_group_is_what_the_profile_selects_and_tolerates():
                    for t in values["tolerations"])
     # The other pods keep off: no other group carries the accelerator label.
     assert [g["name"] for g in cluster["managedNodeGroups"] if g.get("labels", {}).get("accelerator")] == ["gpu"]
-    assert '"$NVIDIA_DEVICE_PLUGIN_VERSION"' in (ROOT / "cluster" / "install.sh").read_text()
+    # The device plugin's DaemonSet runs only where its chart's default node affinity allows
+    # (NVIDIA/k8s-device-plugin v0.20.0, deployments/helm/nvidia-device-plugin/values.yaml `affinity`:
+    # an NFD PCI label or nvidia.com/gpu.present=true); with no NFD here, the group carries the label.
+    assert group["labels"]["nvidia.com/gpu.present"] == "true"
+    install = (ROOT / "cluster" / "install.sh").read_text()
+    assert '"$NVIDIA_DEVICE_PLUGIN_VERSION"' in install and '"$DCGM_EXPORTER_VERSION"' in install
 
 
 def test_knative_lets_the_gpu_profile_s_pod_fields_through():
