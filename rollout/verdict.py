@@ -54,12 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# charts/text-classifier/templates/_helpers.tpl, tc.pinAnnotation
+CACHE_PIN_ANNOTATION = "text-classifier.kserve.io/cache-model-version"
+
+
 def patch_command(kubectl: str, namespace: str, isvc: str, verdict: str) -> list[str] | None:
-    """The kubectl patch for a verdict: the canary takes 100% on promote, 0% on roll back; None on hold."""
+    """The kubectl patch for a verdict: the canary takes 100% on promote, 0% on roll back; None on hold.
+
+    Promoting also empties the transformer's cache pin (the chart's CACHE_MODEL_VERSION comes
+    from this annotation), so it follows the promoted model's version at once; a roll back
+    keeps the pin, which names the primary that stays.
+    """
     percent = {PROMOTE: 100, ROLL_BACK: 0}.get(verdict)
     if percent is None:
         return None
-    body = json.dumps({"spec": {"predictor": {"canaryTrafficPercent": percent}}}, separators=(",", ":"))
+    patch: dict = {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
+    if verdict == PROMOTE:
+        patch["metadata"] = {"annotations": {CACHE_PIN_ANNOTATION: ""}}
+    body = json.dumps(patch, separators=(",", ":"))
     return [kubectl, "patch", "inferenceservice", isvc, "-n", namespace, "--type", "merge", "-p", body]
 
 

@@ -40,7 +40,7 @@ CANARY = (
     "# with three changes, marked CANARY below. Procedure (README, \"Rolling out a model\"):\n"
     "#   1. kubectl apply -f inferenceservices/sentiment-canary.yaml      -> 10% of requests to the new revision\n"
     "#   2. kubectl get isvc sentiment -n text-classifier -o jsonpath='{.status.components.predictor.traffic}'\n"
-    "#   3. promote: delete the canaryTrafficPercent line (and the CACHE_MODEL_VERSION pin), apply again\n"
+    "#   3. promote: delete the canaryTrafficPercent line (and the cache-model-version annotation), apply again\n"
     "#      roll back: set canaryTrafficPercent: 0, apply again\n"
 )
 # file -> (header, helm template arguments): one enabled model per file

@@ -19,10 +19,13 @@ def test_lint_strict(values):
 
 
 @needs_crds
+@pytest.mark.parametrize("mode", ["Knative", "Standard"])
 @pytest.mark.parametrize("values", VALUES_FILES, ids=IDS)
-def test_every_rendered_object_validates_against_its_schema(values):
-    objects = render(values)
+def test_every_rendered_object_validates_against_its_schema(values, mode):
+    objects = render(values, f"deploymentMode={mode}")
     assert {"InferenceService", "PeerAuthentication", "Secret"} <= {o["kind"] for o in objects}
+    for isvc in by_kind(objects, "InferenceService"):
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == mode
     for obj in objects:
         validate(obj)
 
@@ -44,13 +47,14 @@ def test_routing_security_and_redis_wiring():
     assert {r["rewrite"]["authority"] for r in routes} == {"sentiment.text.svc.cluster.local",
                                                            "emotion.text.svc.cluster.local"}
     policy = by_kind(objects, "NetworkPolicy")[0]["spec"]
-    assert policy["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"component": "transformer"}}}]
+    assert policy["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "transformer"}}}]
     secret = by_kind(objects, "Secret")[0]["stringData"]
     assert secret["url"].startswith("redis://:" + secret["password"] + "@demo-redis.text.svc.cluster.local")
     for isvc in by_kind(objects, "InferenceService"):
         env = {e["name"]: e for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
         assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-redis", "key": "url"}
-    assert len(by_kind(objects, "AuthorizationPolicy")) == 2
+    # per model: its transformer's callers and its predictor's; the activator's and local gateway's guards
+    assert len(by_kind(objects, "AuthorizationPolicy")) == 2 * 2 + 2
     tests = [p for p in by_kind(objects, "Pod") if p["metadata"]["annotations"]["helm.sh/hook"] == "test"]
     assert len(tests) == 2 and all("/v2/models/" in p["spec"]["containers"][0]["args"][0] for p in tests)
 
@@ -135,8 +139,8 @@ def test_a_shadow_is_a_predictor_only_inference_service_the_transformer_scores_o
     assert env["SHADOW_PREDICTOR_HOST"] == "sentiment-shadow-predictor.text.svc.cluster.local:80"
     assert env["SHADOW_PERCENT"] == "50" and env["SHADOW_MAX_IN_FLIGHT"] == "8" and env["SHADOW_TIMEOUT_MS"] == "1000"
     assert "SHADOW_PREDICTOR_HOST" not in {e["name"] for e in isvcs["emotion"]["spec"]["transformer"]["containers"][0]["env"]}
-    policies = {p["spec"]["selector"]["matchLabels"]["serving.kserve.io/inferenceservice"]
-                for p in by_kind(objects, "AuthorizationPolicy")}
+    policies = {p["spec"]["selector"]["matchLabels"].get("serving.kserve.io/inferenceservice")
+                for p in by_kind(objects, "AuthorizationPolicy") if p["metadata"]["namespace"] == "text"}
     assert policies == {"sentiment", "sentiment-shadow", "emotion"}
     monitored = render(CHART / "ci" / "shadow-values.yaml", "monitoring.podMonitor.enabled=true")
     (monitor,) = by_kind(monitored, "PodMonitor")

@@ -13,9 +13,10 @@ pytestmark = pytest.mark.chart
 def test_checkov_passes_on_every_rendering(tmp_path):
     for values in VALUES_FILES:
         name = "default" if values is None else values.stem
-        rendered = helm("template", "demo", str(CHART), "--namespace", "text",
-                        *(["-f", str(values)] if values else [])).stdout
-        (tmp_path / f"{name}.yaml").write_text(rendered)
+        for mode in ("Knative", "Standard"):
+            rendered = helm("template", "demo", str(CHART), "--namespace", "text", "--set", f"deploymentMode={mode}",
+                            *(["-f", str(values)] if values else [])).stdout
+            (tmp_path / f"{name}-{mode.lower()}.yaml").write_text(rendered)
     done = subprocess.run([tool("checkov"), "-d", str(tmp_path), "--config-file", str(CHART / ".checkov.yaml"),
                            "-o", "json"], capture_output=True, text=True, timeout=600, check=False)
     reports = json.loads(done.stdout)

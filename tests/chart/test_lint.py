@@ -7,7 +7,8 @@ import yaml
 
 from tests.chart.helm import ROOT, tool
 
-SCRIPTS = sorted([*ROOT.glob("cluster/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci" / "run"])
+SCRIPTS = sorted([*ROOT.glob("cluster/*.sh"), *ROOT.glob("scripts/*.sh"), *ROOT.glob("charts/*/files/*.sh"),
+                  ROOT / ".ci" / "run"])
 DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
 
 
@@ -45,10 +46,21 @@ def test_cluster_files_use_the_pinned_versions():
     assert serving["spec"]["version"] == pinned["KNATIVE_SERVING_VERSION"]
     assert serving["spec"]["config"]["autoscaler"]["enable-scale-to-zero"] == "true"
     install = (ROOT / "cluster" / "install.sh").read_text()
-    for name in ("CERT_MANAGER_VERSION", "ISTIO_VERSION", "KNATIVE_OPERATOR_VERSION", "KSERVE_VERSION"):
+    for name in ("CERT_MANAGER_VERSION", "ISTIO_VERSION", "KNATIVE_OPERATOR_VERSION", "KSERVE_VERSION", "KEDA_VERSION"):
         assert f'"${name}"' in install, f"install.sh does not install {name}"
     crd_dirs = {p.name for p in (ROOT.parent / "shared" / "crds").glob("*")}
     if crd_dirs:  # the schemas the tests validate against are of the versions we install
         assert f"kserve-{pinned['KSERVE_VERSION']}" in crd_dirs
         assert f"istio-{pinned['ISTIO_VERSION']}" in crd_dirs
         assert f"knative-serving-v{pinned['KNATIVE_SERVING_VERSION']}" in crd_dirs
+
+
+def test_install_rolls_a_failed_release_back_with_flags_the_pinned_helm_has():
+    install = (ROOT / "cluster" / "install.sh").read_text()
+    chart_install = install[install.index('helm upgrade --install text-classifier'):]
+    chart_install = chart_install[:chart_install.index("\n\n") if "\n\n" in chart_install else None]
+    assert "--rollback-on-failure" in chart_install and "--wait=watcher" in chart_install
+    assert "helm test text-classifier" in install and "helm rollback text-classifier" in install
+    # Helm v4's names: v3's --atomic is gone, and an unknown flag would stop the install midway
+    usage = subprocess.run([tool("helm"), "upgrade", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--rollback-on-failure" in usage and "watcher" in usage

@@ -21,9 +21,11 @@ def container(isvc: dict, component: str) -> dict:
     return isvc["spec"][component]["containers"][0]
 
 
+@pytest.mark.parametrize("mode", ["Knative", "Standard"])
 @pytest.mark.parametrize("values", [None, CHART / "ci" / "grpc-sentiment-only-values.yaml"], ids=["rest", "grpc"])
-def test_rendered_containers_serve_a_request(values, tiny_model_dir, tmp_path, monkeypatch):
-    isvc = next(o for o in by_kind(render(values), "InferenceService") if o["metadata"]["name"] == "sentiment")
+def test_rendered_containers_serve_a_request(values, mode, tiny_model_dir, tmp_path, monkeypatch):
+    objects = render(values, f"deploymentMode={mode}")
+    isvc = next(o for o in by_kind(objects, "InferenceService") if o["metadata"]["name"] == "sentiment")
     predictor_spec, transformer_spec = container(isvc, "predictor"), container(isvc, "transformer")
     assert "--model_dir=/opt/model" in predictor_spec["args"]
     predictor_args = [a.replace("/opt/model", str(tiny_model_dir)) for a in predictor_spec["args"]]
@@ -32,7 +34,12 @@ def test_rendered_containers_serve_a_request(values, tiny_model_dir, tmp_path, m
     try:
         predictor.start()
         grpc = "--predictor_protocol=grpc-v2" in transformer_spec["args"]
-        assert ({p["name"] for p in predictor_spec["ports"]} == {"h2c"}) is grpc  # Knative's port name for gRPC
+        if mode == "Knative":
+            assert ({p["name"] for p in predictor_spec["ports"]} == {"h2c"}) is grpc  # Knative's port name for gRPC
+        else:  # Standard: both, and the transformer names the predictor Service's port of its protocol
+            assert {p["name"] for p in predictor_spec["ports"]} == {"http", "grpc"}
+            assert any(a.endswith(":8081" if grpc else ":80") for a in transformer_spec["args"]
+                       if a.startswith("--predictor_host="))
         host = predictor.grpc_target if grpc else f"127.0.0.1:{predictor.http_port}"
         for item in transformer_spec["env"]:
             if "valueFrom" in item:  # the Redis Secret: here, our local Redis

@@ -74,7 +74,7 @@ def test_security_scenario_renders_tls_jwt_and_rate_limits():
         assert transformer["volumes"][-1]["secret"]["secretName"] == "text-classifier-redis-tls"
         env = env_of(isvc, "transformer")
         assert (env["RATE_LIMIT_RPS"], env["RATE_LIMIT_BURST"], env["RATE_LIMIT_KEY"]) == ("10", "20", "x-api-key")
-        selector = {"serving.kserve.io/inferenceservice": name, "component": "transformer"}
+        selector = {"serving.kserve.io/inferenceservice": name, "app.kubernetes.io/component": "transformer"}
         jwt = next(o for o in by_kind(objects, "RequestAuthentication") if o["metadata"]["name"].endswith(f"{name}-jwt"))
         assert jwt["spec"]["selector"]["matchLabels"] == selector
         assert jwt["spec"]["jwtRules"] == [{"issuer": "https://auth.example.com/", "audiences": ["text-classifier"],
@@ -91,6 +91,8 @@ def test_security_scenario_renders_tls_jwt_and_rate_limits():
     (["istio.jwt.enabled=true"], "set issuer and jwksUri"),
     (["transformer.rateLimit.rps=0"], "rps"),
     (["istio.jwt.jwksUri=http://insecure"], "jwksUri"),
+    # the helm test's request through a JWT-guarded route needs a token, or it fails after every install
+    (["istio.jwt.enabled=true", "istio.jwt.issuer=https://a/", "istio.jwt.jwksUri=https://a/jwks"], "helmTest.tokenSecret"),
 ])
 def test_incomplete_security_values_are_rejected(sets, message):
     stderr = rejection(*sets)

@@ -81,6 +81,9 @@ def test_the_patch_is_a_valid_canary_traffic_change_of_the_inference_service(tmp
         done = subprocess.run(local, capture_output=True, text=True, timeout=60, check=True)
         patched = yaml.safe_load(done.stdout)
         assert patched["spec"]["predictor"]["canaryTrafficPercent"] == percent
+        # promoting ends the transformer's cache pin with the same patch; a roll back keeps it on the primary
+        pin = patched["metadata"]["annotations"]["text-classifier.kserve.io/cache-model-version"]
+        assert pin == ("" if verdict == PROMOTE else "sentiment-0.1.0")
         if CRD_DIR.is_dir():
             validate(patched)
     assert patch_command("kubectl", "ns", "x", HOLD) is None

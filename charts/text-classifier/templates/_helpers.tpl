@@ -72,6 +72,9 @@ at once, so a user fixes them in one round.
 {{- if and $model.enabled $model.shadow.enabled (eq $model.shadow.modelVersion $model.modelVersion) -}}
 {{- $messages = append $messages (printf "models.%s.shadow.modelVersion must differ from modelVersion, or the comparisons cannot tell the models apart" $name) -}}
 {{- end -}}
+{{- if and $model.enabled $model.shadow.enabled (eq $model.shadow.via "mirror") (ne $.Values.deploymentMode "Standard") -}}
+{{- $messages = append $messages (printf "models.%s.shadow.via=mirror needs deploymentMode=Standard: in Knative mode Istio's \"-shadow\" Host suffix breaks Knative's Host routing (use via=transformer)" $name) -}}
+{{- end -}}
 {{- if and $model.enabled $model.canary.enabled (eq $model.canary.modelVersion $model.modelVersion) -}}
 {{- $messages = append $messages (printf "models.%s.canary.modelVersion must differ from modelVersion, or the cache mixes both models" $name) -}}
 {{- end -}}
@@ -81,6 +84,9 @@ at once, so a user fixes them in one round.
 {{- end -}}
 {{- if gt (int .Values.predictor.minReplicas) (int .Values.predictor.maxReplicas) -}}
 {{- $messages = append $messages "predictor: minReplicas must not exceed maxReplicas" -}}
+{{- end -}}
+{{- if ge (int .Values.transformer.predictorTimeoutSeconds) (int .Values.transformer.timeout) -}}
+{{- $messages = append $messages "transformer: predictorTimeoutSeconds must be below timeout, or the route gives up before the transformer can answer" -}}
 {{- end -}}
 {{- if gt (int .Values.transformer.minReplicas) (int .Values.transformer.maxReplicas) -}}
 {{- $messages = append $messages "transformer: minReplicas must not exceed maxReplicas" -}}
@@ -97,6 +103,9 @@ at once, so a user fixes them in one round.
 {{- if and .Values.redis.external.caSecret (hasPrefix "redis://" .Values.redis.external.url) -}}
 {{- $messages = append $messages "redis.external.caSecret needs TLS: use a rediss:// URL" -}}
 {{- end -}}
+{{- if and .Values.istio.jwt.enabled .Values.helmTest.enabled (not .Values.helmTest.tokenSecret) -}}
+{{- $messages = append $messages "helmTest: with istio.jwt.enabled, set helmTest.tokenSecret (a Secret with a token) or helmTest.enabled=false: the route refuses the test's request without one" -}}
+{{- end -}}
 {{- if and .Values.istio.jwt.enabled (or (not .Values.istio.jwt.issuer) (not .Values.istio.jwt.jwksUri)) -}}
 {{- $messages = append $messages "istio.jwt: set issuer and jwksUri to require tokens" -}}
 {{- end -}}
@@ -105,12 +114,130 @@ at once, so a user fixes them in one round.
 {{- end -}}
 {{- end -}}
 
-{{/* The InferenceServices of the enabled models, comma-separated: one each, and <name>-shadow where shadowed. */}}
+{{/* The InferenceServices of the enabled models, comma-separated: one each, <name>-shadow where shadowed, <name>-canary for a Standard-mode canary. */}}
 {{- define "tc.enabledModels" -}}
 {{- $names := list -}}
 {{- range $name, $model := .Values.models -}}
 {{- if $model.enabled -}}{{- $names = append $names $name -}}{{- end -}}
 {{- if and $model.enabled $model.shadow.enabled -}}{{- $names = append $names (printf "%s-shadow" $name) -}}{{- end -}}
+{{- if and $model.enabled $model.canary.enabled (eq $.Values.deploymentMode "Standard") -}}{{- $names = append $names (printf "%s-canary" $name) -}}{{- end -}}
 {{- end -}}
 {{- join ", " $names -}}
+{{- end -}}
+
+{{/*
+Deployment mode (docs/deployment-modes.md). The InferenceService's annotations: KServe's mode and
+autoscaler class, and the canary's cache pin.
+dict: root, pin (the model version the transformer reads cached answers of; "": none).
+*/}}
+{{- define "tc.isvcAnnotations" -}}
+{{- if eq .root.Values.deploymentMode "Standard" -}}
+# Standard mode (KServe v0.20's name for RawDeployment): a Deployment, a Service and an
+# autoscaler per component; no Knative, no revisions, no scale to zero.
+serving.kserve.io/deploymentMode: Standard
+# hpa: CPU and memory utilization; keda: the predictor's batcher queue, from Prometheus.
+serving.kserve.io/autoscalerClass: {{ .root.Values.standard.autoscalerClass }}
+{{- else -}}
+# Knative mode: revisions (for canary traffic splits) and scale-to-zero.
+serving.kserve.io/deploymentMode: Knative
+# Scale from the number of in-flight requests, Knative's KPA (the only class that scales to zero).
+autoscaling.knative.dev/class: kpa.autoscaling.knative.dev
+{{- end }}
+{{- with .pin }}
+# CANARY: the transformer reads cached answers of this version only (its CACHE_MODEL_VERSION
+# comes from this annotation); promoting by patch sets it to "" (rollout.verdict).
+{{ include "tc.pinAnnotation" $.root }}: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "tc.pinAnnotation" -}}text-classifier.kserve.io/cache-model-version{{- end -}}
+
+{{/*
+Knative's autoscaler, told what the comments of the values say (Knative mode only; KServe copies a
+component's annotations to its revisions):
+- target-utilization-percentage 100: scaleTarget is the in-flight target itself; Knative's default
+  0.7 would make 8 a target of 5.6 (pkg/autoscaler/... ResolveMetricTarget).
+- target-burst-capacity 0: the activator leaves the request path once a pod runs; it stays in it
+  only at zero pods, to hold requests through the cold start.
+*/}}
+{{- define "tc.knativeScalingAnnotations" -}}
+{{- if ne .Values.deploymentMode "Standard" -}}
+autoscaling.knative.dev/target-utilization-percentage: "100"
+autoscaling.knative.dev/target-burst-capacity: "0"
+{{- end -}}
+{{- end -}}
+
+{{/*
+Standard mode's autoscaling of one component (KServe v0.20: hpa_reconciler.go getHPAMetrics,
+keda_reconciler.go getKedaMetrics). dict: root, isvc, component.
+*/}}
+{{- define "tc.standardScaling" -}}
+{{- $s := .root.Values.standard -}}
+autoScaling:
+  metrics:
+    {{- if and (eq $s.autoscalerClass "keda") (eq .component "predictor") }}
+    # The batcher's backlog, summed over the pods: KEDA adds a pod per queueTextsPerPod texts
+    # waiting (its Prometheus scaler divides the query by the threshold). CPU saturates first and
+    # says nothing of latency; the queue is where requests wait.
+    - type: External
+      external:
+        metric:
+          backend: prometheus
+          serverAddress: {{ $s.keda.prometheusAddress }}
+          query: {{ printf "sum(predictor_queue_texts{namespace=%q, isvc=%q, component=\"predictor\"})" .root.Release.Namespace .isvc | quote }}
+        target: {type: Value, value: {{ $s.keda.queueTextsPerPod | quote }}}
+    {{- else }}
+    - type: Resource
+      resource: {name: cpu, target: {type: Utilization, averageUtilization: {{ $s.hpa.cpuUtilization }}}}
+    - type: Resource
+      resource: {name: memory, target: {type: Utilization, averageUtilization: {{ $s.hpa.memoryUtilization }}}}
+    {{- end }}
+{{- end -}}
+
+{{/* The transformer's service account: the identity the predictors' AuthorizationPolicy admits. */}}
+{{- define "tc.transformerServiceAccount" -}}
+{{- .Values.transformer.serviceAccountName | default (printf "%s-transformer" (include "tc.name" .)) -}}
+{{- end -}}
+
+{{/*
+The label of every pod that runs the transformer: its own component's, or the predictor's pod in the
+collocated layout, which KServe labels component=predictor whatever we set (predictor.go buildObjectMeta).
+JWT, Redis access and scraping select it.
+*/}}
+{{- define "tc.transformerPodLabels" -}}
+app.kubernetes.io/component: transformer
+{{- end -}}
+
+{{/*
+Placement of a component's pods (placement.enabled): spread over zones and nodes, prefer the
+on-demand node group (the floor), tolerate the spot group's taint (bursts). In Knative mode these
+fields need the podspec-affinity, -tolerations and -topologyspreadconstraints flags
+(cluster/knative-serving.yaml). dict: root, isvc, component.
+*/}}
+{{- define "tc.placement" -}}
+{{- with .root.Values.placement -}}
+{{- if .enabled -}}
+{{- $selector := dict "serving.kserve.io/inferenceservice" $.isvc "component" $.component -}}
+affinity:
+  nodeAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        preference:
+          matchExpressions:
+            {{- range $key, $value := .onDemand.labels }}
+            - {key: {{ $key }}, operator: In, values: [{{ $value | quote }}]}
+            {{- end }}
+tolerations:
+  - {key: {{ .spot.taintKey }}, operator: Equal, value: {{ .spot.taintValue | quote }}, effect: NoSchedule}
+topologySpreadConstraints:
+  - maxSkew: {{ .zoneSpreadMaxSkew }}
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector: {matchLabels: {{ toJson $selector }}}
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector: {matchLabels: {{ toJson $selector }}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
