@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BAKED  := $(patsubst %/weights.fp16.safetensors,%/onnx/REVISION,$(wildcard predictor/bundled/*/weights.fp16.safetensors))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images test-images bench-images clean capacity capacity-measure
+.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images image-gpu test-images bench-images bench-gpu clean capacity capacity-measure
 
 setup: $(STAMP) $(BAKED)
 
@@ -68,6 +68,15 @@ bench-peers: setup
 # a predictor for that model; OFFLINE=0 PYTHON_IMAGE=python:3.11.7-slim-bookworm uses Docker Hub and PyPI.
 images:
 	bash scripts/images.sh
+
+# The GPU predictor image (--backend auto): CUDA torch from PyPI, offline like `make images`; ~6.4 GB, so not
+# part of `make images` or CI (docs/gpu.md). MODEL_SRC=dir builds it for that model.
+image-gpu:
+	bash scripts/image-gpu.sh
+
+# The GPU measurement (docs/gpu.md) on a machine with a CUDA GPU; BENCH_ARGS: python -m bench.gpu --help.
+bench-gpu: setup
+	$(PY) -m bench.gpu $(BENCH_ARGS)
 
 # The images run as the chart runs them (tests/images/); installs podman and runc when no engine is present.
 test-images: setup

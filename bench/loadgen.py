@@ -28,14 +28,18 @@ import numpy as np
 
 
 class Texts:
-    def __init__(self, cold: list[str], hot: list[str], cache_rate: float, seed: int = 0):
+    def __init__(self, cold: list[str], hot: list[str], cache_rate: float, seed: int = 0, repeat: bool = False):
         self.cold, self.hot, self.cache_rate = cold, hot, cache_rate
         self.next_cold = 0
         self.random = random.Random(seed)
+        self.repeat = repeat  # cycle through the texts: for a predictor alone, which caches nothing (bench/gpu.py)
 
     def next(self) -> str:
         if self.hot and self.random.random() < self.cache_rate:
             return self.random.choice(self.hot)
+        if self.repeat:
+            self.next_cold += 1
+            return self.cold[(self.next_cold - 1) % len(self.cold)]
         if self.next_cold == len(self.cold):
             raise SystemExit(f"loadgen: ran out of distinct texts after {len(self.cold)} requests")
         self.next_cold += 1
@@ -68,6 +72,8 @@ async def run(args, texts: Texts) -> dict:
 
         async def one(due: float) -> None:
             body = PAYLOADS[args.payload](texts.next(), args.model)
+            if args.texts_per_request > 1:  # a client batch: KServe V1 instances only
+                body["instances"] += [texts.next() for _ in range(args.texts_per_request - 1)]
             if args.parameters:  # e.g. {"truncation": "chunks"} (bench/features.py)
                 body["parameters"] = args.parameters
             status = await _send(session, args.url, body, args.timeout_s)
@@ -117,11 +123,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="requests per second (open mode)")
     parser.add_argument("--duration_s", type=float, default=20.0)
     parser.add_argument("--timeout_s", type=float, default=30.0)
+    parser.add_argument("--texts_per_request", type=int, default=1, help="texts in each request (payload instances)")
+    parser.add_argument("--repeat", action="store_true",
+                        help="cycle through --texts instead of stopping when they run out (a predictor has no cache)")
     parser.add_argument("--parameters", type=json.loads, default=None,
                         help='a V1 parameters object sent with every request, e.g. \'{"truncation": "chunks"}\'')
     args = parser.parse_args()
     hot = args.hot.read_text().splitlines() if args.hot else []
-    texts = Texts(args.texts.read_text().splitlines(), hot, args.cache_rate)
+    if args.texts_per_request > 1 and args.payload != "instances":
+        parser.error("--texts_per_request applies to --payload instances only")
+    texts = Texts(args.texts.read_text().splitlines(), hot, args.cache_rate, repeat=args.repeat)
     json.dump(asyncio.run(run(args, texts)), sys.stdout)
 
 

@@ -38,7 +38,7 @@ from bench.peers import PEERS
 from bench.peers.compare import compare
 from bench.peers.compare import markdown as peers_markdown
 from harness.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess
-from predictor.backends import BACKENDS, DEFAULT_BACKEND
+from predictor.backends import CPU_BACKENDS, DEFAULT_BACKEND
 
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
 MODEL = "bench"
@@ -373,7 +373,7 @@ def main() -> None:
     parser.add_argument("--duration_s", type=float, default=20.0, help="seconds per load measurement")
     parser.add_argument("--cold_starts", type=int, default=3, help="spawn-to-ready repeats per server")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="inference threads, the same for both")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="backends for the table ('' for none)")
+    parser.add_argument("--backends", default=",".join(CPU_BACKENDS), help="backends for the table ('' for none)")
     parser.add_argument("--sweep", default="1,2,4,8,16,32", help="in-flight levels for the concurrency sweep")
     parser.add_argument("--peers", default=",".join(PEERS),
                         help="peer servers beside ours, each in its own venv under .cache/peers ('' for none)")

@@ -74,6 +74,25 @@ helm upgrade --install kserve-resources oci://ghcr.io/kserve/charts/kserve-resou
   --version "$KSERVE_VERSION" --namespace kserve \
   --set kserve.controller.deploymentMode="$mode" --wait
 
+step "NVIDIA device plugin $NVIDIA_DEVICE_PLUGIN_VERSION (nvidia.com/gpu on the gpu node group; docs/gpu.md)"
+# Its chart's defaults fit the gpu node group (cluster/eksctl-cluster.yaml): the DaemonSet's node
+# affinity asks for nvidia.com/gpu.present=true, which that group's nodes carry, and it tolerates
+# the nvidia.com/gpu taint. Harmless while the group is scaled to zero.
+helm upgrade --install nvidia-device-plugin nvidia-device-plugin --repo https://nvidia.github.io/k8s-device-plugin \
+  --version "$NVIDIA_DEVICE_PLUGIN_VERSION" --namespace nvidia-device-plugin --create-namespace --wait
+
+step "DCGM exporter $DCGM_EXPORTER_VERSION (GPU utilisation and memory for the dashboard and the GPU-idle alert)"
+# Its ServiceMonitor (where the Prometheus Operator is installed) keeps the exporter's own pod and
+# namespace labels, which name the pod using each GPU: the chart's GPU panels and alert join on them.
+service_monitor=false
+if kubectl get crd servicemonitors.monitoring.coreos.com >/dev/null 2>&1; then service_monitor=true; fi
+helm upgrade --install dcgm-exporter dcgm-exporter --repo https://nvidia.github.io/dcgm-exporter/helm-charts \
+  --version "$DCGM_EXPORTER_VERSION" --namespace nvidia-device-plugin \
+  --set-string nodeSelector.accelerator=nvidia \
+  --set 'tolerations[0].key=nvidia.com/gpu' --set 'tolerations[0].operator=Exists' \
+  --set 'tolerations[0].effect=NoSchedule' \
+  --set "serviceMonitor.enabled=$service_monitor" --set serviceMonitor.honorLabels=true --wait
+
 step "text-classifier ($env_name) in namespace $namespace"
 kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
 kubectl label namespace "$namespace" istio-injection=enabled --overwrite

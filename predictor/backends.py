@@ -67,31 +67,85 @@ class OnnxBackend:
 
 
 class TorchBackend:
-    def __init__(self, model_dir: Path, threads: int, int8: bool = False):
-        import torch
-        from transformers import AutoModelForSequenceClassification
-        from transformers.utils import logging as hf_logging
+    """A transformers model on a torch device: ``cpu`` (fp32, or int8 weights) or ``cuda`` (bf16/fp16).
 
-        hf_logging.disable_progress_bar()  # a server's log gets lines, not a "Loading weights" bar
+    One class for both, so that the code a GPU runs is the code the CPU-only test suite
+    runs (``--backend torch --torch_dtype bfloat16`` is the GPU's numerics on a CPU).
+    Attention is PyTorch's scaled_dot_product_attention (flash/memory-efficient kernels on
+    a GPU) wherever the architecture supports it.
+    """
+
+    def __init__(self, model_dir: Path, threads: int, int8: bool = False, device: str = "cpu",
+                 dtype: str = "auto"):
+        import torch
+
+        self._args = (model_dir, threads, int8, device, dtype)
         if threads > 0:
             torch.set_num_threads(threads)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        elif device != "cpu":  # on a GPU the host threads only launch kernels: leave the cores to the tokenizer
+            torch.set_num_threads(1)  # and to the other --workers processes
+        self.device = torch.device(device)
+        self.dtype = _torch_dtype(dtype, device)
+        model = _load_model(model_dir, self.dtype).eval()
         if int8:  # weights of every Linear layer to int8, activations quantized on the fly
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        self.model = model
+        self.model = model.to(self.device)
+        logger.info("torch backend: %s on %s (%s)", type(model).__name__, self.device, str(self.dtype).split(".")[-1])
+
+    def __getstate__(self) -> dict:  # --workers: each spawned process loads its own copy (onto its own CUDA context)
+        return {"_args": self._args}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(*state["_args"])
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch  # already loaded by __init__; a module attribute would not pickle for --workers
 
         with torch.inference_mode():
-            out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
-        return out.logits.float().numpy()
+            # Host to device: a few KB of ids per batch; non_blocking lets the copy overlap the launch.
+            ids = torch.from_numpy(input_ids).to(self.device, non_blocking=True)
+            mask = torch.from_numpy(attention_mask).to(self.device, non_blocking=True)
+            out = self.model(input_ids=ids, attention_mask=mask)
+            return out.logits.float().cpu().numpy()  # .cpu() waits for the GPU: the batch is done when we return
+
+
+TORCH_DTYPES = ("auto", "float32", "bfloat16", "float16")  # --torch_dtype's choices
+
+
+def _torch_dtype(name: str, device: str):
+    """``auto``: fp32 on a CPU (AVX2 has no fast bf16); bf16 on a GPU that has it (Ampere on), else fp16."""
+    import torch
+
+    if name != "auto":
+        return getattr(torch, name)
+    if device == "cpu":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _load_model(model_dir: Path, dtype):
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a server's log gets lines, not a "Loading weights" bar
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    except (ValueError, ImportError) as exc:  # an architecture without an SDPA path: its own attention
+        logger.info("%s: no SDPA attention (%s); using the model's own", model_dir, exc)
+        return AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=dtype)
 
 
 @dataclass(frozen=True)
 class BackendKind:
     onnx_file: str | None  # the ONNX graph it runs (layout.ONNX_*); None: PyTorch reads the model directory
     open: Callable[[Path, int], Backend]  # (that file or directory, intra-op threads) -> the backend
+    device: str = "cpu"  # "cuda": needs a visible GPU (predictor/devices.py checks before anything loads)
+    # The batcher's defaults when --max_batch_size / --max_batch_tokens are not set. A CPU pass
+    # costs about its padded tokens, so tens of texts per pass already amortise the call; a GPU
+    # pass costs about the same from 1 to a few hundred texts (kernel launches, not FLOPs),
+    # so it wants hundreds of texts per pass (predictor/devices.py, bench/gpu.py measures it).
+    max_batch_size: int = 32
+    max_batch_tokens: int = 16384
 
 
 BACKENDS: dict[str, BackendKind] = {
@@ -99,10 +153,21 @@ BACKENDS: dict[str, BackendKind] = {
     "onnx": BackendKind(ONNX_FP32, OnnxBackend),
     "torch": BackendKind(None, TorchBackend),
     "torch-int8": BackendKind(None, partial(TorchBackend, int8=True)),
+    "torch-cuda": BackendKind(None, partial(TorchBackend, device="cuda"), device="cuda",
+                              max_batch_size=256, max_batch_tokens=65536),
 }
 DEFAULT_BACKEND = "onnx-int8"  # --backend's default (predictor/settings.py), and what make bench measures first
+AUTO = "auto"  # --backend auto: torch-cuda where a GPU is visible, else AUTO_CPU (predictor/devices.py)
+AUTO_CPU = "onnx-int8"
+CPU_BACKENDS = [name for name, kind in BACKENDS.items() if kind.device == "cpu"]  # what runs on any machine
 
 
-def load_backend(name: str, weights: Path, threads: int) -> Backend:
-    """Open backend ``name`` on ``weights``: the file ``BACKENDS[name].onnx_file`` or the model directory."""
-    return BACKENDS[name].open(weights, threads)
+def load_backend(name: str, weights: Path, threads: int, dtype: str = "auto") -> Backend:
+    """Open backend ``name`` on ``weights``: the file ``BACKENDS[name].onnx_file`` or the model directory.
+
+    ``dtype`` (--torch_dtype) applies to the PyTorch backends only; the ONNX graphs carry their own.
+    """
+    kind = BACKENDS[name]
+    if kind.onnx_file is None and dtype != "auto":
+        return kind.open(weights, threads, dtype=dtype)
+    return kind.open(weights, threads)

@@ -22,9 +22,10 @@ from tokenizers import Tokenizer
 
 from modelbuild.layout import CONFIG, TOKENIZER, TOKENIZER_CONFIG
 from predictor import metrics
-from predictor.backends import Backend, load_backend
+from predictor.backends import BACKENDS, Backend, load_backend
 from predictor.batcher import BatchResult
 from predictor.budget import FIRST_CUT_CHARS_PER_TOKEN, TokenBudget
+from predictor.devices import BatchLimits, batch_limits, choose_backend
 from predictor.files import ModelFiles, resolve
 from predictor.settings import PredictorSettings
 from predictor.windows import special_frame
@@ -71,7 +72,10 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 class TextClassifier:
     """The model's files (resolved by modelbuild.files) behind ``classify``; the settings come from --flags."""
 
-    def __init__(self, files: ModelFiles, max_length: int, max_batch_tokens: int, threads: int):
+    fewest_passes = False  # chunk planning: the cheapest split (a CPU), or the fewest passes (a GPU: see __init__)
+
+    def __init__(self, files: ModelFiles, max_length: int, max_batch_tokens: int, threads: int,
+                 torch_dtype: str = "auto", device: str = "cpu"):
         self.files = files
         self.model_dir = files.model_dir
         config = json.loads((self.model_dir / CONFIG).read_text())
@@ -95,7 +99,12 @@ class TextClassifier:
         self.width = self.max_length - len(self.frame.prefix) - len(self.frame.suffix)  # content tokens of a row
         self.long_chars = self.width * FIRST_CUT_CHARS_PER_TOKEN
         self.backend_name = files.backend
-        self.backend: Backend = load_backend(files.backend, files.weights, threads)
+        self.device = device  # "cpu" or the GPU's name: the metadata shows it
+        # A GPU pass costs about the same for 1 or 256 texts (kernel launches, not FLOPs): fewest passes wins,
+        # and the planner's O(n * 64) search would cost more CPU time than it saves GPU time.
+        self.fewest_passes = BACKENDS[files.backend].device != "cpu"
+        self.batch_limits = BatchLimits(BACKENDS[files.backend].max_batch_size, self.max_batch_tokens)
+        self.backend: Backend = load_backend(files.backend, files.weights, threads, torch_dtype)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Head-truncated ids; a text too long to need whole is tokenized only as far as its first row
@@ -126,6 +135,8 @@ class TextClassifier:
         instead of padding fifteen short ones to its length, while texts of similar
         length share one pass. Each chunk stays under ``max_batch_tokens``.
         """
+        if self.fewest_passes:
+            return _fewest_passes(order, lengths, self.max_batch_tokens)
         sizes = [lengths[i] for i in order]
         best = [0.0] + [float("inf")] * len(sizes)  # best[j]: cheapest cost of the first j texts
         cut = [0] * (len(sizes) + 1)
@@ -186,7 +197,25 @@ class TextClassifier:
         return BatchResult(probs.astype(np.float32), lengths, tokenization_s)
 
 
+def _fewest_passes(order: Sequence[int], lengths: Sequence[int], max_batch_tokens: int) -> list[list[int]]:
+    """Sorted text indices cut into as few chunks as the padded-token budget allows (one pass over them)."""
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks and (len(chunks[-1]) + 1) * lengths[i] <= max_batch_tokens:
+            chunks[-1].append(i)  # sorted ascending: this text sets the chunk's new width
+        else:
+            chunks.append([i])
+    return chunks
+
+
 def build_classifier(settings: PredictorSettings, model_name: str) -> TextClassifier:
-    """Resolve the model's files once (merge, export: FileNotFoundError if none), then build the classifier."""
-    files = resolve(settings.model_dir, model_name, settings.model_cache_dir, settings.backend)
-    return TextClassifier(files, settings.max_length, settings.max_batch_tokens, settings.threads)
+    """Pick the backend (DeviceError if this machine cannot run it), resolve the model's files once (merge, export:
+    FileNotFoundError if none), then build the classifier; ``batch_limits`` on it are the batcher's."""
+    choice = choose_backend(settings.backend, settings.torch_dtype)
+    logger.info("Backend: %s", choice.reason)
+    limits = batch_limits(choice.backend, settings.max_batch_size, settings.max_batch_tokens)
+    files = resolve(settings.model_dir, model_name, settings.model_cache_dir, choice.backend)
+    classifier = TextClassifier(files, settings.max_length, limits.max_batch_tokens, settings.threads,
+                                settings.torch_dtype, choice.device)
+    classifier.batch_limits = BatchLimits(limits.max_batch_size, classifier.max_batch_tokens)
+    return classifier

@@ -49,7 +49,8 @@ class PredictorModel(TextClassificationModel):
         s = self.settings
         self.classifier = build_classifier(s, self.name)
         self.model_version = self.model_version or self.classifier.files.revision
-        self.batcher = DynamicBatcher(self.classifier.classify_batch, len(self.classifier.labels), s.max_batch_size,
+        self.batcher = DynamicBatcher(self.classifier.classify_batch, len(self.classifier.labels),
+                                      self.classifier.batch_limits.max_batch_size,
                                       s.max_batch_delay_ms / 1000, s.max_queue_texts)
         self.expander = Expander(self.classifier, self.batcher, ExpansionLimits(
             s.max_request_rows, s.max_windows, s.window_overlap, s.explain_max_words))
@@ -57,7 +58,7 @@ class PredictorModel(TextClassificationModel):
         self.ready = True
         logger.info(
             "Loaded %s (version %s, labels %s, backend %s) from %s in %.2f s", self.name, self.model_version,
-            self.labels, s.backend, self.classifier.model_dir, time.perf_counter() - started,
+            self.labels, self.classifier.backend_name, self.classifier.model_dir, time.perf_counter() - started,
         )
         return self.ready
 
@@ -86,7 +87,9 @@ class PredictorModel(TextClassificationModel):
         return {
             "problem_type": "multi_label" if self.classifier.multi_label else "single_label",
             "max_length": self.classifier.max_length,
-            "backend": self.settings.backend,
+            "backend": self.classifier.backend_name,  # what --backend auto chose, not "auto"
+            "device": self.classifier.device,
+            "max_batch_size": self.classifier.batch_limits.max_batch_size,
             "truncation": self.settings.truncation,
             "max_windows": self.settings.max_windows,
             "explain": self.settings.explain,

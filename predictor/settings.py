@@ -7,10 +7,11 @@ from typing import Literal
 
 from contract.parameters import DEFAULT_TRUNCATION, TRUNCATIONS
 from modelbuild.layout import default_cache_dir
-from predictor.backends import BACKENDS, DEFAULT_BACKEND
+from predictor.backends import AUTO, BACKENDS, DEFAULT_BACKEND, TORCH_DTYPES
 from runtime.settings import ServiceSettings, setting
 
-BackendName = Literal[tuple(BACKENDS)]  # the registry's names, in its order
+BackendName = Literal[(*BACKENDS, AUTO)]  # the registry's names, in its order, and `auto`
+TorchDtype = Literal[TORCH_DTYPES]
 Truncation = Literal[TRUNCATIONS]
 
 
@@ -23,16 +24,23 @@ class PredictorSettings(ServiceSettings):
         factory=default_cache_dir, help="where merged adapters and ONNX graphs exported on first use are cached",
         shown="`~/.cache/kserve-text-classifier`")
     max_length: int = setting(512, "tokens per text; longer texts are truncated (capped at the model's positions)")
-    max_batch_size: int = setting(32, "most texts one model call takes from the queue")
+    max_batch_size: int | None = setting(None, "most texts one model call takes from the queue",
+                                         shown="the backend's: 32, 256 on `torch-cuda`")
     max_batch_delay_ms: float = setting(2.0, "longest wait for a batch to fill before it runs")
-    max_batch_tokens: int = setting(16384, "padded tokens per forward pass; a batch is split to stay under it")
+    max_batch_tokens: int | None = setting(
+        None, "padded tokens per forward pass; a batch is split to stay under it",
+        shown="the backend's: 16384, 65536 on `torch-cuda`")
     max_queue_texts: int = setting(10_000, "texts allowed to wait; beyond it requests get 429 `overloaded`")
     request_timeout_s: float = setting(10.0, "per-request deadline; past it the answer is 504 `timeout`")
     model_version: str | None = setting(
         None, "version reported in responses and metadata, and used in cache keys", shown="hash of the model files")
     backend: BackendName = setting(
         DEFAULT_BACKEND, "inference engine: `onnx-int8`, `onnx` (ONNX Runtime, int8 or fp32 weights), `torch`, "
-                         "`torch-int8` (PyTorch); see [Backends](models.md#backends-and-speed)")
+                         "`torch-int8` (PyTorch), `torch-cuda` (PyTorch on a GPU), `auto` (`torch-cuda` where a "
+                         "GPU is visible, else `onnx-int8`); see [Backends](models.md#backends-and-speed)")
+    torch_dtype: TorchDtype = setting(
+        "auto", "weights and activations of the PyTorch backends: `auto` (fp32 on a CPU, bf16 on a GPU that has it, "
+                "else fp16), `float32`, `bfloat16`, `float16`")
     threads: int = setting(0, "intra-op threads of the backend", env="INFERENCE_THREADS",
                            shown="0 (the backend's default: one per core)")
     truncation: Truncation = setting(

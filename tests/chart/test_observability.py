@@ -55,7 +55,7 @@ def test_the_dashboard_loads_and_every_panel_has_a_query():
     titles = " | ".join(p["title"] for p in panels).lower()
     for what in ("request rate", "p50 / p95 / p99", "error ratio", "cache hit ratio", "batch size", "replicas",
                  "by revision", "queue", "tokens per text", "by backend", "error_type", "top-label share",
-                 "confidence", "shadow agreement"):
+                 "confidence", "shadow agreement", "gpu utilisation", "gpu memory"):
         assert what in titles, what
 
 
@@ -79,7 +79,7 @@ def test_every_query_names_its_metrics_with_braces():
 def test_promtool_accepts_the_rendered_rules(tmp_path):
     rules = rendered_rules(tmp_path)
     done = subprocess.run([promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False)
-    assert done.returncode == 0 and "SUCCESS: 8 rules found" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "SUCCESS: 9 rules found" in done.stdout, done.stdout + done.stderr
 
 
 def test_the_alerts_fire_when_they_should(tmp_path):
@@ -114,7 +114,7 @@ def test_monitoring_objects_render_as_configured():
     assert set(alerts) == {"TextClassifierLatencyP99High", "TextClassifierErrorRatioHigh",
                            "TextClassifierCacheHitRatioLow", "TextClassifierCacheCircuitOpen",
                            "TextClassifierPredictorQueueSaturated", "TextClassifierLabelSharesMoved",
-                           "TextClassifierHourlyCostOverBudget"}
+                           "TextClassifierHourlyCostOverBudget", "TextClassifierGpuIdleWhileQueueGrows"}
     assert "< 0.7" in alerts["TextClassifierCacheHitRatioLow"]["expr"]  # the configured floor
     assert alerts["TextClassifierLatencyP99High"]["for"] == "5m" and "> 0.2" in alerts[
         "TextClassifierLatencyP99High"]["expr"]

@@ -117,7 +117,7 @@ def test_the_canary_is_a_second_predictor_weighted_by_the_mesh():
 def test_disruption_budgets_and_placement_select_the_pods_kserve_makes():
     cluster = yaml.safe_load((ROOT / "cluster" / "eksctl-cluster.yaml").read_text())
     (spot,) = [g for g in cluster["managedNodeGroups"] if g.get("spot")]
-    (on_demand,) = [g for g in cluster["managedNodeGroups"] if not g.get("spot")]
+    (on_demand,) = [g for g in cluster["managedNodeGroups"] if g["name"] == "on-demand"]  # not spot, not gpu
     for mode in ("Knative", "Standard"):
         objects = render(None, f"deploymentMode={mode}", "placement.enabled=true")
         budgets = by_kind(objects, "PodDisruptionBudget")

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from predictor.backends import BACKENDS
+from predictor.backends import CPU_BACKENDS as BACKENDS
 from predictor.classifier import CALL_OVERHEAD_TOKENS, TextClassifier
 from tests.reference import hf_probs, served_classifier
 
