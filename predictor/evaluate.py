@@ -9,12 +9,15 @@
 ``--data`` finds the model's files in a data directory laid out like ../shared/data and
 ``--report`` prints the model card's figures (per-class precision/recall/F1, confusion
 matrix, ECE before and after the temperature) for the test slice and its hard sub-slices.
+It refuses to print a test figure for a model whose training record says the test slice
+took part in a choice (predictor/record.py): that figure would not estimate new text.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ from predictor.backends import BACKENDS
 from predictor.classifier import build_classifier
 from predictor.data import Example, HoldOut, calibration_split, read_labelled, split_three
 from predictor.layout import TRAINING_RECORD
+from predictor.record import refusal, standard_error
 from predictor.settings import PredictorSettings
 
 
@@ -90,7 +94,7 @@ def recorded_slices(args: argparse.Namespace) -> tuple[list[Example], list[Examp
     return validation_slices(args.model_dir, args.validation_of)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m predictor.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", type=Path, required=True)
@@ -100,7 +104,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N rows")
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help="the inference backend to measure")
     parser.add_argument("--report", action="store_true", help="per-class figures, confusion matrix, ECE, hard slices")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not args.file and args.slice == "test" and (reason := refusal(training_record(args.model_dir))):
+        sys.exit(f"predictor.evaluate: {reason}")
     if args.file:
         examples = read_labelled(args.file)
     else:
@@ -111,7 +117,8 @@ def main() -> None:
         print(json.dumps(quality_report(args.model_dir, examples, backend=args.backend), indent=1))
         return
     accuracy = accuracy_of(args.model_dir, examples, backend=args.backend)
-    print(json.dumps({"rows": len(examples), "backend": args.backend, "accuracy": round(accuracy, 4)}))
+    print(json.dumps({"rows": len(examples), "backend": args.backend, "accuracy": round(accuracy, 4),
+                      "standard_error": round(standard_error(accuracy, len(examples)), 4)}))
 
 
 if __name__ == "__main__":
