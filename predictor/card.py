@@ -193,3 +193,19 @@ def model_card(record: dict) -> str:
 
 {progress_table(record)}
 {evaluation_section(record)}"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m predictor.card --model_dir DIR``: re-render DIR/README.md from DIR/training.json."""
+    import argparse
+
+    from predictor.layout import MODEL_CARD, TRAINING_RECORD
+
+    parser = argparse.ArgumentParser(prog="python -m predictor.card", description=main.__doc__)
+    parser.add_argument("--model_dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    (args.model_dir / MODEL_CARD).write_text(model_card(json.loads((args.model_dir / TRAINING_RECORD).read_text())))
+
+
+if __name__ == "__main__":
+    main()

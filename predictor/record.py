@@ -10,6 +10,7 @@ their own; a choice made by hand is recorded with this module's command line::
 
     python -m predictor.record --model_dir predictor/bundled/sentiment --decision model_choice \\
         --saw calibration,test --note "kept over two other soups after their test figures were known"
+    python -m predictor.card --model_dir predictor/bundled/sentiment      # the card, re-rendered from the record
 
 ``python -m predictor.evaluate`` refuses to print a test figure for such a model, and the
 model card marks it. Every accuracy on the card carries its standard error.
@@ -119,17 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decision", required=True, choices=DECISIONS)
     parser.add_argument("--saw", required=True, help=f"comma-separated slices the decision saw: {', '.join(SLICES)}")
     parser.add_argument("--note", default="", help="what was decided and how, for the card")
-    parser.add_argument("--card", action="store_true", help="re-render the model card (README.md) from the record")
     args = parser.parse_args(argv)
     try:
         record = record_decision(args.model_dir, args.decision, args.saw.split(","), args.note)
     except ValueError as error:
         parser.error(str(error))
-    if args.card:
-        from predictor.card import model_card
-        from predictor.layout import MODEL_CARD
-
-        (args.model_dir / MODEL_CARD).write_text(model_card(record))
     print(json.dumps({"decisions": record["decisions"], "saw_test": saw_test(record)}))
 
 
