@@ -171,7 +171,8 @@ def progress_table(record: dict) -> str:
         return "\n".join(["| ingredient | calibration accuracy | in the soup |", "|---|---|---|", *rows])
     rows = {"calibration_accuracy": record.get("calibration_examples", 0),
             "validation_accuracy": record.get("validation_examples", 0)}
-    epochs = [f"| {e['epoch']} | " + " | ".join(
+    chosen = record.get("selected_epoch") if record["recipe"].get("select") == "calibration" else None
+    epochs = [f"| {e['epoch']}{' (kept: best calibration)' if e['epoch'] == chosen else ''} | " + " | ".join(
         with_error(e[k], n) if k in e else "" for k, n in rows.items()) + " |"
         for e in record["epochs"]]
     return "\n".join(["| epoch | calibration accuracy | test accuracy |", "|---|---|---|", *epochs])

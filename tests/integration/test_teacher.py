@@ -92,6 +92,7 @@ def test_teacher_then_student_on_tiny_models(tmp_path):
     assert {"ece", "ece_with_temperature"} <= set(served)
     card = (cache / "emotion-student" / "README.md").read_text()
     assert f"**Teacher** `{base}`" in card and "**Test accuracy** (PyTorch fp32" in card and "95% interval" in card
+    assert f"| {student['selected_epoch']} (kept: best calibration) |" in card
 
 
 def test_a_teacher_held_out_other_rows_is_refused(tmp_path):
