@@ -76,6 +76,9 @@ def quality_report(model_dir: Path, examples: list[Example], cache_dir: Path | N
     for name, rows in hard_slices(examples).items():
         if rows:
             out[name] = report(logits[rows], truth[rows], labels, temperature)
+    for result in out.values():  # no accuracy without its uncertainty
+        if isinstance(result, dict):
+            result["standard_error"] = round(standard_error(result["accuracy"], result["rows"]), 4)
     return out
 
 

@@ -89,7 +89,7 @@ def test_teacher_then_student_on_tiny_models(tmp_path):
     figures = student["teacher_figures"][0]
     assert figures["base_model"] == str(base) and figures["slices"]["test"]["rows"] == student["validation_examples"]
     served = student["evaluation"]["backends"]["onnx-int8"]["all"]
-    assert {"ece", "ece_with_temperature"} <= set(served)
+    assert {"ece", "ece_with_temperature", "standard_error"} <= set(served)
     card = (cache / "emotion-student" / "README.md").read_text()
     assert f"**Teacher** `{base}`" in card and "**Test accuracy** (PyTorch fp32" in card and "95% interval" in card
     assert f"| {student['selected_epoch']} (kept: best calibration) |" in card
