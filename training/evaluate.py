@@ -9,12 +9,15 @@
 ``--data`` finds the model's files in a data directory laid out like ../shared/data and
 ``--report`` prints the model card's figures (per-class precision/recall/F1, confusion
 matrix, ECE before and after the temperature) for the test slice and its hard sub-slices.
+It refuses to print a test figure for a model whose training record says the test slice
+took part in a choice (training/record.py): that figure would not estimate new text.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ from predictor.backends import BACKENDS
 from predictor.classifier import build_classifier
 from predictor.settings import PredictorSettings
 from training.data import Example, HoldOut, calibration_split, read_labelled, split_three
+from training.record import refusal, standard_error
 
 
 def training_record(model_dir: Path) -> dict:
@@ -72,6 +76,9 @@ def quality_report(model_dir: Path, examples: list[Example], cache_dir: Path | N
     for name, rows in hard_slices(examples).items():
         if rows:
             out[name] = report(logits[rows], truth[rows], labels, temperature)
+    for result in out.values():  # no accuracy without its uncertainty
+        if isinstance(result, dict):
+            result["standard_error"] = round(standard_error(result["accuracy"], result["rows"]), 4)
     return out
 
 
@@ -90,7 +97,7 @@ def recorded_slices(args: argparse.Namespace) -> tuple[list[Example], list[Examp
     return validation_slices(args.model_dir, args.validation_of)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", type=Path, required=True)
@@ -100,7 +107,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N rows")
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help="the inference backend to measure")
     parser.add_argument("--report", action="store_true", help="per-class figures, confusion matrix, ECE, hard slices")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not args.file and args.slice == "test" and (reason := refusal(training_record(args.model_dir))):
+        sys.exit(f"training.evaluate: {reason}")
     if args.file:
         examples = read_labelled(args.file)
     else:
@@ -111,7 +120,8 @@ def main() -> None:
         print(json.dumps(quality_report(args.model_dir, examples, backend=args.backend), indent=1))
         return
     accuracy = accuracy_of(args.model_dir, examples, backend=args.backend)
-    print(json.dumps({"rows": len(examples), "backend": args.backend, "accuracy": round(accuracy, 4)}))
+    print(json.dumps({"rows": len(examples), "backend": args.backend, "accuracy": round(accuracy, 4),
+                      "standard_error": round(standard_error(accuracy, len(examples)), 4)}))
 
 
 if __name__ == "__main__":

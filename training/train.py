@@ -16,7 +16,10 @@ Accuracy is printed after every epoch. The output directory is what ``python -m
 predictor --model_dir`` serves: a full model directory, or with ``--lora`` a small
 adapter (LoRA weights + classifier head) that the predictor merges into the base.
 ``--teachers`` distils an ensemble of trained models into this one: their mean
-softmax on every training row is a soft target beside the label (``--distill_weight``).
+softmax on every training row is a soft target beside the label (``--distill_weight``);
+a teacher may have another architecture and tokenizer (training/distil.py).
+``--select calibration`` keeps the epoch best on the calibration slice and reads the
+test slice once, after that choice; the record says which slices each decision saw.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--checkpoint_every_epoch", action="store_true", help="save each epoch's model and held-out logits")
     add("--checkpoint_steps", type=int, default=0, help="also save the model every N steps to last-checkpoint/")
     add("--log_seconds", type=float, default=60, help="seconds between progress lines")
+    add("--select", default="last", choices=["last", "calibration"],
+        help="keep the last epoch, or the one best on the calibration slice (the test slice is then read once)")
     add("--epochs", type=int, default=3)
     add("--lr", type=float, default=2e-5)
     add("--batch_size", type=int, default=32)
@@ -62,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--train_seed", type=int, default=None,
         help="initialisation, batch order and --max_train_samples' subset; default: --seed")
     add("--threads", type=int, default=0, help="torch threads; 0 = one per core")
+    add("--device", default="cpu", help="torch device to train on: cpu, or cuda on a GPU machine (docs/teacher.md)")
     add("--lora", action="store_true", help="train a LoRA adapter + classifier head instead of every weight")
     add("--lora_r", type=int, default=16)
     add("--lora_alpha", type=int, default=32)

@@ -74,14 +74,15 @@ def test_distillation_from_an_ensemble(tiny_model_dir, tiny_tsv, tmp_path):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from training.distil import ensemble_probs
+    from training.distil import teacher_probs
     from training.model import predict_logits
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ids = tokenizer(["a superb film", "a tedious , clumsy film"])["input_ids"]
+    texts = ["a superb film", "a tedious , clumsy film"]
+    ids = tokenizer(texts)["input_ids"]
     # a second, different model: another initialisation and batch order, the same held-out slices
     teacher = run_train(tiny_model_dir, tiny_tsv, tmp_path / "teacher", "--train_seed", "7")
-    mean = ensemble_probs([tiny_model_dir, tmp_path / "teacher"], ids, tokenizer.pad_token_id)
+    mean = teacher_probs([tiny_model_dir, tmp_path / "teacher"], texts, ["NEGATIVE", "POSITIVE"], 32)
     each = [torch.softmax(torch.from_numpy(predict_logits(AutoModelForSequenceClassification.from_pretrained(d), ids,
                                                           tokenizer.pad_token_id)), -1)
             for d in (tiny_model_dir, tmp_path / "teacher")]

@@ -124,4 +124,4 @@ def test_model_card_shows_per_class_figures_confusion_and_calibration():
     assert "| `POSITIVE` | 1.000 | 0.667 | 0.800 | 3 |" in card
     assert "| **NEGATIVE** | 1 | 0 |" in card and "| **POSITIVE** | 1 | 2 |" in card
     assert "T = 1.700" in card and f"{result['ece']:.4f}" in card
-    assert "| negation or contrast | 4 | 0.7500 | 0.7500 |" in card
+    assert "| negation or contrast | 4 | 0.7500 ± 0.2165 | 0.7500 ± 0.2165 |" in card  # one SE on 4 rows

@@ -34,5 +34,5 @@ def test_card_of_a_soup_names_its_ingredients_and_what_greedy_kept():
     }
     card = model_card(record)
     assert "model soup) of 1 models" in card and "greedy selection" in card and "learning rate" not in card
-    assert "| `A` | 0.9000 | yes |" in card and "| `B` | 0.8000 | no |" in card
-    assert "| **the soup** | 0.9000 | test accuracy 0.7500 |" in card
+    assert "| `A` | 0.9000 ± 0.2121 | yes |" in card and "| `B` | 0.8000 ± 0.2828 | no |" in card  # 2 rows
+    assert "| **the soup** | 0.9000 ± 0.2121 | test accuracy 0.7500 ± 0.2165 |" in card
