@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -50,6 +51,11 @@ class RESTServer(kserve_rest.RESTServer):
         self.fast_path = fast_path
         self._server.__class__ = DrainingServer
         self._server.drain_s = drain_s
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default (KServe keeps its default), and
+        # Knative's queue-proxy is 127.0.0.1 in the pod: a client's own header became the peer
+        # address the rate limit keys by. Only uvicorn's FORWARDED_ALLOW_IPS, naming the proxies
+        # to trust, turns it back on (tests/integration/test_forwarded_for.py).
+        self.config.proxy_headers = bool(os.environ.get("FORWARDED_ALLOW_IPS"))
 
     def _add_middlewares(self, app: FastAPI) -> None:
         super()._add_middlewares(app)

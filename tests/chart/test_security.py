@@ -75,12 +75,15 @@ def test_security_scenario_renders_tls_jwt_and_rate_limits():
             transformer["containers"][0]["volumeMounts"]
         assert transformer["volumes"][-1]["secret"]["secretName"] == "text-classifier-redis-tls"
         env = env_of(isvc, "transformer")
-        assert (env["RATE_LIMIT_RPS"], env["RATE_LIMIT_BURST"], env["RATE_LIMIT_KEY"]) == ("10", "20", "x-api-key")
+        # istio.jwt is on: the key is the verified claim's header (tests/chart/test_rate_limit_key.py)
+        assert (env["RATE_LIMIT_RPS"], env["RATE_LIMIT_BURST"], env["RATE_LIMIT_KEY"]) == ("10", "20",
+                                                                                         "x-tc-verified-client")
         selector = {"serving.kserve.io/inferenceservice": name, "app.kubernetes.io/component": "transformer"}
         jwt = next(o for o in by_kind(objects, "RequestAuthentication") if o["metadata"]["name"].endswith(f"{name}-jwt"))
         assert jwt["spec"]["selector"]["matchLabels"] == selector
         assert jwt["spec"]["jwtRules"] == [{"issuer": "https://auth.example.com/", "audiences": ["text-classifier"],
-                                            "jwksUri": "https://auth.example.com/.well-known/jwks.json"}]
+                                            "jwksUri": "https://auth.example.com/.well-known/jwks.json",
+                                            "outputClaimToHeaders": [{"header": "x-tc-verified-client", "claim": "sub"}]}]
         deny = next(o for o in by_kind(objects, "AuthorizationPolicy") if o["metadata"]["name"].endswith("require-jwt")
                     and o["spec"]["selector"]["matchLabels"] == selector)
         assert deny["spec"]["action"] == "DENY"
@@ -108,4 +111,4 @@ def test_prod_requires_a_token_for_its_audience_and_limits_every_client():
     assert by_kind(objects, "AuthorizationPolicy")
     for isvc in by_kind(objects, "InferenceService"):
         env = {e["name"]: e.get("value") for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
-        assert env["RATE_LIMIT_RPS"] and env["RATE_LIMIT_KEY"] == "x-api-key"
+        assert env["RATE_LIMIT_RPS"] and env["RATE_LIMIT_KEY"] == "x-tc-verified-client"  # the verified sub

@@ -195,6 +195,14 @@ autoScaling:
 {{- end -}}
 
 {{/* The transformer's service account: the identity the predictors' AuthorizationPolicy admits. */}}
+{{/*
+The header Istio writes the caller's verified JWT claim to (istio.jwt.clientClaim), which the
+transformer's rate limit keys on; the gateway strips a client's own copy of it.
+*/}}
+{{- define "tc.verifiedClientHeader" -}}
+x-tc-verified-client
+{{- end -}}
+
 {{- define "tc.transformerServiceAccount" -}}
 {{- .Values.transformer.serviceAccountName | default (printf "%s-transformer" (include "tc.name" .)) -}}
 {{- end -}}
