@@ -1,6 +1,6 @@
 import pytest
 
-from tests.integration.servers import RedisProcess, ServerProcess
+from tests.integration.servers import RedisProcess, ServerProcess, transformer_for
 
 
 @pytest.fixture(scope="module")
@@ -23,5 +23,14 @@ def predictor(tiny_model_dir, tmp_path_factory):
 def redis(tmp_path_factory):
     """A redis-server of the test module's own, on a free port."""
     server = RedisProcess(tmp_path_factory.mktemp("redis") / "redis.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def transformer(predictor, redis, tmp_path_factory):
+    """The real transformer in front of this module's predictor and Redis, with default flags
+    (a module needing other flags defines its own ``transformer``, which takes precedence)."""
+    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
     yield server
     server.stop()

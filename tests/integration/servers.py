@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from harness.processes import ROOT, SERVER_ENV, RedisProcess, ServerProcess, free_port  # noqa: F401  (for the tests)
 
@@ -70,3 +71,8 @@ def transformer_for(predictor: ServerProcess, redis, log, *extra: str, name: str
     return ServerProcess("transformer", ["--model_name", name, "--predictor_host", target, "--predictor_protocol",
                                          protocol, "--redis_url", url, "--cache_timeout_ms", TEST_CACHE_TIMEOUT_MS,
                                          *extra], log)
+
+
+def rss_mb(server: ServerProcess) -> float:
+    """The resident memory of a server's process, in MiB."""
+    return psutil.Process(server.process.pid).memory_info().rss / 2**20

@@ -11,11 +11,10 @@ from __future__ import annotations
 import socket
 import time
 
-import psutil
 import pytest
 
 from tests.integration.adversarial import V1, V2, v2_body
-from tests.integration.servers import HTTP, ServerProcess, transformer_for
+from tests.integration.servers import HTTP, rss_mb
 
 pytestmark = pytest.mark.integration
 
@@ -24,17 +23,6 @@ pytestmark = pytest.mark.integration
 ONE_TOKEN_CHARS = "!" * 99_990
 FLOOD = [ONE_TOKEN_CHARS] * 80
 RSS_BOUND_MB = 300  # growth over both requests; whole-text tokenization took well over a gigabyte
-
-
-@pytest.fixture(scope="module")
-def transformer(predictor, redis, tmp_path_factory):
-    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
-    yield server
-    server.stop()
-
-
-def rss_mb(server: ServerProcess) -> float:
-    return psutil.Process(server.process.pid).memory_info().rss / 2**20
 
 
 def post(url: str, body: dict):

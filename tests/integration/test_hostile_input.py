@@ -15,14 +15,13 @@ import uuid
 
 import grpc
 import httpx
-import psutil
 import pytest
 import redis as redis_client
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from tests.integration.adversarial import V1, V2, v2_body
-from tests.integration.servers import HTTP, ServerProcess, transformer_for
+from tests.integration.servers import HTTP, rss_mb, transformer_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,17 +69,6 @@ def send(url: str, case) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     response = HTTP.post(url + path, content=content, headers={"content-type": content_type}, timeout=30)
     return response, time.monotonic() - started
-
-
-@pytest.fixture(scope="module")
-def transformer(predictor, redis, tmp_path_factory):
-    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
-    yield server
-    server.stop()
-
-
-def rss_mb(server: ServerProcess) -> float:
-    return psutil.Process(server.process.pid).memory_info().rss / 2**20
 
 
 @pytest.mark.parametrize("service", ["predictor", "transformer"])

@@ -11,18 +11,11 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from tests.integration.adversarial import V1
-from tests.integration.servers import HTTP, transformer_for
+from tests.integration.servers import HTTP
 
 pytestmark = pytest.mark.integration
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-@pytest.fixture(scope="module")
-def transformer(predictor, redis, tmp_path_factory):
-    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("service", ["predictor", "transformer"])

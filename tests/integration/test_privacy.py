@@ -18,7 +18,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from tests.integration.adversarial import V1, V2, v2_body
-from tests.integration.servers import HTTP, transformer_for
+from tests.integration.servers import HTTP
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +26,6 @@ EXPLAIN = "/v1/models/sentiment:explain"
 VARIANTS = [({}, V1), ({"truncation": "head_tail"}, V1), ({"truncation": "chunks"}, V1),
             ({}, EXPLAIN), ({"granularity": "token"}, EXPLAIN), ({"explain": True}, V2),
             ({"explain": True, "granularity": "token"}, V2), ({"truncation": "chunks"}, V2)]
-
-
-@pytest.fixture(scope="module")
-def transformer(predictor, redis, tmp_path_factory):
-    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
-    yield server
-    server.stop()
 
 
 def words_of(answer: dict) -> list:

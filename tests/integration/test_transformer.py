@@ -16,13 +16,6 @@ from tests.integration.servers import HTTP, RedisProcess, ServerProcess, metric,
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def transformer(predictor, redis, tmp_path_factory):
-    server = transformer_for(predictor, redis, tmp_path_factory.mktemp("logs") / "transformer.log").start()
-    yield server
-    server.stop()
-
-
 def unique(n: int) -> list[str]:
     run = uuid.uuid4().hex[:8]
     return [f"text {run} number {i} is {'great' if i % 2 else 'dull'}" for i in range(n)]
