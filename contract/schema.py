@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,27 @@ def _check_encodable(text: str, where: str) -> None:
         ) from None
 
 
+# A JSON escape of one half of a surrogate pair without the other half ("\\ud800"): valid JSON, but no
+# text. orjson and pydantic refuse such a body with a JSON error; ``unparsable_body`` tells it apart.
+_LONE_SURROGATE_ESCAPE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"  # a high half with no low half after it
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a low half with no high half before it
+)
+
+
+def has_lone_surrogate_escape(raw: bytes) -> bool:
+    return _LONE_SURROGATE_ESCAPE.search(raw) is not None
+
+
+def unparsable_body(raw: bytes, detail: str, example: str = "") -> ServiceError:
+    """The error for a body no JSON parser took: ``invalid_text`` when a lone surrogate escape is why
+    (as for a body that parsed: ``_check_encodable``), else ``invalid_json``."""
+    if has_lone_surrogate_escape(raw):
+        return ServiceError("invalid_text", "The body has a lone surrogate escape (such as \\ud800 without its "
+                                            "pair); send text that is valid Unicode.")
+    return ServiceError("invalid_json", f"The body is not valid JSON: {detail}." + (f" Send {example}." if example else ""))
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -128,7 +150,7 @@ def _v1_body(body: Any) -> dict:
         try:
             body = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ServiceError("invalid_json", f"The body is not valid JSON: {exc}. Send {V1_EXAMPLE}.") from None
+            raise unparsable_body(bytes(body), str(exc), V1_EXAMPLE) from None
     if not isinstance(body, dict):
         raise ServiceError("invalid_request", f"The body is {_json_type(body)}; send a JSON object like {V1_EXAMPLE}.")
     return body

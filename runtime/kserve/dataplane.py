@@ -11,6 +11,7 @@ from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
 from contract.errors import ServiceError
+from contract.schema import has_lone_surrogate_escape, unparsable_body
 from runtime import shutdown
 from runtime.face import TextClassificationModel
 
@@ -52,6 +53,8 @@ class DataPlane(kserve_dataplane.DataPlane):
             try:
                 body = InferenceRequest.model_validate_json(body)
             except pydantic.ValidationError as exc:
+                if has_lone_surrogate_escape(body):  # valid JSON that pydantic's parser refuses: 400 invalid_text
+                    raise unparsable_body(body, "") from None
                 raise RequestValidationError(exc.errors()) from None
         try:
             return super().decode_inference_request(body, headers, model_name)

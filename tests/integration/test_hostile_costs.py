@@ -57,11 +57,14 @@ SURROGATE = '{"instances": ["fine", "bad \\ud800 text"]}'
 @pytest.mark.parametrize("service", ["predictor", "transformer"])
 def test_a_lone_surrogate_is_a_400_invalid_text(service, request):
     server = request.getfixturevalue(service)
-    for path, body in [(V1, SURROGATE), (V2, '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], '
-                                             '"data": ["\\udfff"]}]}')]:
-        response = HTTP.post(server.url + path, content=body, headers={"content-type": "application/json"})
-        assert response.status_code == 400, response.text[:300]
-        assert response.json()["error_type"] == "invalid_text"
+    v2 = '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["\\udfff"]}]}'
+    v2_at_end = '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["\\ud800"]}]}'
+    # With and without a JSON content type (curl -d and tritonclient.http send none): other parsers then.
+    for content_type in ("application/json", "application/x-www-form-urlencoded"):
+        for path, body in [(V1, SURROGATE), (V1, '{"instances": ["\\ud800"]}'), (V2, v2), (V2, v2_at_end)]:
+            response = HTTP.post(server.url + path, content=body, headers={"content-type": content_type})
+            assert response.status_code == 400, response.text[:300]
+            assert response.json()["error_type"] == "invalid_text", (content_type, body, response.text[:300])
     assert HTTP.post(server.url + V2, json=v2_body(["still fine"])).status_code == 200
 
 

@@ -19,6 +19,9 @@ def v2(data, datatype="BYTES", shape=None, name="text"):
     "body, error_type, fragment",
     [
         (b"{not json", "invalid_json", "not valid JSON"),
+        (b'{"instances": ["\\u12"]}', "invalid_json", "not valid JSON"),  # a broken escape: not a surrogate
+        (b'{"instances": ["\\ud800"]}', "invalid_text", "lone surrogate"),  # as raw bytes (no JSON content type)
+        (b'{"instances": ["a \\udc00 b"]}', "invalid_text", "lone surrogate"),
         ([1, 2], "invalid_request", "is an array"),
         ({}, "invalid_request", 'Missing field "instances"'),
         ({"instances": None}, "invalid_request", "is null"),
@@ -33,6 +36,11 @@ def test_v1_bad_bodies_name_the_problem(body, error_type, fragment):
         schema.parse_v1(body)
     assert caught.value.error_type == error_type
     assert fragment in caught.value.message
+
+
+def test_a_surrogate_pair_escape_is_one_character_not_a_lone_half():
+    assert schema.parse_v1(b'{"instances": ["\\ud83d\\ude00"]}') == ["\U0001f600"]
+    assert not schema.has_lone_surrogate_escape(b'["\\ud83d\\ude00", "\\u00e9"]')
 
 
 def test_v1_accepts_any_string_including_empty_numbers_and_emoji():
