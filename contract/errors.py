@@ -79,7 +79,8 @@ ERRORS: dict[ErrorType, ErrorKind] = {
     ),
     ErrorType.REQUEST_TOO_LARGE: ErrorKind(
         413, StatusCode.RESOURCE_EXHAUSTED,
-        "the texts need more model rows (windows, explanation variants) than `--max_request_rows`",
+        "the texts need more model rows (windows, explanation variants) than `--max_request_rows` "
+        "(`--max_explain_rows` for explanations)",
     ),
     ErrorType.OVERLOADED: ErrorKind(
         429, StatusCode.RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff"

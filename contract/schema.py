@@ -38,6 +38,13 @@ WINDOWS_OUTPUT, EXPLANATION_OUTPUT = "windows", "explanation"
 V1_EXAMPLE = '{"instances": ["I love this", "I hate this"]}'
 
 
+# The transformer names the client a request came from (a hash of its rate-limit key, never the key) to the
+# predictor, whose batches take turns across clients (predictor/batcher.py). Only the transformer reaches a
+# predictor (its AuthorizationPolicy), so the predictor takes the header as given, bounded in length.
+CLIENT_HEADER = "x-tc-client"
+CLIENT_HEADER_MAX = 64
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one request may carry; both services apply the same limits (runtime/settings.py declares them)."""

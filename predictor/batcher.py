@@ -1,8 +1,9 @@
 """Dynamic batching for every protocol: concurrent requests share one model call.
 
 Requests put their texts on one queue. A single loop takes up to
-``max_batch_size`` texts, in turns across the queued requests (so a long request
-never holds a short one back for more than a batch), waiting at most ``max_delay_s`` for the batch to fill (and
+``max_batch_size`` texts, in turns across the clients with queued requests, then
+across each client's requests (so neither a long request nor a client's many requests
+hold another client's short one back for more than a batch), waiting at most ``max_delay_s`` for the batch to fill (and
 not at all when the last batch was a single text: nobody else is coming), and
 runs the model on a dedicated thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
@@ -80,6 +81,7 @@ class _Pending:
     stats: RequestStats | None = None
     trace_context: object = None  # the submitter's, when tracing is on
     queued_ns: int = 0
+    client: str | None = None  # who sent it (the transformer's hashed rate-limit key): turns are per client
     next_text: int = 0  # first text not yet taken into a batch
     unfinished: int = field(init=False)
 
@@ -114,11 +116,12 @@ class DynamicBatcher:
             self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
     async def submit(self, texts: Sequence[Item], timeout_s: float, groups: Sequence[int] | None = None,
-                     stats: RequestStats | None = None) -> np.ndarray:
+                     stats: RequestStats | None = None, client: str | None = None) -> np.ndarray:
         """Probabilities for ``texts`` in order; ServiceError 429 if the queue is full, 504 past the deadline.
 
         ``groups``: sorted offsets where groups of items end (the last one ``len(texts)``).
         ``stats``, when given, is filled in with the request's queue and inference times.
+        ``client``: who sent it; batches take turns across clients first, then across a client's requests.
         """
         if not texts:
             return np.zeros((0, self._num_outputs), dtype=np.float32)
@@ -131,7 +134,7 @@ class DynamicBatcher:
         pending = _Pending(
             texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), self._num_outputs), np.float32),
             groups, stats, tracing.current_context(),
-            time.time_ns() if stats is not None or tracing.ENABLED else 0,
+            time.time_ns() if stats is not None or tracing.ENABLED else 0, client,
         )
         self._queue.append(pending)
         self.queued_texts += len(texts)
@@ -145,50 +148,62 @@ class DynamicBatcher:
             ) from None
 
     def _take_batch(self) -> list[tuple[_Pending, int, int]]:
-        """Up to max_batch_size texts as (request, start, end) slices, taken in turns across the queued
-        requests: each gets about an equal share per pass (whole groups), so a lone text that arrives
-        behind a 4,096-row request rides in the next batch instead of waiting for all of it (issue 26)."""
+        """Up to max_batch_size texts as (request, start, end) slices, taken in turns across the clients
+        with queued requests, and within a client across its requests in arrival order: each client gets
+        about an equal share per pass (whole groups), so a lone text that arrives behind a 4,096-row
+        request, or behind many requests of one client, rides in the next batch (issue 26). A request
+        without a client (``submit(client=None)``) is a client of its own."""
         batch, size, spent = [], 0, 0
         while self._queue and size < self.max_batch_size and spent < BATCH_TOKENS:
-            turn = max(1, self.max_batch_size // len(self._queue))
-            took = False
+            lanes: dict[object, list[_Pending]] = {}
             for pending in list(self._queue):
-                room = self.max_batch_size - size
-                if room <= 0 or spent >= BATCH_TOKENS:
-                    break
-                remaining = len(pending.texts) - pending.next_text
                 if pending.future.done():  # timed out: drop what it still had queued
                     self._queue.remove(pending)
-                    self.queued_texts -= remaining
+                    self.queued_texts -= len(pending.texts) - pending.next_text
                     continue
-                start = pending.next_text
-                take = min(remaining, turn, room)
-                if pending.group_ends is not None and take < remaining:
-                    # whole groups within the turn; else the next group if it fits the room (or the batch is empty)
-                    take = (_group_take(pending.group_ends, start, take, alone=False)
-                            or _group_take(pending.group_ends, start, room, alone=size == 0))
-                # ... and within the batch's tokens: a group (explanation rows) is cut where it passes them
-                taken = 0
-                while taken < take and (spent + (cost := _tokens(pending.texts[start + taken])) <= BATCH_TOKENS
-                                        or size + taken == 0):
-                    spent += cost
-                    taken += 1
-                take = taken
-                if take == 0:  # its next group does not fit what is left: it starts a later batch
-                    continue
-                batch.append((pending, start, start + take))
-                pending.next_text += take
-                size += take
-                self.queued_texts -= take
-                took = True
-                if pending.next_text == len(pending.texts):
-                    self._queue.remove(pending)
+                lanes.setdefault(_lane(pending), []).append(pending)
+            turn = max(1, self.max_batch_size // max(1, len(lanes)))
+            took = False
+            for lane in lanes.values():
+                share = turn
+                for pending in lane:  # the client's requests in arrival order, within its share
+                    room = min(self.max_batch_size - size, share)
+                    if room <= 0 or spent >= BATCH_TOKENS:
+                        break
+                    start = pending.next_text
+                    remaining = len(pending.texts) - start
+                    take = min(remaining, room)
+                    if pending.group_ends is not None and take < remaining:
+                        # whole groups within the share; else the next group if it fits the room (or the batch
+                        # is empty)
+                        take = (_group_take(pending.group_ends, start, take, alone=False)
+                                or _group_take(pending.group_ends, start, self.max_batch_size - size,
+                                               alone=size == 0))
+                    # ... and within the batch's tokens: a group (explanation rows) is cut where it passes them
+                    taken = 0
+                    while taken < take and (spent + (cost := _tokens(pending.texts[start + taken])) <= BATCH_TOKENS
+                                            or size + taken == 0):
+                        spent += cost
+                        taken += 1
+                    take = taken
+                    if take == 0:  # its next group does not fit what is left: it starts a later batch
+                        break  # (and the client's later requests wait behind it: its own order is kept)
+                    batch.append((pending, start, start + take))
+                    pending.next_text += take
+                    size += take
+                    share -= take
+                    self.queued_texts -= take
+                    took = True
+                    if pending.next_text == len(pending.texts):
+                        self._queue.remove(pending)
+                    else:
+                        break
             if not took:
                 break
-        # Those served go behind those not: a group too large to share a batch (an explanation's 65
-        # rows) must not let its request open every batch while a lone text waits for room.
-        served = {id(pending) for pending, _, _ in batch}
-        self._queue = deque(sorted(self._queue, key=lambda pending: id(pending) in served))  # stable
+        # Clients served go behind those not: a group too large to share a batch (an explanation's 65
+        # rows) must not let its client open every batch while a lone text waits for room.
+        served = {_lane(pending) for pending, _, _ in batch}
+        self._queue = deque(sorted(self._queue, key=lambda pending: _lane(pending) in served))  # stable
         return batch
 
     async def _wait_for_batch(self) -> None:
@@ -259,6 +274,11 @@ class DynamicBatcher:
             pending.unfinished -= end - start
             if pending.unfinished == 0 and not pending.future.done():
                 pending.future.set_result(pending.result)
+
+
+def _lane(pending: _Pending) -> object:
+    """Whose turn a request's texts take: its client's, or its own when it names none."""
+    return pending.client if pending.client is not None else id(pending)
 
 
 def _tokens(item: Item) -> int:

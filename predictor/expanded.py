@@ -33,6 +33,9 @@ class ExpansionLimits:
     max_windows: int  # windows per text under truncation chunks
     window_overlap: int  # tokens consecutive windows share
     explain_max_words: int
+    # An explanation is many rows for a few bytes (63 texts of 64 words: ~4,096 rows from a 36 KB body):
+    # its own, much smaller limit keeps one :explain request from holding the model for seconds (issue 26).
+    max_explain_rows: int = 260
 
 
 class Expander:
@@ -48,12 +51,14 @@ class Expander:
     def __getstate__(self):  # picklable for KServe's multi-worker mode, like the batcher
         return {**self.__dict__, "_pool": None}
 
-    def _check_rows(self, count: int, what: str) -> None:
-        if count > self.limits.max_rows:
+    def _check_rows(self, count: int, what: str, limit: int | None = None, flag: str = "--max_request_rows",
+                    at_least: bool = False) -> None:
+        limit = self.limits.max_rows if limit is None else limit
+        if count > limit:
             raise ServiceError(
                 "request_too_large",
-                f"The request needs {count} model rows ({what}); the limit is {self.limits.max_rows} per request "
-                "(--max_request_rows). Send fewer or shorter texts per request.",
+                f"The request needs {'at least ' if at_least else ''}{count} model rows ({what}); the limit is "
+                f"{limit} per request ({flag}). Send fewer or shorter texts per request.",
             )
 
     async def _prepare(self, fn, *args):
@@ -67,20 +72,21 @@ class Expander:
         return self._pool
 
     async def _run(self, rows: Sequence[list[int]], groups: Sequence[int], deadline: float,
-                   stats: RequestStats | None) -> np.ndarray:
+                   stats: RequestStats | None, client: str | None) -> np.ndarray:
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise ServiceError("timeout", "Preparing the request's rows took the whole request deadline.")
-        return await self.batcher.submit(list(rows), remaining, groups=groups, stats=stats)
+        return await self.batcher.submit(list(rows), remaining, groups=groups, stats=stats, client=client)
 
     async def score(self, texts: Sequence[str], strategy: str, timeout_s: float,
-                    field_name: str = "instances", stats: RequestStats | None = None) -> tuple[np.ndarray, list[int] | None]:
+                    field_name: str = "instances", stats: RequestStats | None = None,
+                    client: str | None = None) -> tuple[np.ndarray, list[int] | None]:
         """Probabilities under ``strategy`` and, for chunks, the windows each text took."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         if not texts:
             return np.zeros((0, len(self.classifier.labels)), np.float32), ([] if strategy == "chunks" else None)
         rows = await self._prepare(self.windowing.rows, texts, strategy, field_name, self.limits.max_rows)
-        probs = windows.combine(await self._run(rows.rows, rows.groups, deadline, stats), rows)
+        probs = windows.combine(await self._run(rows.rows, rows.groups, deadline, stats, client), rows)
         return probs, (rows.windows if strategy == "chunks" else None)
 
     def _plans(self, texts: Sequence[str], granularity: str) -> list[explain.Plan]:
@@ -88,17 +94,20 @@ class Expander:
         return [explain.plan(tokenizer, text, granularity, max_words) for text in texts]
 
     async def explain(self, texts: Sequence[str], granularity: str, timeout_s: float,
-                      stats: RequestStats | None = None) -> tuple[np.ndarray, list[dict]]:
+                      stats: RequestStats | None = None, client: str | None = None) -> tuple[np.ndarray, list[dict]]:
         """Each text's probabilities (of its explained input) and its explanation."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         labels = self.classifier.labels
         if not texts:
             return np.zeros((0, len(labels)), np.float32), []
+        limit = min(self.limits.max_explain_rows, self.limits.max_rows)
+        # a row a text at least (the text itself): refused before any tokenizing
+        self._check_rows(len(texts), "one per text at least", limit, "--max_explain_rows", at_least=True)
         plans = await self._prepare(self._plans, texts, granularity)
         rows = [row for p in plans for row in p.rows]
-        self._check_rows(len(rows), "one per explained word, plus the text")
+        self._check_rows(len(rows), "one per explained word, plus the text", limit, "--max_explain_rows")
         groups = np.cumsum([len(p.rows) for p in plans]).tolist()
-        probs = await self._run(rows, groups, deadline, stats)
+        probs = await self._run(rows, groups, deadline, stats, client)
         starts = [0, *groups]
         answers = [explain.explanation(p, probs[s:e], labels) for p, s, e in zip(plans, starts, starts[1:])]
         return probs[starts[:-1]], answers

@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from contract import timings
 from contract.errors import ServiceError
 from contract.parameters import Options, Truncation
+from contract.schema import CLIENT_HEADER, CLIENT_HEADER_MAX
 from contract.scores import Scores
 from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier, build_classifier
@@ -53,7 +54,8 @@ class PredictorModel(TextClassificationModel):
                                       self.classifier.batch_limits.max_batch_size,
                                       s.max_batch_delay_ms / 1000, s.max_queue_texts)
         self.expander = Expander(self.classifier, self.batcher, ExpansionLimits(
-            s.max_request_rows, s.max_windows, s.window_overlap, s.explain_max_words))
+            s.max_request_rows, s.max_windows, s.window_overlap, s.explain_max_words,
+            s.max_explain_rows))
         self.classifier.classify(WARM_UP_TEXTS)  # first call pays one-off allocation; not a client's request
         self.ready = True
         logger.info(
@@ -70,14 +72,17 @@ class PredictorModel(TextClassificationModel):
         timeout_s = self.settings.request_timeout_s
         stats = RequestStats()
         windows = explanations = None
+        client = headers.get(CLIENT_HEADER)  # whose turn its texts take in the batches
+        client = client[:CLIENT_HEADER_MAX] if isinstance(client, str) and client else None
         if options.explain:
             if not self.settings.explain:
                 raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
-            probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s, stats)
+            probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s, stats, client)
         elif (strategy := options.truncation or self.settings.truncation) == Truncation.HEAD:  # the plain path
-            probs = await self.batcher.submit(texts, timeout_s, stats=stats)
+            probs = await self.batcher.submit(texts, timeout_s, stats=stats, client=client)
         else:
-            probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name, stats)
+            probs, windows = await self.expander.score(texts, strategy, timeout_s, options.field_name, stats,
+                                                           client)
         child(TEXTS_INFERRED, self.name).inc(len(texts))
         answers.observe(self.name, self.model_version, self.labels, probs)
         return Scores(probs, self.labels, self.model_version, windows=windows, explanations=explanations,

@@ -50,6 +50,10 @@ class PredictorSettings(ServiceSettings):
     window_overlap: int = setting(64, "tokens consecutive `chunks` windows share (at most half a window)")
     max_request_rows: int = setting(
         4096, "model rows (windows, explanation variants) one request may need; more is a 413 `request_too_large`")
+    max_explain_rows: int = setting(
+        260, "model rows one `:explain` request may need (one per explained word plus one per text: 260 is four "
+             "texts of 64 words); more is a 413 `request_too_large`, before any text is tokenized when the texts "
+             "alone need more")
     explain: bool = setting(
         True, "serve V1 `:explain` and V2 explanations; `false` answers them 501 `not_implemented` (see "
               "[Explanations](long-texts.md#explanations-explain))")

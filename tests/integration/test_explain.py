@@ -102,9 +102,11 @@ def test_explain_has_predicts_limits_and_error_table(predictor):
     assert null.status_code == 400 and null.json()["error_type"] == "invalid_request"
     many = httpx.post(f"{predictor.url}{EXPLAIN}", json={"instances": ["x"] * 1001}, timeout=10)
     assert many.status_code == 400 and many.json()["error_type"] == "too_many_texts"
-    # 64 variants + 1 per text: 70 long texts need 4550 rows, over the default 4096.
+    # 64 variants + 1 per text: 70 long texts need 4,550 rows, over --max_request_rows (4,096) too; the
+    # explanation's own limit (--max_explain_rows, 260) names itself
     costly = explain(predictor, [" ".join(["word"] * 80)] * 70)
     assert costly.status_code == 413 and costly.json()["error_type"] == "request_too_large"
+    assert "--max_explain_rows" in costly.json()["error"]
     assert httpx.get(f"{predictor.url}{EXPLAIN}", timeout=10).json()["error_type"] == "method_not_allowed"
     assert "content-type" in (r := explain(predictor, ["ok"])).headers and r.headers["content-type"].startswith(
         "application/json")  # not the request's own content type reflected back (KServe's explain did that)
@@ -156,3 +158,23 @@ def test_through_a_grpc_transformer_the_answers_are_the_same(predictor, redis, t
         assert explain(front, texts).headers["x-cache"] == "hit"
     finally:
         front.stop()
+
+
+def test_explain_takes_a_much_smaller_row_limit_than_predict(predictor, transformer):
+    """Issue 26, item 3: 63 texts of 64 words are ~4,096 rows from a 36 KB body. :explain allows 260 rows
+    (four such texts), a fast 413 beyond, from the predictor and through the transformer; :predict of the
+    same texts is one row each and is answered. The limit is on what the model computes: the transformer
+    sends only its cache misses, so each server gets texts of its own."""
+    for server in (predictor, transformer):
+        run = uuid.uuid4().hex[:4]
+        words = [" ".join(f"{run}w{t}x{w}" for w in range(64)) for t in range(63)]
+        fits = explain(server, words[:4])  # 4 x 65 = 260 rows: the limit exactly
+        assert fits.status_code == 200, fits.text
+        over = explain(server, words[4:9])  # 325 rows (texts not yet cached)
+        assert over.status_code == 413 and over.json()["error_type"] == "request_too_large", over.text
+        assert "--max_explain_rows" in over.json()["error"]
+        storm = explain(server, words)  # the storm's request: refused before any text is tokenized
+        assert storm.status_code == 413 and storm.json()["error_type"] == "request_too_large"
+        assert storm.elapsed.total_seconds() < 5  # generous: a busy machine; the work it refuses is seconds
+        predict = httpx.post(f"{server.url}{PREDICT}", json={"instances": words}, timeout=60)
+        assert predict.status_code == 200 and len(predict.json()["predictions"]) == 63

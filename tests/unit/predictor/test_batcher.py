@@ -218,3 +218,30 @@ async def test_a_lone_text_does_not_wait_behind_groups_larger_than_a_batch():
     assert not long.done()
     assert ["lone" in call for call in infer.calls].index(True) <= 1
     np.testing.assert_array_equal(await long, expected(rows))
+
+
+async def test_a_lone_client_does_not_wait_behind_another_clients_many_requests():
+    """Turns are per client first: 40 queued requests of one client are one turn, not 40, so another
+    client's text rides in the next batch even when every batch is full (issue 26, item 3)."""
+    infer = Recorder(delay_s=0.01)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_delay_s=0.0, max_batch_size=8, max_queue_texts=10_000)
+    storm = [asyncio.ensure_future(batcher.submit([f"storm {r} {i}" for i in range(4)], timeout_s=10, client="storm"))
+             for r in range(40)]
+    await asyncio.sleep(0)  # the storm is queued first ...
+    lone = await batcher.submit(["lone"], timeout_s=10, client="lone")  # ... and this one runs next
+    assert sum(task.done() for task in storm) < len(storm)
+    np.testing.assert_array_equal(lone, expected(["lone"]))
+    assert ["lone" in call for call in infer.calls].index(True) <= 1
+    for r, task in enumerate(storm):  # and the storm's own requests are all answered, in full
+        np.testing.assert_array_equal(await task, expected([f"storm {r} {i}" for i in range(4)]))
+
+
+async def test_requests_without_a_client_each_take_a_turn_of_their_own():
+    """Per request, as before, when no client is named: two requests share each batch half and half."""
+    infer = Recorder()
+    batcher = DynamicBatcher(infer, num_outputs=2, max_delay_s=0.0, max_batch_size=8, max_queue_texts=10_000)
+    batcher._last_batch_texts = 8
+    a = [f"a{i}" for i in range(8)]
+    b = [f"b{i}" for i in range(8)]
+    await asyncio.gather(batcher.submit(a, timeout_s=5), batcher.submit(b, timeout_s=5))
+    assert infer.calls[0] == a[:4] + b[:4]
