@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> None:
                                s.truncation, s.explain)
     model.load()
     middlewares, interceptors = (), ()
-    if s.rate_limit_rps > 0:
+    if s.rate_limit_rps > 0 or s.rate_limit_global_rps > 0:
         from transformer.ratelimit import GrpcRateLimit, RateLimiter, RateLimitMiddleware
 
-        limiter = RateLimiter(s.rate_limit_rps, s.rate_limit_burst, s.rate_limit_key)
+        limiter = RateLimiter(s.rate_limit_rps, s.rate_limit_burst, s.rate_limit_key,
+                              global_rps=s.rate_limit_global_rps, global_burst=s.rate_limit_global_burst)
         middlewares, interceptors = ((RateLimitMiddleware, {"limiter": limiter}),), (GrpcRateLimit(limiter),)
     fast_path = None
     if s.fast_path:

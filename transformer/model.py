@@ -33,6 +33,7 @@ from runtime import answers, tracing
 from runtime.accesslog import valid_request_id
 from runtime.face import TextClassificationModel
 from runtime.metrics import child
+from transformer import ratelimit
 from transformer.cache import TextCache, decode_row
 from transformer.coalesce import Coalescer
 from transformer.fastpath import prefetched
@@ -132,7 +133,8 @@ class CachingTransformer(TextClassificationModel):
         """The misses from the predictor, written back under the version that computed them: a plain
         prediction as its row of probabilities (and shadowed), any other variant as an ``Answer``."""
         texts = [text for _, text in keys_and_texts]
-        scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, variant.parameters())
+        scores, predictor_timings = await self.predictor.infer(self.name, texts, request_id, variant.parameters(),
+                                                               ratelimit.client_name())
         answered.update(predictor_timings)
         child(PREDICTOR_TEXTS, self.name).inc(len(texts))
         self._learn(scores)
@@ -156,7 +158,7 @@ class CachingTransformer(TextClassificationModel):
         return {key_and_text: (answer, scores.model_version) for key_and_text, answer in zip(keys_and_texts, computed)}
 
     async def _through_cache(self, texts: Sequence[str], tag: str, decode, fetch,
-                             request_id: str) -> tuple[list, np.ndarray, dict]:
+                             request_id: str, charge=None) -> tuple[list, np.ndarray, dict]:
         """Each text's answer, cache first: one lookup, the misses computed once (coalesced) by
         ``fetch(todo, answered)``; counts the answers per model version.
         Returns the answers in the texts' order, their probabilities and the answer headers."""
@@ -176,6 +178,8 @@ class CachingTransformer(TextClassificationModel):
             child(CACHE_LOOKUPS, self.name, "hit").inc(len(found))
         answered: dict = {}  # the predictor's timing headers, when this request called it
         if misses:
+            if charge is not None:  # the rate limit's cost: what the model must compute (429 if over)
+                charge([text for _, text in misses])
             child(CACHE_LOOKUPS, self.name, "miss").inc(len(misses))
             computed, coalesced = await self.coalescer.compute(misses, lambda todo: fetch(todo, answered))
             child(COALESCED, self.name).inc(coalesced)
@@ -198,7 +202,8 @@ class CachingTransformer(TextClassificationModel):
         # truncations) an Answer, cached under its own tag
         picked, probs, measured = await self._through_cache(
             texts, variant.key_tag, variant.decode if variant.key_tag else decode_row,
-            lambda todo, answered: self._fetch(variant, todo, request_id, answered), request_id)
+            lambda todo, answered: self._fetch(variant, todo, request_id, answered), request_id,
+            lambda missed: ratelimit.charge(missed, variant.explain, variant.chunks))
         return Scores(probs, self._info.labels, self.read_version,
                       windows=[a.windows for a in picked] if variant.chunks else None,
                       explanations=[with_words(a.explanation, text) for a, text in zip(picked, texts)]

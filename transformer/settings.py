@@ -28,13 +28,20 @@ class TransformerSettings(ServiceSettings):
         None, "read only entries of this model version (pin it on a canary's transformer)",
         shown="the version the predictor reports")
     rate_limit_rps: float = setting(
-        0.0, "inference requests per second per client; more is a 429 `rate_limited` with `Retry-After` "
-             "(see \"Reliability and security\")", shown="0 (off)")
-    rate_limit_burst: int = setting(0, "requests a client may send at once before the rate applies",
-                                    shown="0 (the rate, rounded up)")
+        0.0, "cost units per second per client, a unit being a model row of up to 128 tokens (a short text 1, "
+             "an explained 64-word text 65); more is a 429 `rate_limited` with `Retry-After` (see \"Reliability "
+             "and security\")", shown="0 (off)")
+    rate_limit_burst: int = setting(
+        0, "units a client may spend at once; a request costing more goes only when the client's bucket is full",
+        shown="0 (the rate, rounded up)")
     rate_limit_key: str = setting(
         "", "header (gRPC: metadata key) naming the client, e.g. `x-api-key`; requests without it are keyed by IP",
         shown="none: the client's IP")
+    rate_limit_global_rps: float = setting(
+        0.0, "cost units per second of all clients together (per worker), charged like `--rate_limit_rps`",
+        shown="0 (off)")
+    rate_limit_global_burst: int = setting(0, "units all clients together may spend at once",
+                                           shown="0 (the global rate, rounded up)")
     shadow_predictor_host: str | None = setting(
         None, "a candidate model's predictor (`host:port`, same protocol as `--predictor_protocol`) that also scores "
               "`--shadow_percent` of the cache misses, for comparison only (see \"Rolling out a model\")",

@@ -16,7 +16,7 @@ import orjson
 
 from contract import timings
 from contract.errors import ERRORS, ServiceError
-from contract.schema import EXPLANATION_OUTPUT, INPUT_NAME, SCORES_OUTPUT, WINDOWS_OUTPUT
+from contract.schema import CLIENT_HEADER, EXPLANATION_OUTPUT, INPUT_NAME, SCORES_OUTPUT, WINDOWS_OUTPUT
 from contract.scores import Scores
 from runtime import tracing
 from runtime.kserve.client import (
@@ -69,14 +69,17 @@ class PredictorClient:
         return self._client
 
     async def infer(self, model_name: str, texts: list[str], request_id: str,
-                    parameters: dict | None = None) -> tuple[Scores, dict]:
-        """The predictor's scores for ``texts``, and its timing headers (contract/timings.py)."""
+                    parameters: dict | None = None, client: str | None = None) -> tuple[Scores, dict]:
+        """The predictor's scores for ``texts``, and its timing headers (contract/timings.py). ``client``:
+        the hashed name of the client it is for (the predictor's batches take turns across clients)."""
         with tracing.span("predictor call", {"texts": len(texts), "rpc.protocol": self.protocol}, client=True):
-            return await self._infer(model_name, texts, request_id, parameters)
+            return await self._infer(model_name, texts, request_id, parameters, client)
 
     async def _infer(self, model_name: str, texts: list[str], request_id: str,
-                     parameters: dict | None) -> tuple[Scores, dict]:
+                     parameters: dict | None, client: str | None = None) -> tuple[Scores, dict]:
         headers = tracing.inject({"x-request-id": request_id})  # W3C traceparent, when tracing is on
+        if client:
+            headers[CLIENT_HEADER] = client
         try:
             if self.protocol == "grpc-v2":
                 request = InferRequest(

@@ -47,7 +47,7 @@ class FakePredictor:
         self.calls: list[tuple[list[str], dict | None]] = []
         self.gate: asyncio.Event | None = None
 
-    async def infer(self, model_name, texts, request_id, parameters=None):
+    async def infer(self, model_name, texts, request_id, parameters=None, client=None):
         self.calls.append((list(texts), parameters))
         if self.gate is not None:
             await self.gate.wait()

@@ -29,7 +29,7 @@ class SlowClient:
     def __init__(self, delay_s: float, error: str | None = None):
         self.delay_s, self.error, self.calls = delay_s, error, 0
 
-    async def infer(self, model_name, texts, request_id, parameters=None):
+    async def infer(self, model_name, texts, request_id, parameters=None, client=None):
         self.calls += 1
         await asyncio.sleep(self.delay_s)
         if self.error:

@@ -1,0 +1,64 @@
+"""The rate limit charges what a request costs the model, per client and for all clients together (issue 26,
+items 3 and 5), against a real transformer, predictor and Redis.
+
+A unit is a model row of up to 128 tokens (transformer/ratelimit.py): a short text costs 1, an explained text
+of ten words 11. The rates are slow (a unit every 5 s) so that no refill during a busy run changes an answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.integration.servers import transformer_for
+
+pytestmark = pytest.mark.integration
+
+PREDICT = "/v1/models/sentiment:predict"
+EXPLAIN = "/v1/models/sentiment:explain"
+
+
+def texts(n: int, words: int) -> list[str]:
+    run = uuid.uuid4().hex[:6]
+    return [" ".join(f"{run}t{t}w{w}" for w in range(words)) for t in range(n)]
+
+
+def post(server, path: str, instances: list[str], client: str) -> httpx.Response:
+    return httpx.post(server.url + path, json={"instances": instances}, headers={"x-api-key": client}, timeout=60)
+
+
+def test_a_client_is_charged_by_cost_and_other_clients_are_not(predictor, redis, tmp_path):
+    front = transformer_for(predictor, redis, tmp_path / "transformer.log", "--rate_limit_rps", "0.2",
+                            "--rate_limit_burst", "20", "--rate_limit_key", "x-api-key").start()
+    try:
+        assert post(front, PREDICT, ["cheap"], "storm").status_code == 200  # 1 unit: 19 left
+        costly = post(front, EXPLAIN, texts(4, 10), "storm")  # 4 x 11 = 44 units: more than the bucket holds
+        assert costly.status_code == 429, costly.text
+        assert costly.json()["error_type"] == "rate_limited" and "costs 44 units" in costly.json()["error"]
+        assert int(costly.headers["retry-after"]) >= 1  # when its bucket will be full again
+        for i in range(5):  # another client's cheap texts are untouched by the storm's debts
+            assert post(front, PREDICT, [f"lone {i}"], "lone").status_code == 200
+        one = texts(1, 10)
+        assert post(front, EXPLAIN, one, "storm").status_code == 200  # 11 units fit what is left (18)
+        hit = post(front, EXPLAIN, one, "storm")  # cached: the model computes nothing, 1 unit
+        assert hit.status_code == 200 and hit.headers["x-cache"] == "hit"
+        again = post(front, EXPLAIN, texts(1, 10), "storm")  # 11 more: 5 units are left
+        assert again.status_code == 429 and again.json()["error_type"] == "rate_limited"
+    finally:
+        front.stop()
+
+
+def test_the_global_limit_binds_all_clients_together(predictor, redis, tmp_path):
+    front = transformer_for(predictor, redis, tmp_path / "transformer.log", "--rate_limit_global_rps", "0.2",
+                            "--rate_limit_global_burst", "10", "--rate_limit_key", "x-api-key").start()
+    try:
+        # 21 units, more than the global bucket holds: it goes on a full bucket and leaves it in debt ...
+        assert post(front, EXPLAIN, texts(1, 20), "first").status_code == 200
+        late = post(front, PREDICT, ["a cheap text"], "second")  # ... so a fresh client waits too
+        assert late.status_code == 429, late.text
+        assert "all clients together" in late.json()["error"] and int(late.headers["retry-after"]) >= 1
+        assert httpx.get(front.url + "/v2/health/ready").status_code == 200  # probes are never limited
+    finally:
+        front.stop()
