@@ -45,9 +45,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import islice
 
+import grpc
+
 from contract.errors import ServiceError
 from runtime.accesslog import INFERENCE_ROUTE
-from runtime.grpc import ModelInferInterceptor
+from runtime.grpc import GRPC_INFER, ModelInferInterceptor
 from runtime.rest import send_error
 
 MAX_CLIENTS = 100_000  # ~100 bytes each: 10 MB at most
@@ -252,21 +254,60 @@ def _peer_ip(peer: str) -> str:
 
 
 class GrpcRateLimit(ModelInferInterceptor):
-    """The same limit on gRPC ``ModelInfer``: RESOURCE_EXHAUSTED, with ``retry-after`` trailing metadata."""
+    """The same limit on gRPC ``ModelInfer``: RESOURCE_EXHAUSTED, with ``retry-after`` trailing metadata.
+
+    gRPC's asyncio server runs the interceptors when the call's metadata has arrived and before it
+    receives the message: ``_handle_rpc`` awaits ``_find_method_handler`` (the interceptors), then
+    ``_handle_unary_unary_rpc`` awaits ``_receive_message`` and ``deserialize`` (grpcio 1.85,
+    src/python/grpcio/grpc/_cython/_cygrpc/aio/server.pyx.pxi). So a client named by the key metadata,
+    or any client while the global bucket is empty, is refused in ``intercept_service``, and with a
+    stream-unary handler, which the server does not feed a message until it asks for one: the message is
+    neither read nor decoded. A client keyed by its IP is checked after decoding, since the peer's
+    address is known only to the handler's context.
+    """
 
     def __init__(self, limiter: RateLimiter):
         self.limiter = limiter
 
+    async def intercept_service(self, continuation, details):
+        if details.method == GRPC_INFER:
+            metadata = dict(details.invocation_metadata or ())
+            header = metadata.get(self.limiter.key_header) if self.limiter.key_header else None
+            if header:
+                account = _account(self.limiter, header, None)
+                wait, which = self.limiter.take(account.digest, 1)
+                if wait:
+                    return _refusal(*self.limiter.error(wait, 1, which))
+                handler = await continuation(details)
+                if handler is None or handler.unary_unary is None:
+                    return handler
+                return grpc.unary_unary_rpc_method_handler(
+                    self._limited(handler.unary_unary, account, charged=True),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)
+            if self.limiter._global and self.limiter._global.wait_s(_GLOBAL, 1, self.limiter._clock()):
+                # all clients together are over: no need to know who this is (charged again after decoding)
+                wait = self.limiter._global.wait_s(_GLOBAL, 1, self.limiter._clock())
+                return _refusal(*self.limiter.error(wait, 1, "global"))
+        return await super().intercept_service(continuation, details)
+
     def wrap(self, infer, metadata: dict):
-        header = metadata.get(self.limiter.key_header) if self.limiter.key_header else None
+        """The IP-keyed clients: checked once the message is decoded and the peer is known."""
 
         async def limited(request, context):
-            account = _account(self.limiter, header, _peer_ip(context.peer() or ""))
-            wait, which = self.limiter.take(account.digest, 1)
-            if wait:
-                error, retry_after = self.limiter.error(wait, 1, which)
-                context.set_trailing_metadata((("retry-after", retry_after),))
-                raise error
+            account = _account(self.limiter, None, _peer_ip(context.peer() or ""))
+            return await self._limited(infer, account, charged=False)(request, context)
+
+        return limited
+
+    def _limited(self, infer, account: Charge, charged: bool):
+        async def limited(request, context):
+            if not charged:
+                wait, which = self.limiter.take(account.digest, 1)
+                if wait:
+                    error, retry_after = self.limiter.error(wait, 1, which)
+                    context.set_trailing_metadata((("retry-after", retry_after),))
+                    raise error
             token = CURRENT.set(account)
             try:
                 return await infer(request, context)
@@ -278,3 +319,14 @@ class GrpcRateLimit(ModelInferInterceptor):
                 CURRENT.reset(token)
 
         return limited
+
+
+def _refusal(error: ServiceError, retry_after: str):
+    """A handler that answers ``error`` without reading the request: stream-unary, so the server hands it
+    an iterator it never advances instead of a message it received and decoded first."""
+
+    async def refuse(request_iterator, context):
+        context.set_trailing_metadata((("retry-after", retry_after),))
+        raise error  # KServe's ExceptionToStatusInterceptor (grpc_interceptor) wraps this handler too: the status
+
+    return grpc.stream_unary_rpc_method_handler(refuse)

@@ -62,3 +62,35 @@ def test_the_global_limit_binds_all_clients_together(predictor, redis, tmp_path)
         assert httpx.get(front.url + "/v2/health/ready").status_code == 200  # probes are never limited
     finally:
         front.stop()
+
+
+def test_grpc_refuses_a_named_client_over_its_limit_before_reading_the_message(predictor, redis, tmp_path):
+    """gRPC's asyncio server runs interceptors before it receives the message (transformer/ratelimit.py,
+    GrpcRateLimit): a client over its limit is refused with a handler that never reads it."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    front = transformer_for(predictor, redis, tmp_path / "transformer.log", "--rate_limit_rps", "0.2",
+                            "--rate_limit_burst", "2", "--rate_limit_key", "x-api-key").start()
+    try:
+        stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(
+            front.grpc_target, options=[("grpc.max_send_message_length", -1)]))
+
+        def infer(texts: list[bytes]):
+            tensor = pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)],
+                                                           contents=pb.InferTensorContents(bytes_contents=texts))
+            return stub.ModelInfer(pb.ModelInferRequest(model_name="sentiment", inputs=[tensor]),
+                                   metadata=(("x-api-key", "grpc-client"),), timeout=30)
+
+        infer([b"one"])
+        infer([b"two"])
+        big = [b"x" * 90_000] * 80  # 7 MB, under --max_body_bytes: refused unread
+        with pytest.raises(grpc.RpcError) as caught:
+            infer(big)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert '"rate_limited"' in caught.value.details()
+        assert int(dict(caught.value.trailing_metadata())["retry-after"]) >= 1
+        assert httpx.get(front.url + "/v2/health/ready").status_code == 200  # the server is fine
+    finally:
+        front.stop()
