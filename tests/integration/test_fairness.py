@@ -52,7 +52,7 @@ def test_a_lone_text_is_answered_while_another_client_storms_explain(redis, tmp_
         time.sleep(2.0)  # the storm is queued first
         latencies = []
         with httpx.Client(timeout=60, headers={"x-api-key": "lone"}) as client:
-            for i in range(20):
+            for _ in range(20):
                 started = time.perf_counter()
                 response = client.post(front.url + PREDICT, json={"instances": [f"a lone text {uuid.uuid4()}"]})
                 latencies.append(time.perf_counter() - started)
