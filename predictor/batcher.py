@@ -98,6 +98,7 @@ class DynamicBatcher:
         self.max_queue_texts = max_queue_texts
         self._queue: deque[_Pending] = deque()
         self.queued_texts = 0
+        self._client_texts: dict[str, int] = {}  # texts waiting per named client
         self._last_batch_texts = 1  # texts in the last batch run: how many to wait for next time
         # Created on first use, in the serving process and loop (KServe may fork workers).
         self._executor: ThreadPoolExecutor | None = None
@@ -106,7 +107,7 @@ class DynamicBatcher:
 
     def __getstate__(self):  # picklable for KServe's multi-worker mode: runtime state is rebuilt per process
         state = self.__dict__.copy()
-        state.update(_queue=deque(), queued_texts=0, _executor=None, _arrived=None, _loop_task=None)
+        state.update(_queue=deque(), queued_texts=0, _client_texts={}, _executor=None, _arrived=None, _loop_task=None)
         return state
 
     def _ensure_running(self) -> None:
@@ -130,6 +131,14 @@ class DynamicBatcher:
                 "overloaded",
                 f"{self.queued_texts} texts are already waiting (limit {self.max_queue_texts}); retry with backoff.",
             )
+        # A named client may fill half the queue, not all of it: its storm is answered 429 before another
+        # client's texts are (issue 26).
+        if client is not None and (held := self._client_texts.get(client, 0)) + len(texts) > self.max_queue_texts // 2:
+            raise ServiceError(
+                "overloaded",
+                f"{held} texts of this client are already waiting (its share: {self.max_queue_texts // 2}, half "
+                "the queue); retry with backoff.",
+            )
         self._ensure_running()
         pending = _Pending(
             texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), self._num_outputs), np.float32),
@@ -138,6 +147,8 @@ class DynamicBatcher:
         )
         self._queue.append(pending)
         self.queued_texts += len(texts)
+        if client is not None:
+            self._client_texts[client] = self._client_texts.get(client, 0) + len(texts)
         metrics.set_queue(self.queued_texts, self.max_queue_texts)
         self._arrived.set()
         try:
@@ -159,7 +170,7 @@ class DynamicBatcher:
             for pending in list(self._queue):
                 if pending.future.done():  # timed out: drop what it still had queued
                     self._queue.remove(pending)
-                    self.queued_texts -= len(pending.texts) - pending.next_text
+                    self._unqueue(pending, len(pending.texts) - pending.next_text)
                     continue
                 lanes.setdefault(_lane(pending), []).append(pending)
             turn = max(1, self.max_batch_size // max(1, len(lanes)))
@@ -192,7 +203,7 @@ class DynamicBatcher:
                     pending.next_text += take
                     size += take
                     share -= take
-                    self.queued_texts -= take
+                    self._unqueue(pending, take)
                     took = True
                     if pending.next_text == len(pending.texts):
                         self._queue.remove(pending)
@@ -205,6 +216,16 @@ class DynamicBatcher:
         served = {_lane(pending) for pending, _, _ in batch}
         self._queue = deque(sorted(self._queue, key=lambda pending: _lane(pending) in served))  # stable
         return batch
+
+    def _unqueue(self, pending: _Pending, count: int) -> None:
+        """``count`` of ``pending``'s texts leave the queue (taken into a batch, or dropped)."""
+        self.queued_texts -= count
+        if pending.client is not None:
+            left = self._client_texts.get(pending.client, 0) - count
+            if left > 0:
+                self._client_texts[pending.client] = left
+            else:
+                self._client_texts.pop(pending.client, None)
 
     async def _wait_for_batch(self) -> None:
         while not self._queue:

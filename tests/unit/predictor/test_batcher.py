@@ -245,3 +245,18 @@ async def test_requests_without_a_client_each_take_a_turn_of_their_own():
     b = [f"b{i}" for i in range(8)]
     await asyncio.gather(batcher.submit(a, timeout_s=5), batcher.submit(b, timeout_s=5))
     assert infer.calls[0] == a[:4] + b[:4]
+
+
+async def test_a_named_client_may_fill_half_the_queue_not_all_of_it():
+    """One client's storm is answered 429 at half the queue, so another client's texts still find room."""
+    infer = Recorder(delay_s=0.05)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_delay_s=0.0, max_batch_size=4, max_queue_texts=40)
+    storm = [asyncio.ensure_future(batcher.submit([f"s{r}-{i}" for i in range(8)], timeout_s=10, client="storm"))
+             for r in range(2)]  # 16 texts waiting: a third request of 8 would pass 20, half the queue
+    await asyncio.sleep(0)
+    with pytest.raises(ServiceError) as refused:
+        await batcher.submit([f"more {i}" for i in range(8)], timeout_s=10, client="storm")
+    assert refused.value.error_type == "overloaded" and "this client" in refused.value.message
+    np.testing.assert_array_equal(await batcher.submit(["lone"], timeout_s=10, client="lone"), expected(["lone"]))
+    await asyncio.gather(*storm)
+    assert batcher._client_texts == {} and batcher.queued_texts == 0  # every text accounted for
