@@ -116,6 +116,23 @@ class DynamicBatcher:
             self._arrived = asyncio.Event()
             self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
+    def check_room(self, count: int, client: str | None = None) -> None:
+        """ServiceError 429 ``overloaded`` unless ``count`` more texts of ``client`` may wait now: callers that
+        prepare rows first (predictor/expanded.py) ask before that work, with the least they will queue."""
+        if self.queued_texts + count > self.max_queue_texts:
+            raise ServiceError(
+                "overloaded",
+                f"{self.queued_texts} texts are already waiting (limit {self.max_queue_texts}); retry with backoff.",
+            )
+        # A named client may fill half the queue, not all of it: its storm is answered 429 before another
+        # client's texts are (issue 26).
+        if client is not None and (held := self._client_texts.get(client, 0)) + count > self.max_queue_texts // 2:
+            raise ServiceError(
+                "overloaded",
+                f"{held} texts of this client are already waiting (its share: {self.max_queue_texts // 2}, half "
+                "the queue); retry with backoff.",
+            )
+
     async def submit(self, texts: Sequence[Item], timeout_s: float, groups: Sequence[int] | None = None,
                      stats: RequestStats | None = None, client: str | None = None) -> np.ndarray:
         """Probabilities for ``texts`` in order; ServiceError 429 if the queue is full, 504 past the deadline.
@@ -126,19 +143,7 @@ class DynamicBatcher:
         """
         if not texts:
             return np.zeros((0, self._num_outputs), dtype=np.float32)
-        if self.queued_texts + len(texts) > self.max_queue_texts:
-            raise ServiceError(
-                "overloaded",
-                f"{self.queued_texts} texts are already waiting (limit {self.max_queue_texts}); retry with backoff.",
-            )
-        # A named client may fill half the queue, not all of it: its storm is answered 429 before another
-        # client's texts are (issue 26).
-        if client is not None and (held := self._client_texts.get(client, 0)) + len(texts) > self.max_queue_texts // 2:
-            raise ServiceError(
-                "overloaded",
-                f"{held} texts of this client are already waiting (its share: {self.max_queue_texts // 2}, half "
-                "the queue); retry with backoff.",
-            )
+        self.check_room(len(texts), client)
         self._ensure_running()
         pending = _Pending(
             texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), self._num_outputs), np.float32),

@@ -85,6 +85,7 @@ class Expander:
         deadline = asyncio.get_running_loop().time() + timeout_s
         if not texts:
             return np.zeros((0, len(self.classifier.labels)), np.float32), ([] if strategy == "chunks" else None)
+        self.batcher.check_room(len(texts), client)  # a row a text at least: a full queue refuses before tokenizing
         rows = await self._prepare(self.windowing.rows, texts, strategy, field_name, self.limits.max_rows)
         probs = windows.combine(await self._run(rows.rows, rows.groups, deadline, stats, client), rows)
         return probs, (rows.windows if strategy == "chunks" else None)
@@ -103,6 +104,10 @@ class Expander:
         limit = min(self.limits.max_explain_rows, self.limits.max_rows)
         # a row a text at least (the text itself): refused before any tokenizing
         self._check_rows(len(texts), "one per text at least", limit, "--max_explain_rows", at_least=True)
+        # the rows it will queue, counted in words (a word is a row, nearly always): a client at its share of
+        # the queue is refused before the tokenizing, not after it
+        words = sum(min(explain.count_words(text, self.limits.explain_max_words), limit) + 1 for text in texts)
+        self.batcher.check_room(min(words, limit), client)
         plans = await self._prepare(self._plans, texts, granularity)
         rows = [row for p in plans for row in p.rows]
         self._check_rows(len(rows), "one per explained word, plus the text", limit, "--max_explain_rows")

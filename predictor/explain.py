@@ -52,6 +52,11 @@ class Plan:
     truncated: bool = False
 
 
+def count_words(text: str, at_most: int) -> int:
+    """The words an explanation of ``text`` covers, at most ``at_most``: without tokenizing."""
+    return sum(1 for _ in islice(WORD.finditer(text), at_most))
+
+
 def plan(tokenizer: Tokenizer, text: str, granularity: str, max_words: int) -> Plan:
     """The rows that explain ``text``; ``tokenizer`` truncates at ``--max_length`` like the classifier's."""
     spans = [m.span() for m in islice(WORD.finditer(text), max_words)]
