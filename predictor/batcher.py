@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from predictor import metrics
 from runtime import tracing
 
@@ -124,7 +124,7 @@ class DynamicBatcher:
             return np.zeros((0, self._num_outputs), dtype=np.float32)
         if self.queued_texts + len(texts) > self.max_queue_texts:
             raise ServiceError(
-                "overloaded",
+                ErrorType.OVERLOADED,
                 f"{self.queued_texts} texts are already waiting (limit {self.max_queue_texts}); retry with backoff.",
             )
         self._ensure_running()
@@ -141,7 +141,7 @@ class DynamicBatcher:
             return await asyncio.wait_for(pending.future, timeout_s)
         except TimeoutError:
             raise ServiceError(
-                "timeout", f"Inference did not finish within the {timeout_s:g} s request deadline."
+                ErrorType.TIMEOUT, f"Inference did not finish within the {timeout_s:g} s request deadline."
             ) from None
 
     def _take_batch(self) -> list[tuple[_Pending, int, int]]:

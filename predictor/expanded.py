@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from predictor import explain, windows
 from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier
@@ -51,7 +51,7 @@ class Expander:
     def _check_rows(self, count: int, what: str) -> None:
         if count > self.limits.max_rows:
             raise ServiceError(
-                "request_too_large",
+                ErrorType.REQUEST_TOO_LARGE,
                 f"The request needs {count} model rows ({what}); the limit is {self.limits.max_rows} per request "
                 "(--max_request_rows). Send fewer or shorter texts per request.",
             )
@@ -70,7 +70,7 @@ class Expander:
                    stats: RequestStats | None) -> np.ndarray:
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
-            raise ServiceError("timeout", "Preparing the request's rows took the whole request deadline.")
+            raise ServiceError(ErrorType.TIMEOUT, "Preparing the request's rows took the whole request deadline.")
         return await self.batcher.submit(list(rows), remaining, groups=groups, stats=stats)
 
     async def score(self, texts: Sequence[str], strategy: str, timeout_s: float,

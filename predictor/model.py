@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from prometheus_client import Counter
 
 from contract import timings
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from contract.parameters import Options, Truncation
 from contract.scores import Scores
 from predictor.batcher import DynamicBatcher, RequestStats
@@ -72,7 +72,8 @@ class PredictorModel(TextClassificationModel):
         windows = explanations = None
         if options.explain:
             if not self.settings.explain:
-                raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+                raise ServiceError(ErrorType.NOT_IMPLEMENTED,
+                                   "Explanations are turned off on this server (--explain false).")
             probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s, stats)
         elif (strategy := options.truncation or self.settings.truncation) == Truncation.HEAD:  # the plain path
             probs = await self.batcher.submit(texts, timeout_s, stats=stats)

@@ -26,7 +26,7 @@ import numpy as np
 
 from contract import schema, timings
 from contract.cachekey import cache_key
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from contract.parameters import DEFAULT_TRUNCATION, Options
 from contract.scores import Scores
 from runtime import answers, tracing
@@ -142,7 +142,8 @@ class CachingTransformer(TextClassificationModel):
             computed = stored = list(scores.probs)
         else:
             if (variant.chunks and scores.windows is None) or (variant.explain and scores.explanations is None):
-                raise ServiceError("bad_gateway", f"The predictor's answer lacks what {variant.parameters()} asks for.")
+                raise ServiceError(ErrorType.BAD_GATEWAY,
+                                   f"The predictor's answer lacks what {variant.parameters()} asks for.")
             computed = [
                 Answer(row, windows=scores.windows[i] if variant.chunks else None,
                        explanation=scores.explanations[i] if variant.explain else None)
@@ -193,7 +194,8 @@ class CachingTransformer(TextClassificationModel):
         await self.model_info(request_id)
         variant = Variant.of(options, self.truncation)
         if variant.explain and not self.explain_enabled:
-            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+            raise ServiceError(ErrorType.NOT_IMPLEMENTED,
+                               "Explanations are turned off on this server (--explain false).")
         # the plain head prediction is a row of probabilities; anything else (explanations, other
         # truncations) an Answer, cached under its own tag
         picked, probs, measured = await self._through_cache(

@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from runtime.accesslog import INFERENCE_ROUTE
 from runtime.grpc import ModelInferInterceptor
 from runtime.rest import send_error
@@ -67,7 +67,7 @@ class RateLimiter:
         """The error to answer with and the ``Retry-After`` value (whole seconds, at least 1)."""
         retry_after = str(max(1, math.ceil(wait)))
         return ServiceError(
-            "rate_limited",
+            ErrorType.RATE_LIMITED,
             f"Too many requests from this client: the limit is {self.rps:g} per second with bursts of "
             f"{self.burst}; retry after {retry_after} s.",
         ), retry_after

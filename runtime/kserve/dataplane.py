@@ -10,7 +10,7 @@ from kserve.model import InferenceVerb
 from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from contract.schema import has_lone_surrogate_escape, unparsable_body
 from runtime import shutdown
 from runtime.face import TextClassificationModel
@@ -62,5 +62,6 @@ class DataPlane(kserve_dataplane.DataPlane):
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:  # KServe indexes the JSON header unchecked
             raise ServiceError(
-                "invalid_request", f"The binary V2 request's JSON header is malformed ({type(exc).__name__}: {exc})."
+                ErrorType.INVALID_REQUEST,
+                f"The binary V2 request's JSON header is malformed ({type(exc).__name__}: {exc})."
             ) from None
