@@ -109,8 +109,8 @@ def unparsable_body(raw: bytes, detail: str, example: str = "") -> ServiceError:
     """The error for a body no JSON parser took: ``invalid_text`` when a lone surrogate escape is why
     (as for a body that parsed: ``_check_encodable``), else ``invalid_json``."""
     if has_lone_surrogate_escape(raw):
-        return ServiceError(ErrorType.INVALID_TEXT, "The body has a lone surrogate escape (such as \\ud800 without its "
-                                            "pair); send text that is valid Unicode.")
+        return ServiceError(ErrorType.INVALID_TEXT, "The body has a lone surrogate escape (such as \\ud800 without "
+                                                    "its pair); send text that is valid Unicode.")
     return ServiceError(ErrorType.INVALID_JSON,
                         f"The body is not valid JSON: {detail}." + (f" Send {example}." if example else ""))
 
