@@ -29,6 +29,6 @@ def test_a_transformer_whose_deadline_is_not_the_later_refuses_and_turns_not_rea
         assert "--predictor_request_timeout_seconds (10 s) must exceed" in answers[0].json()["error"]
         assert httpx.get(f"{front.url}/v2/health/ready", timeout=10).status_code == 503
         assert "Not ready: the transformer's --predictor_request_timeout_seconds (10 s) must exceed the " \
-               "predictor's --request_timeout_s (10 s)" in front.log
+               "predictor's --request_timeout_s (10 s)" in front.log()
     finally:
         front.stop()
