@@ -5,7 +5,8 @@ runtime/settings.py) reaches the pods in one of three ways:
 
 - a values key of its own the chart already had (``DEDICATED``): the chart's templates use it for more than
   the setting (ports follow ``transformer.predictorProtocol``, ``answers.*`` sets both services alike), so
-  it keeps its name;
+  it keeps its name; the templates hand it to the same helper by setting name (a few are flags instead:
+  ``--request_timeout_s``, ``--backend``, ...);
 - set by the chart per model (``CHART_OWNED``): the model's name, its files, its version, the hosts;
 - everything else: a key of ``predictor.settings`` / ``transformer.settings``, named as the setting and
   defaulting to the code's default, which ``tc.settingsEnv`` (templates/_helpers.tpl) renders into the

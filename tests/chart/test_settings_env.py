@@ -103,6 +103,19 @@ def test_the_settings_with_a_key_of_their_own_or_set_by_the_chart_are_passed():
             assert names & passed[service], (service, name)
 
 
+def test_every_setting_the_chart_passes_as_an_env_var_has_the_services_prefix():
+    for name in ("canary-values.yaml", "shadow-values.yaml", "collocated-values.yaml", "security-values.yaml",
+                 "redis-cluster-values.yaml"):
+        for isvc in by_kind(render(CHART / "ci" / name), "InferenceService"):
+            for service, container in containers(isvc).items():
+                cls = SERVICES[service]
+                plain = {env_var(setting, field) for setting, field in cls.model_fields.items()}
+                # REDIS_URL and the canary's pin come from a Secret and an annotation (valueFrom), hand-written
+                unprefixed = {e["name"] for e in container["env"] if e["name"] in plain} - {"REDIS_URL",
+                                                                                           "CACHE_MODEL_VERSION"}
+                assert unprefixed == set(), (name, service)
+
+
 def test_extra_env_comes_after_the_generated_env_and_wins():
     objects = render(CHART / "ci" / "settings-values.yaml")
     isvc = next(o for o in by_kind(objects, "InferenceService") if o["metadata"]["name"] == "sentiment")

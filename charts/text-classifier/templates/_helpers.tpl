@@ -254,10 +254,11 @@ topologySpreadConstraints:
 {{- end -}}
 
 {{/*
-A service's settings block (values predictor.settings / transformer.settings, written from the settings
-declarations by scripts/chart_settings.py) as env vars under the service's prefix: PREDICTOR_MAX_TEXTS,
-TRANSFORMER_FAST_PATH, ... (runtime/settings.py reads the prefixed name first). null: not set, the code's
-own default. Numbers go through toJson: quote would write a large one as 8.388608e+06.
+A service's settings, by setting name (its values block predictor.settings / transformer.settings, written
+from the settings declarations by scripts/chart_settings.py, merged with what the chart's own keys pass), as
+env vars under the service's prefix: PREDICTOR_MAX_TEXTS, TRANSFORMER_FAST_PATH, ... (runtime/settings.py
+reads the prefixed name first). null: not set, the code's own default. Numbers go through toJson: quote
+would write a large one as 8.388608e+06.
 Then the service's extraEnv, last, so that an entry there overrides one above (the last of a name wins).
 dict: prefix, settings, extraEnv.
 */}}
