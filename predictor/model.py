@@ -94,4 +94,6 @@ class PredictorModel(TextClassificationModel):
             "truncation": self.settings.truncation,
             "max_windows": self.settings.max_windows,
             "explain": self.settings.explain,
+            # A transformer in front checks that its deadline is the later (runtime/settings.py, deadline_order_problem)
+            "request_timeout_s": self.settings.request_timeout_s,
         }

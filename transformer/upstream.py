@@ -104,6 +104,20 @@ class PredictorClient:
             raise self._grpc_error(exc) from None
         return _scores(outputs, version, len(texts)), timings.passed_on(answered)
 
+    async def deadline_s(self, model_name: str) -> float | None:
+        """The predictor's own deadline, from its REST model metadata (``request_timeout_s``); None when it
+        cannot be read: not REST (V2 gRPC metadata has no parameters), not reachable, or not published."""
+        if self.protocol != "v2":
+            return None
+        try:
+            async with self.client.get(f"/v2/models/{model_name}") as reply:
+                if reply.status != 200:
+                    return None
+                published = orjson.loads(await reply.read()).get("parameters", {}).get("request_timeout_s")
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, AttributeError):
+            return None
+        return float(published) if isinstance(published, (int, float)) else None
+
     def _unavailable(self, what: str) -> ServiceError:
         return ServiceError(ErrorType.PREDICTOR_UNAVAILABLE, f"The predictor at {self.host} {what}; retry shortly.")
 
