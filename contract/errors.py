@@ -1,21 +1,18 @@
 """The one error table: every failure a client can see, with its HTTP and gRPC status.
 
-Code raises ``ServiceError("<error_type>", "<message a person understands>")``.
+Code raises ``ServiceError(ErrorType.<TYPE>, "<message a person understands>")``.
 ``runtime/rest.py`` renders it, and every exception KServe, FastAPI or Starlette raise
 on their own (classified by ``runtime.kserve.errors.error_type_of``), as ``{"error": message,
-"error_type": code}`` with the table's HTTP status. On gRPC, ``ServiceError`` is a
-``GrpcException``, so the interceptor KServe already installs aborts with the table's
-status code and the same JSON object as the status details.
+"error_type": code}`` with the table's HTTP status. On gRPC, the interceptor of
+runtime/kserve/errors.py (``ServiceErrorToStatus``) aborts with the table's status code and the
+same JSON object as the status details. This module is data only: the table names each gRPC
+status by its ``grpc.StatusCode`` name, and only runtime/kserve/ turns it into a gRPC object.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
-
-from grpc import StatusCode
-from grpc_interceptor.exceptions import GrpcException
 
 
 class ErrorType(StrEnum):
@@ -50,70 +47,73 @@ class ErrorType(StrEnum):
 @dataclass(frozen=True)
 class ErrorKind:
     http_status: int
-    grpc_status: StatusCode
+    grpc_status: str  # the name of a grpc.StatusCode (runtime/kserve/errors.py maps it; a unit test checks each)
     meaning: str  # one line, printed in the README's error table
 
 
 ERRORS: dict[ErrorType, ErrorKind] = {
-    ErrorType.INVALID_JSON: ErrorKind(400, StatusCode.INVALID_ARGUMENT, "the body is not valid JSON"),
+    ErrorType.INVALID_JSON: ErrorKind(400, "INVALID_ARGUMENT", "the body is not valid JSON"),
     ErrorType.INVALID_REQUEST: ErrorKind(
-        400, StatusCode.INVALID_ARGUMENT, "a field is missing or null, or an item is not a string"
+        400, "INVALID_ARGUMENT", "a field is missing or null, or an item is not a string"
     ),
     ErrorType.INVALID_TENSOR: ErrorKind(
-        400, StatusCode.INVALID_ARGUMENT, "a V2 input has the wrong count, datatype or shape"
+        400, "INVALID_ARGUMENT", "a V2 input has the wrong count, datatype or shape"
     ),
-    ErrorType.INVALID_TEXT: ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text is not valid UTF-8"),
-    ErrorType.TOO_MANY_TEXTS: ErrorKind(400, StatusCode.INVALID_ARGUMENT, "more texts than `--max_texts` in one request"),
-    ErrorType.TEXT_TOO_LONG: ErrorKind(400, StatusCode.INVALID_ARGUMENT, "a text longer than `--max_chars` characters"),
+    ErrorType.INVALID_TEXT: ErrorKind(400, "INVALID_ARGUMENT", "a text is not valid UTF-8"),
+    ErrorType.TOO_MANY_TEXTS: ErrorKind(400, "INVALID_ARGUMENT", "more texts than `--max_texts` in one request"),
+    ErrorType.TEXT_TOO_LONG: ErrorKind(400, "INVALID_ARGUMENT", "a text longer than `--max_chars` characters"),
     ErrorType.INVALID_PARAMETER: ErrorKind(
-        400, StatusCode.INVALID_ARGUMENT, "a request parameter (`truncation`, `explain`, `granularity`) has a wrong value"
+        400, "INVALID_ARGUMENT", "a request parameter (`truncation`, `explain`, `granularity`) has a wrong value"
     ),
     ErrorType.TOO_MANY_WINDOWS: ErrorKind(
-        400, StatusCode.INVALID_ARGUMENT, "with `truncation: chunks`, a text needs more than `--max_windows` windows"
+        400, "INVALID_ARGUMENT", "with `truncation: chunks`, a text needs more than `--max_windows` windows"
     ),
-    ErrorType.MODEL_NOT_FOUND: ErrorKind(404, StatusCode.NOT_FOUND, "no model of that name is served here"),
-    ErrorType.ROUTE_NOT_FOUND: ErrorKind(404, StatusCode.UNIMPLEMENTED, "no such path"),
-    ErrorType.METHOD_NOT_ALLOWED: ErrorKind(405, StatusCode.UNIMPLEMENTED, "the path exists, the method does not"),
+    ErrorType.MODEL_NOT_FOUND: ErrorKind(404, "NOT_FOUND", "no model of that name is served here"),
+    ErrorType.ROUTE_NOT_FOUND: ErrorKind(404, "UNIMPLEMENTED", "no such path"),
+    ErrorType.METHOD_NOT_ALLOWED: ErrorKind(405, "UNIMPLEMENTED", "the path exists, the method does not"),
     ErrorType.PAYLOAD_TOO_LARGE: ErrorKind(
-        413, StatusCode.RESOURCE_EXHAUSTED, "the body is larger than `--max_body_bytes`"
+        413, "RESOURCE_EXHAUSTED", "the body is larger than `--max_body_bytes`"
     ),
     ErrorType.REQUEST_TOO_LARGE: ErrorKind(
-        413, StatusCode.RESOURCE_EXHAUSTED,
+        413, "RESOURCE_EXHAUSTED",
         "the texts need more model rows (windows, explanation variants) than `--max_request_rows` "
         "(`--max_explain_rows` for explanations)",
     ),
     ErrorType.OVERLOADED: ErrorKind(
-        429, StatusCode.RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff"
+        429, "RESOURCE_EXHAUSTED", "the inference queue is full; retry with backoff"
     ),
     ErrorType.RATE_LIMITED: ErrorKind(
-        429, StatusCode.RESOURCE_EXHAUSTED,
+        429, "RESOURCE_EXHAUSTED",
         "this client sent more than `--rate_limit_rps`; retry after the `Retry-After` seconds",
     ),
-    ErrorType.INTERNAL: ErrorKind(500, StatusCode.INTERNAL, "a bug: the server log has the traceback"),
+    ErrorType.INTERNAL: ErrorKind(500, "INTERNAL", "a bug: the server log has the traceback"),
     ErrorType.NOT_IMPLEMENTED: ErrorKind(
-        501, StatusCode.UNIMPLEMENTED, "e.g. explicit model versions, or `:explain` turned off (`--explain false`)"
+        501, "UNIMPLEMENTED", "e.g. explicit model versions, or `:explain` turned off (`--explain false`)"
     ),
-    ErrorType.BAD_GATEWAY: ErrorKind(502, StatusCode.INTERNAL, "the predictor answered something the transformer cannot use"),
+    ErrorType.BAD_GATEWAY: ErrorKind(502, "INTERNAL", "the predictor answered something the transformer cannot use"),
     ErrorType.PREDICTOR_UNAVAILABLE: ErrorKind(
-        503, StatusCode.UNAVAILABLE, "the transformer cannot reach the predictor; retry shortly"
+        503, "UNAVAILABLE", "the transformer cannot reach the predictor; retry shortly"
     ),
-    ErrorType.MODEL_NOT_READY: ErrorKind(503, StatusCode.UNAVAILABLE, "the model is loading or shutting down"),
+    ErrorType.MODEL_NOT_READY: ErrorKind(503, "UNAVAILABLE", "the model is loading or shutting down"),
     ErrorType.TIMEOUT: ErrorKind(
-        504, StatusCode.DEADLINE_EXCEEDED, "inference did not finish within the request deadline"
+        504, "DEADLINE_EXCEEDED", "inference did not finish within the request deadline"
     ),
 }
 
 
-class ServiceError(GrpcException):
-    """An error a client is meant to see; ``error_type`` is an ``ErrorType`` (or its string)."""
+class ServiceError(Exception):
+    """An error a client is meant to see: its type, its message, and the table's HTTP status.
+
+    ``error_type`` is an ``ErrorType``; a string is still taken (the predictor's own error, passed
+    through by the transformer), and one that is not in the table is a ValueError here.
+    """
 
     def __init__(self, error_type: ErrorType | str, message: str):
+        super().__init__(error_type, message)
         error_type = ErrorType(error_type)  # a ValueError here is a programming error (tests/unit/contract/test_errors.py)
-        kind = ERRORS[error_type]
         self.error_type = error_type
         self.message = message
-        self.http_status = kind.http_status
-        super().__init__(details=json.dumps(error_body(error_type, message)), status_code=kind.grpc_status)
+        self.http_status = ERRORS[error_type].http_status
 
     def __str__(self) -> str:
         return f"{self.error_type}: {self.message}"

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from kserve.protocol.infer_type import to_http_parameters
-
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 
 
 class Truncation(StrEnum):
@@ -59,7 +57,7 @@ def _choice(parameters: dict, name: str, choices: tuple[str, ...], where: str) -
         return None
     if value not in choices:
         raise ServiceError(
-            "invalid_parameter", f"{where}.{name} is {value!r}; use one of {', '.join(choices)}."
+            ErrorType.INVALID_PARAMETER, f"{where}.{name} is {value!r}; use one of {', '.join(choices)}."
         )
     return value
 
@@ -72,17 +70,16 @@ def _flag(parameters: dict, name: str, where: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise ServiceError("invalid_parameter", f"{where}.{name} is {value!r}; use true or false.")
+    raise ServiceError(ErrorType.INVALID_PARAMETER, f"{where}.{name} is {value!r}; use true or false.")
 
 
 def parse_options(parameters: Any, where: str = "parameters", explain: bool = False) -> Options:
-    """The options of a request's ``parameters`` (None or absent: the defaults)."""
+    """The options of a request's ``parameters`` (None or absent: the defaults). gRPC's map of
+    InferParameter arrives as a plain dict (runtime/kserve/codec.py converts it)."""
     if not parameters:
         return Options(explain=True) if explain else NO_OPTIONS
-    if not isinstance(parameters, dict) and hasattr(parameters, "items"):  # gRPC: a map of InferParameter
-        parameters = to_http_parameters(parameters)
     if not isinstance(parameters, dict):
-        raise ServiceError("invalid_parameter", f"{where} must be an object of named parameters.")
+        raise ServiceError(ErrorType.INVALID_PARAMETER, f"{where} must be an object of named parameters.")
     _check_names(parameters, where)
     return Options(
         truncation=_choice(parameters, "truncation", TRUNCATIONS, where),
@@ -96,10 +93,11 @@ def _check_names(parameters: dict, where: str) -> None:
     unknown = [name for name in parameters if name not in KNOWN and name not in CLIENT_PARAMETERS]
     if unknown:
         shown = ", ".join(repr(str(name)[:MAX_SCALAR_CHARS]) for name in unknown[:3])
-        raise ServiceError("invalid_parameter", f"{where} has {len(unknown)} unknown parameter(s) ({shown}); "
-                                                f"the parameters are {', '.join(KNOWN)}.")
+        raise ServiceError(ErrorType.INVALID_PARAMETER, f"{where} has {len(unknown)} unknown parameter(s) ({shown}); "
+                                                        f"the parameters are {', '.join(KNOWN)}.")
     for name in CLIENT_PARAMETERS:
         value = parameters.get(name)
         if value is not None and not (isinstance(value, (bool, int, float))
                                       or (isinstance(value, str) and len(value) <= MAX_SCALAR_CHARS)):
-            raise ServiceError("invalid_parameter", f"{where}.{name} must be a boolean, a number or a short string.")
+            raise ServiceError(ErrorType.INVALID_PARAMETER,
+                               f"{where}.{name} must be a boolean, a number or a short string.")

@@ -5,9 +5,10 @@ V2 REST / gRPC   one BYTES input of shape ``[n]`` (or ``[n, 1]``) -> outputs ``l
 (BYTES ``[n]``), ``score`` (FP32 ``[n]``) and ``scores`` (FP32 ``[n, k]``, in the label
 order published in the model metadata and in the ``labels`` parameter of ``scores``).
 
-Both services parse with ``parse_request`` and answer with ``v1_response`` /
-``v2_response`` (through runtime/face.py), so their shapes and their 400s cannot
-drift apart.
+Both services parse and answer through runtime/face.py, so their shapes and their 400s
+cannot drift apart. This module is data only: it checks V1 bodies and a V2 input's name,
+datatype, shape and items, and writes V1 answers; KServe's V2 request and response objects
+are read and written in runtime/kserve/codec.py, with the checks and limits of this module.
 
 Request parameters (``truncation``, explanations: contract/parameters.py) add to the
 answer: with ``truncation: chunks`` each V1 prediction has ``windows`` and V2 an INT32
@@ -17,19 +18,15 @@ and V2's BYTES output ``explanation`` ``[n]``, one JSON object per text.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from contract.parameters import NO_OPTIONS, Options, parse_options
 
 INPUT_NAME = "text"
@@ -56,34 +53,34 @@ class Limits:
 
 @dataclass(frozen=True)
 class ClassifyRequest:
-    """What every protocol boils down to: the texts, and the V2 request to answer (None for V1)."""
+    """What every protocol boils down to: the texts, and the V2 request to answer (None for V1).
+
+    ``v2`` is KServe's request object, opaque here: only runtime/kserve/codec.py reads it and answers it.
+    """
 
     texts: list[str]
-    v2: InferRequest | None = None
+    v2: Any = None
     options: Options = NO_OPTIONS
 
 
 def parse_request(payload: Any, limits: Limits) -> ClassifyRequest:
-    if isinstance(payload, InferRequest):
-        texts = parse_v2(payload)  # first: it checks there is exactly one input
-        options = dataclasses.replace(parse_options(payload.parameters), field_name=payload.inputs[0].name)
-        request = ClassifyRequest(texts, payload, options)
-    else:
-        body = _v1_body(payload)
-        request = ClassifyRequest(_v1_instances(body), options=parse_options(body.get("parameters")))
-    check_limits(request.texts, limits, "instances" if request.v2 is None else request.v2.inputs[0].name)
+    """A V1 body (a JSON object, or its bytes); runtime/kserve/codec.py's ``parse_request`` takes V2 too."""
+    body = _v1_body(payload)
+    request = ClassifyRequest(_v1_instances(body), options=parse_options(body.get("parameters")))
+    check_limits(request.texts, limits, "instances")
     return request
 
 
 def check_limits(texts: Sequence[str], limits: Limits, field_name: str) -> None:
     if len(texts) > limits.max_texts:
         raise ServiceError(
-            "too_many_texts", f"The request has {len(texts)} texts; the limit is {limits.max_texts} per request."
+            ErrorType.TOO_MANY_TEXTS,
+            f"The request has {len(texts)} texts; the limit is {limits.max_texts} per request."
         )
     for i, text in enumerate(texts):
         if len(text) > limits.max_chars:
             raise ServiceError(
-                "text_too_long",
+                ErrorType.TEXT_TOO_LONG,
                 f"{field_name}[{i}] has {len(text)} characters; the limit is {limits.max_chars} per text.",
             )
         if not text.isascii():
@@ -97,8 +94,9 @@ def _check_encodable(text: str, where: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ServiceError(
-            "invalid_text", f"{where} has a lone surrogate (\\u{ord(text[exc.start]):04x} at character {exc.start}); "
-                            "send text that is valid Unicode."
+            ErrorType.INVALID_TEXT,
+            f"{where} has a lone surrogate (\\u{ord(text[exc.start]):04x} at character {exc.start}); "
+            "send text that is valid Unicode."
         ) from None
 
 
@@ -118,9 +116,10 @@ def unparsable_body(raw: bytes, detail: str, example: str = "") -> ServiceError:
     """The error for a body no JSON parser took: ``invalid_text`` when a lone surrogate escape is why
     (as for a body that parsed: ``_check_encodable``), else ``invalid_json``."""
     if has_lone_surrogate_escape(raw):
-        return ServiceError("invalid_text", "The body has a lone surrogate escape (such as \\ud800 without its "
-                                            "pair); send text that is valid Unicode.")
-    return ServiceError("invalid_json", f"The body is not valid JSON: {detail}." + (f" Send {example}." if example else ""))
+        return ServiceError(ErrorType.INVALID_TEXT, "The body has a lone surrogate escape (such as \\ud800 without "
+                                                    "its pair); send text that is valid Unicode.")
+    return ServiceError(ErrorType.INVALID_JSON,
+                        f"The body is not valid JSON: {detail}." + (f" Send {example}." if example else ""))
 
 
 def _json_type(value: Any) -> str:
@@ -145,10 +144,11 @@ def _text(item: Any, where: str) -> str:
             return bytes(item).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ServiceError(
-                "invalid_text", f"{where} is not valid UTF-8 ({exc.reason} at byte {exc.start})."
+                ErrorType.INVALID_TEXT, f"{where} is not valid UTF-8 ({exc.reason} at byte {exc.start})."
             ) from None
     raise ServiceError(
-        "invalid_request", f"{where} is {_json_type(item)}; every text must be a string (use \"\" for empty text)."
+        ErrorType.INVALID_REQUEST,
+        f"{where} is {_json_type(item)}; every text must be a string (use \"\" for empty text)."
     )
 
 
@@ -159,7 +159,8 @@ def _v1_body(body: Any) -> dict:
         except orjson.JSONDecodeError as exc:
             raise unparsable_body(bytes(body), str(exc), V1_EXAMPLE) from None
     if not isinstance(body, dict):
-        raise ServiceError("invalid_request", f"The body is {_json_type(body)}; send a JSON object like {V1_EXAMPLE}.")
+        raise ServiceError(ErrorType.INVALID_REQUEST,
+                           f"The body is {_json_type(body)}; send a JSON object like {V1_EXAMPLE}.")
     return body
 
 
@@ -169,51 +170,49 @@ def parse_v1(body: Any) -> list[str]:
 
 def _v1_instances(body: dict) -> list[str]:
     if "instances" not in body:
-        raise ServiceError("invalid_request", f'Missing field "instances"; send {V1_EXAMPLE}.')
+        raise ServiceError(ErrorType.INVALID_REQUEST, f'Missing field "instances"; send {V1_EXAMPLE}.')
     instances = body["instances"]
     if instances is None:
-        raise ServiceError("invalid_request", f'Field "instances" is null; send {V1_EXAMPLE}.')
+        raise ServiceError(ErrorType.INVALID_REQUEST, f'Field "instances" is null; send {V1_EXAMPLE}.')
     if not isinstance(instances, list):
         raise ServiceError(
-            "invalid_request", f'Field "instances" is {_json_type(instances)}; it must be an array of strings.'
+            ErrorType.INVALID_REQUEST, f'Field "instances" is {_json_type(instances)}; it must be an array of strings.'
         )
     # a str is taken as is, without a call or the error's location string: the common case, per text
     return [item if type(item) is str else _text(item, f"instances[{i}]") for i, item in enumerate(instances)]
 
 
-def _v2_items(tensor) -> Sequence[Any]:
-    if tensor._raw_data is not None:  # gRPC raw_input_contents: length-prefixed bytes
-        try:
-            return tensor.as_numpy().reshape(-1).tolist()
-        except Exception as exc:  # malformed framing or a shape that does not match it
-            raise ServiceError(
-                "invalid_tensor", f"Input '{tensor.name}' raw contents do not decode as BYTES: {exc}."
-            ) from None
-    data = tensor.data if tensor.data is not None else []
-    # [n, 1] tensors arrive as nested JSON arrays; flatten exactly one level.
+def check_v2_input_count(count: int) -> None:
+    if count != 1:
+        raise ServiceError(
+            ErrorType.INVALID_TENSOR,
+            f"Expected exactly one input (a BYTES tensor of texts named '{INPUT_NAME}'), got {count}.",
+        )
+
+
+def check_v2_tensor(name: str, datatype: str, shape: list[int]) -> None:
+    """The V2 input's header; checked before its items are decoded."""
+    if datatype != "BYTES":
+        raise ServiceError(
+            ErrorType.INVALID_TENSOR, f"Input '{name}' has datatype {datatype}; texts must be sent as BYTES."
+        )
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
+        raise ServiceError(ErrorType.INVALID_TENSOR, f"Input '{name}' has shape {shape}; expected [n] or [n, 1].")
+
+
+def v2_json_items(data: Any) -> list[Any]:
+    """A V2 JSON input's ``data``: [n, 1] tensors arrive as nested JSON arrays; flatten exactly one level."""
+    data = data if data is not None else []
     return [item for row in data for item in row] if data and all(isinstance(r, list) for r in data) else list(data)
 
 
-def parse_v2(request: InferRequest) -> list[str]:
-    if len(request.inputs) != 1:
-        raise ServiceError(
-            "invalid_tensor",
-            f"Expected exactly one input (a BYTES tensor of texts named '{INPUT_NAME}'), got {len(request.inputs)}.",
-        )
-    tensor = request.inputs[0]
-    if tensor.datatype != "BYTES":
-        raise ServiceError(
-            "invalid_tensor", f"Input '{tensor.name}' has datatype {tensor.datatype}; texts must be sent as BYTES."
-        )
-    shape = list(tensor.shape)
-    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
-        raise ServiceError("invalid_tensor", f"Input '{tensor.name}' has shape {shape}; expected [n] or [n, 1].")
-    items = _v2_items(tensor)
+def v2_texts(name: str, shape: list[int], items: Sequence[Any]) -> list[str]:
+    """The texts of a V2 input whose header ``check_v2_tensor`` passed, from its decoded items."""
     if len(items) != shape[0]:
         raise ServiceError(
-            "invalid_tensor", f"Input '{tensor.name}' has shape {shape} but carries {len(items)} texts."
+            ErrorType.INVALID_TENSOR, f"Input '{name}' has shape {shape} but carries {len(items)} texts."
         )
-    return [item if type(item) is str else _text(item, f"{tensor.name}[{i}]") for i, item in enumerate(items)]
+    return [item if type(item) is str else _text(item, f"{name}[{i}]") for i, item in enumerate(items)]
 
 
 def tensor_metadata(num_labels: int) -> tuple[list[dict], list[dict]]:
@@ -246,35 +245,3 @@ def v1_response(probs: np.ndarray, labels: Sequence[str], windows: Sequence[int]
     if explanations is not None:  # KServe's V1 :explain answer: {"predictions": [...], "explanations": [...]}
         return {"predictions": predictions, "explanations": list(explanations)}
     return {"predictions": predictions}
-
-
-def v2_response(
-    request: InferRequest, probs: np.ndarray, labels: Sequence[str], model_name: str, model_version: str,
-    windows: Sequence[int] | None = None, explanations: Sequence[dict | bytes] | None = None,
-) -> InferResponse:
-    probs = np.asarray(probs, dtype=np.float32).reshape(len(probs), len(labels))
-    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-    tensors = [
-        (LABEL_OUTPUT, "BYTES", np.array([labels[i] for i in best], dtype=np.object_), None),
-        (SCORE_OUTPUT, "FP32", probs[np.arange(len(probs)), best], None),
-        (SCORES_OUTPUT, "FP32", probs, {"labels": json.dumps(list(labels))}),
-    ]
-    if windows is not None:
-        tensors.append((WINDOWS_OUTPUT, "INT32", np.asarray(windows, dtype=np.int32), None))
-    if explanations is not None:
-        encoded = [e if isinstance(e, bytes) else orjson.dumps(e) for e in explanations]
-        tensors.append((EXPLANATION_OUTPUT, "BYTES", np.array(encoded, dtype=np.object_), None))
-    outputs = []
-    for name, datatype, array, parameters in tensors:
-        output = InferOutput(name, list(array.shape), datatype, parameters=parameters)
-        # As lists: KServe's to_grpc cannot take numpy data when the request used raw contents.
-        output.set_data_from_numpy(array, binary_data=False)
-        outputs.append(output)
-    return InferResponse(
-        response_id=request.id or str(uuid.uuid4()),  # V2 responses require an id
-        model_name=model_name,
-        model_version=model_version,
-        infer_outputs=outputs,
-        use_binary_outputs=request.use_binary_outputs,
-        requested_outputs=request.request_outputs,
-    )

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from predictor import metrics
 from runtime import tracing
 
@@ -121,14 +121,14 @@ class DynamicBatcher:
         prepare rows first (predictor/expanded.py) ask before that work, with the least they will queue."""
         if self.queued_texts + count > self.max_queue_texts:
             raise ServiceError(
-                "overloaded",
+                ErrorType.OVERLOADED,
                 f"{self.queued_texts} texts are already waiting (limit {self.max_queue_texts}); retry with backoff.",
             )
         # A named client may fill half the queue, not all of it: its storm is answered 429 before another
         # client's texts are (issue 26).
         if client is not None and (held := self._client_texts.get(client, 0)) + count > self.max_queue_texts // 2:
             raise ServiceError(
-                "overloaded",
+                ErrorType.OVERLOADED,
                 f"{held} texts of this client are already waiting (its share: {self.max_queue_texts // 2}, half "
                 "the queue); retry with backoff.",
             )
@@ -160,7 +160,7 @@ class DynamicBatcher:
             return await asyncio.wait_for(pending.future, timeout_s)
         except TimeoutError:
             raise ServiceError(
-                "timeout", f"Inference did not finish within the {timeout_s:g} s request deadline."
+                ErrorType.TIMEOUT, f"Inference did not finish within the {timeout_s:g} s request deadline."
             ) from None
 
     def _take_batch(self) -> list[tuple[_Pending, int, int]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from predictor import explain, windows
 from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier
@@ -56,7 +56,7 @@ class Expander:
         limit = self.limits.max_rows if limit is None else limit
         if count > limit:
             raise ServiceError(
-                "request_too_large",
+                ErrorType.REQUEST_TOO_LARGE,
                 f"The request needs {'at least ' if at_least else ''}{count} model rows ({what}); the limit is "
                 f"{limit} per request ({flag}). Send fewer or shorter texts per request.",
             )
@@ -75,7 +75,7 @@ class Expander:
                    stats: RequestStats | None, client: str | None) -> np.ndarray:
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
-            raise ServiceError("timeout", "Preparing the request's rows took the whole request deadline.")
+            raise ServiceError(ErrorType.TIMEOUT, "Preparing the request's rows took the whole request deadline.")
         return await self.batcher.submit(list(rows), remaining, groups=groups, stats=stats, client=client)
 
     async def score(self, texts: Sequence[str], strategy: str, timeout_s: float,

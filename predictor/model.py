@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from prometheus_client import Counter
 
 from contract import timings
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from contract.parameters import Options, Truncation
 from contract.schema import CLIENT_HEADER, CLIENT_HEADER_MAX
 from contract.scores import Scores
@@ -76,7 +76,8 @@ class PredictorModel(TextClassificationModel):
         client = client[:CLIENT_HEADER_MAX] if isinstance(client, str) and client else None
         if options.explain:
             if not self.settings.explain:
-                raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+                raise ServiceError(ErrorType.NOT_IMPLEMENTED,
+                                   "Explanations are turned off on this server (--explain false).")
             probs, explanations = await self.expander.explain(texts, options.granularity, timeout_s, stats, client)
         elif (strategy := options.truncation or self.settings.truncation) == Truncation.HEAD:  # the plain path
             probs = await self.batcher.submit(texts, timeout_s, stats=stats, client=client)
@@ -98,4 +99,6 @@ class PredictorModel(TextClassificationModel):
             "truncation": self.settings.truncation,
             "max_windows": self.settings.max_windows,
             "explain": self.settings.explain,
+            # A transformer in front checks that its deadline is the later (runtime/settings.py, deadline_order_problem)
+            "request_timeout_s": self.settings.request_timeout_s,
         }

@@ -8,7 +8,7 @@ from typing import Literal
 from contract.parameters import DEFAULT_TRUNCATION, TRUNCATIONS
 from modelbuild.layout import default_cache_dir
 from predictor.backends import AUTO, BACKENDS, DEFAULT_BACKEND, TORCH_DTYPES
-from runtime.settings import ServiceSettings, setting
+from runtime.settings import PREDICTOR_DEADLINE_S, ServiceSettings, setting
 
 BackendName = Literal[(*BACKENDS, AUTO)]  # the registry's names, in its order, and `auto`
 TorchDtype = Literal[TORCH_DTYPES]
@@ -31,7 +31,9 @@ class PredictorSettings(ServiceSettings):
         None, "padded tokens per forward pass; a batch is split to stay under it",
         shown="the backend's: 16384, 65536 on `torch-cuda`")
     max_queue_texts: int = setting(10_000, "texts allowed to wait; beyond it requests get 429 `overloaded`")
-    request_timeout_s: float = setting(10.0, "per-request deadline; past it the answer is 504 `timeout`")
+    request_timeout_s: float = setting(
+        float(PREDICTOR_DEADLINE_S), "per-request deadline; past it the answer is 504 `timeout` (a transformer in "
+                                     "front must wait longer: it checks)")
     model_version: str | None = setting(
         None, "version reported in responses and metadata, and used in cache keys", shown="hash of the model files")
     backend: BackendName = setting(

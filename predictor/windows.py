@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from predictor.budget import TokenBudget
 
 HEAD_SHARE = 0.25  # of the content budget kept from the head under head_tail (128 of 510, Sun et al. 2019)
@@ -118,7 +118,7 @@ class Windowing:
             for i, (ids, more) in enumerate(self.budget.heads(texts, limit)):
                 if more:
                     raise ServiceError(
-                        "too_many_windows",
+                        ErrorType.TOO_MANY_WINDOWS,
                         f"{field_name}[{i}] has more than {limit} tokens: more than {self.max_windows} windows of "
                         f"{self.width} with an overlap of {self.overlap} (--max_windows). Send fewer tokens, or "
                         "truncation head or head_tail.",
@@ -147,7 +147,7 @@ class Windowing:
             starts.append(len(rows))
             if max_rows is not None and len(rows) > max_rows:
                 raise ServiceError(
-                    "request_too_large",
+                    ErrorType.REQUEST_TOO_LARGE,
                     f"The request needs more than {max_rows} model rows ({strategy} windows); the limit is "
                     f"{max_rows} per request (--max_request_rows). Send fewer or shorter texts per request.",
                 )

@@ -23,6 +23,7 @@ from contract import schema
 from contract.parameters import Options
 from contract.scores import Scores
 from runtime import tracing
+from runtime.kserve import codec
 from runtime.kserve.codec import Model
 
 
@@ -57,7 +58,7 @@ class TextClassificationModel(Model):
 
     async def preprocess(self, payload, headers: dict | None = None) -> schema.ClassifyRequest:
         with tracing.span("parse"):  # both services' parse span, owned here once
-            return schema.parse_request(payload, self.limits)
+            return codec.parse_request(payload, self.limits)
 
     async def predict(self, request: schema.ClassifyRequest, headers: dict | None = None,
                       response_headers: dict | None = None) -> Scored:
@@ -76,8 +77,8 @@ class TextClassificationModel(Model):
             explanations = None if scores.explanations is None else [
                 orjson.loads(e) if isinstance(e, bytes) else e for e in scores.explanations]
             return schema.v1_response(scores.probs, scores.labels, windows=scores.windows, explanations=explanations)
-        return schema.v2_response(result.request.v2, scores.probs, scores.labels, self.name, scores.model_version,
-                                  windows=scores.windows, explanations=scores.explanations)
+        return codec.v2_response(result.request.v2, scores.probs, scores.labels, self.name, scores.model_version,
+                                 windows=scores.windows, explanations=scores.explanations)
 
     def get_input_types(self) -> list[dict]:
         return schema.tensor_metadata(len(self.labels) if self.labels else -1)[0]

@@ -13,7 +13,7 @@ import time
 import grpc
 from grpc.aio import ServerInterceptor
 
-from contract.errors import ERRORS, ServiceError
+from contract.errors import ERRORS, ErrorType, ServiceError
 from runtime.accesslog import VersionOf, metric_label, record
 from runtime.kserve.errors import error_type_of
 from runtime.metrics import ERRORS_TOTAL
@@ -66,5 +66,5 @@ class GrpcAccessLog(ModelInferInterceptor):
 
 def repository_disabled(what: str) -> ServiceError:
     """KServe's model repository extension is closed here (runtime/rest.py says why)."""
-    return ServiceError("route_not_found",
+    return ServiceError(ErrorType.ROUTE_NOT_FOUND,
                         f"{what} models is not offered: this server serves the model it started with.")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from runtime.accesslog import INFERENCE_ROUTE
 from runtime.rest import send_error
 
@@ -77,7 +77,8 @@ class RequestGuard:
             self.inflight_bytes += held
             if (values := json_values(body)) > MAX_JSON_VALUES:
                 return await send_error(scope, receive, send, ServiceError(
-                    "payload_too_large", f"The body holds more than {values} JSON values outside its strings; a "
+                    ErrorType.PAYLOAD_TOO_LARGE,
+                    f"The body holds more than {values} JSON values outside its strings; a "
                     f"request needs at most {MAX_JSON_VALUES}. Send texts, and only the documented parameters."))
             sent = False
 
@@ -95,5 +96,6 @@ class RequestGuard:
 
     async def _overloaded(self, scope, receive, send, what: str) -> None:
         await send_error(scope, receive, send, ServiceError(
-            "overloaded", f"{what} on this worker (limits {MAX_INFLIGHT} requests, {MAX_INFLIGHT_BYTES} bytes); "
-                          "retry with backoff."), headers=RETRY_AFTER)
+            ErrorType.OVERLOADED,
+            f"{what} on this worker (limits {MAX_INFLIGHT} requests, {MAX_INFLIGHT_BYTES} bytes); "
+            "retry with backoff."), headers=RETRY_AFTER)

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contract import timings
-from contract.errors import ERRORS, ServiceError, error_body
+from contract.errors import ERRORS, ErrorType, ServiceError, error_body
 from runtime.accesslog import INFERENCE_ROUTE, VersionOf, record, valid_request_id
 from runtime.kserve.errors import KSERVE_ERRORS, describe_validation_error, kserve_error_type
 from runtime.metrics import ERRORS_TOTAL
@@ -107,7 +107,7 @@ class BodySizeLimit:
 
     def _too_large(self, size: str) -> ServiceError:
         return ServiceError(
-            "payload_too_large", f"The body is {size} bytes; the limit is {self.max_bytes} bytes per request."
+            ErrorType.PAYLOAD_TOO_LARGE, f"The body is {size} bytes; the limit is {self.max_bytes} bytes per request."
         )
 
     async def __call__(self, scope, receive, send):
@@ -145,19 +145,20 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == HTTPStatus.NOT_FOUND:
-        return answer(request, "route_not_found", f"No route {request.method} {request.url.path}.")
+        return answer(request, ErrorType.ROUTE_NOT_FOUND, f"No route {request.method} {request.url.path}.")
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-        return answer(request, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}.")
+        return answer(request, ErrorType.METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {request.url.path}.")
     if exc.status_code == HTTPStatus.BAD_REQUEST:  # FastAPI's only 400: a body it could not decode (e.g. not UTF-8)
-        return answer(request, "invalid_json", f"The body could not be parsed as UTF-8 JSON ({exc.detail}).")
-    error_type = "invalid_request" if exc.status_code < 500 else "internal"
+        return answer(request, ErrorType.INVALID_JSON, f"The body could not be parsed as UTF-8 JSON ({exc.detail}).")
+    error_type = ErrorType.INVALID_REQUEST if exc.status_code < 500 else ErrorType.INTERNAL
     return error_response(request.scope, error_type, str(exc.detail), request.path_params.get("model_name", ""),
                           status=exc.status_code)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return answer(request, "internal", f"Internal error ({type(exc).__name__}); the server log has the details.")
+    return answer(request, ErrorType.INTERNAL,
+                  f"Internal error ({type(exc).__name__}); the server log has the details.")
 
 
 def install_rest_handlers(app: FastAPI) -> None:
@@ -175,14 +176,15 @@ def install_rest_handlers(app: FastAPI) -> None:
 async def method_not_allowed(request: Request) -> JSONResponse:
     """A route handler for paths that exist for other methods only, where a looser path would match."""
     message = f"{request.method} is not allowed on {request.url.path}; use POST."
-    response = answer(request, "method_not_allowed", message)
+    response = answer(request, ErrorType.METHOD_NOT_ALLOWED, message)
     response.headers["allow"] = "POST"
     return response
 
 
 async def repository_disabled(request: Request) -> JSONResponse:
-    return answer(request, "route_not_found", f"No route {request.method} {request.url.path}: this server serves "
-                                              "the model it started with; loading and unloading are not offered.")
+    return answer(request, ErrorType.ROUTE_NOT_FOUND,
+                  f"No route {request.method} {request.url.path}: this server serves "
+                  "the model it started with; loading and unloading are not offered.")
 
 
 def with_model_parameters(metadata: dict, model) -> dict:

@@ -28,6 +28,23 @@ from contract.schema import Limits
 
 S = TypeVar("S", bound="ServiceSettings")
 
+# The two deadlines, in the one order that lets a client see why: the predictor's own 504 (``timeout``, from
+# its batcher) must come before the transformer gives up on the call, or the two race and the client gets
+# whichever fires first. The transformer's default is the predictor's plus a margin for the hop and a slow
+# parse; the transformer checks the order against what the predictor publishes (transformer/model.py).
+PREDICTOR_DEADLINE_S = 10  # --request_timeout_s
+DEADLINE_MARGIN_S = 5
+TRANSFORMER_DEADLINE_S = PREDICTOR_DEADLINE_S + DEADLINE_MARGIN_S  # --predictor_request_timeout_seconds
+
+
+def deadline_order_problem(transformer_s: float, predictor_s: float) -> str | None:
+    """Why the transformer must not serve in front of this predictor, or None when its deadline is the later."""
+    if transformer_s > predictor_s:
+        return None
+    return (f"the transformer's --predictor_request_timeout_seconds ({transformer_s:g} s) must exceed the "
+            f"predictor's --request_timeout_s ({predictor_s:g} s), or the two 504s race; set it to at least "
+            f"{predictor_s + DEADLINE_MARGIN_S:g} s (or lower the predictor's)")
+
 
 def setting(default: Any = None, help: str = "", *, env: str | None = None, shown: str | None = None,
             kserve: bool = False, factory=None) -> Any:

@@ -26,13 +26,14 @@ import numpy as np
 
 from contract import schema, timings
 from contract.cachekey import cache_key
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from contract.parameters import DEFAULT_TRUNCATION, Options
 from contract.scores import Scores
 from runtime import answers, tracing
 from runtime.accesslog import valid_request_id
 from runtime.face import TextClassificationModel
 from runtime.metrics import child
+from runtime.settings import deadline_order_problem
 from transformer import ratelimit
 from transformer.cache import TextCache, decode_row
 from transformer.coalesce import Coalescer
@@ -75,6 +76,8 @@ class CachingTransformer(TextClassificationModel):
         self.shadow = shadow  # also scores a share of the misses on a candidate model; never answers
         self._info: ModelInfo | None = None
         self._info_lock = asyncio.Lock()
+        self._deadline_checked = False
+        self.refusal: str | None = None  # why this transformer refuses to serve (its deadline is not the later)
         for counter, *values in ((CACHE_LOOKUPS, "hit"), (CACHE_LOOKUPS, "miss"), (PREDICTOR_TEXTS,), (COALESCED,)):
             child(counter, name, *values)  # every series exported from the start, at 0, for rate() and ratios
 
@@ -124,9 +127,29 @@ class CachingTransformer(TextClassificationModel):
     async def model_info(self, request_id: str) -> ModelInfo:
         if self._info is None:
             async with self._info_lock:
+                if not self._deadline_checked:
+                    await self._check_deadline()
+                if self.refusal is not None:
+                    raise ServiceError("model_not_ready", f"This transformer refuses to serve: {self.refusal}.")
                 if self._info is None:  # an empty inference tells the labels and the version
                     self._learn((await self.predictor.infer(self.name, [], request_id))[0])
         return self._info
+
+    async def _check_deadline(self) -> None:
+        """At first contact: the predictor's own deadline must come first, or its 504 and ours race.
+
+        Checked once the predictor has published it (a scaled-to-zero predictor is not woken at
+        start-up for this); where it cannot be read (gRPC, an older predictor) it is not checked.
+        A wrong order makes this transformer not ready, with the reason in the log and in every answer.
+        """
+        predictor_s = await self.predictor.deadline_s(self.name)
+        if predictor_s is None:
+            return
+        self._deadline_checked = True
+        self.refusal = deadline_order_problem(self.predictor.timeout_s, predictor_s)
+        if self.refusal is not None:
+            logger.error("Not ready: %s", self.refusal)
+            self.ready = False
 
     async def _fetch(self, variant: Variant, keys_and_texts: list[tuple[str, str]], request_id: str,
                      answered: dict) -> dict:
@@ -144,7 +167,8 @@ class CachingTransformer(TextClassificationModel):
             computed = stored = list(scores.probs)
         else:
             if (variant.chunks and scores.windows is None) or (variant.explain and scores.explanations is None):
-                raise ServiceError("bad_gateway", f"The predictor's answer lacks what {variant.parameters()} asks for.")
+                raise ServiceError(ErrorType.BAD_GATEWAY,
+                                   f"The predictor's answer lacks what {variant.parameters()} asks for.")
             computed = [
                 Answer(row, windows=scores.windows[i] if variant.chunks else None,
                        explanation=scores.explanations[i] if variant.explain else None)
@@ -197,7 +221,8 @@ class CachingTransformer(TextClassificationModel):
         await self.model_info(request_id)
         variant = Variant.of(options, self.truncation)
         if variant.explain and not self.explain_enabled:
-            raise ServiceError("not_implemented", "Explanations are turned off on this server (--explain false).")
+            raise ServiceError(ErrorType.NOT_IMPLEMENTED,
+                               "Explanations are turned off on this server (--explain false).")
         # the plain head prediction is a row of probabilities; anything else (explanations, other
         # truncations) an Answer, cached under its own tag
         picked, probs, measured = await self._through_cache(

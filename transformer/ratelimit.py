@@ -47,7 +47,7 @@ from itertools import islice
 
 import grpc
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from runtime.accesslog import INFERENCE_ROUTE
 from runtime.grpc import GRPC_INFER, ModelInferInterceptor
 from runtime.rest import send_error
@@ -166,7 +166,7 @@ class RateLimiter:
         rate, burst = (self.rps, self.burst) if which == "client" else (self.global_rps, self.global_burst)
         whose = "this client" if which == "client" else "all clients together"
         return ServiceError(
-            "rate_limited",
+            ErrorType.RATE_LIMITED,
             f"Too many requests from {whose}: this one costs {cost:g} units (a unit is a model row of up to "
             f"{UNIT_TOKENS} tokens), the limit is {rate:g} units per second with bursts of {burst}; retry after "
             f"{retry_after} s.",

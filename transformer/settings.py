@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from contract.parameters import DEFAULT_TRUNCATION, TRUNCATIONS
-from runtime.settings import ServiceSettings, setting
+from runtime.settings import TRANSFORMER_DEADLINE_S, ServiceSettings, setting
 
 
 class TransformerSettings(ServiceSettings):
@@ -14,7 +14,9 @@ class TransformerSettings(ServiceSettings):
     predictor_host: str | None = setting(None, "The predictor, host:port.", kserve=True)
     predictor_protocol: Literal["v2", "grpc-v2"] = setting(
         "v2", "The predictor speaks V2, over REST or gRPC.", kserve=True)
-    predictor_request_timeout_seconds: int = setting(10, "Deadline of one predictor call.", kserve=True)
+    predictor_request_timeout_seconds: int = setting(
+        TRANSFORMER_DEADLINE_S, "Deadline of one predictor call; must exceed the predictor's `--request_timeout_s`.",
+        kserve=True)
     redis_url: str = setting("redis://127.0.0.1:6379/0", "the cache; `rediss://` for TLS, password in the URL; "
                              "`redis+cluster://` (or `rediss+cluster://`) for a Redis Cluster")
     redis_cluster: bool = setting(

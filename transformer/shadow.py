@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from contract.parameters import Truncation
 from contract.scores import Scores
 from transformer.upstream import PredictorClient
@@ -121,7 +121,7 @@ class ShadowScorer:
                 histogram.observe(value)
             outcome = "compared"
         except ServiceError as exc:
-            outcome = "timeout" if exc.error_type == "timeout" else "error"
+            outcome = "timeout" if exc.error_type == ErrorType.TIMEOUT else "error"
             logger.debug("Shadow call failed (%s): %s", exc.error_type, exc)
         except Exception:  # a shadow must never hurt the user's answer, whatever it does
             logger.warning("Shadow scoring failed", exc_info=True)

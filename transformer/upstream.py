@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from contract import timings
-from contract.errors import ERRORS, ServiceError
+from contract.errors import ERRORS, ErrorType, ServiceError
 from contract.schema import CLIENT_HEADER, EXPLANATION_OUTPUT, INPUT_NAME, SCORES_OUTPUT, WINDOWS_OUTPUT
 from contract.scores import Scores
 from runtime import tracing
@@ -99,23 +99,38 @@ class PredictorClient:
         except aiohttp.ConnectionTimeoutError:
             raise self._unavailable("did not accept a connection within 1 s") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise ServiceError("timeout", f"The predictor did not answer within {self.timeout_s:g} s.") from None
+            raise ServiceError(ErrorType.TIMEOUT,
+                               f"The predictor did not answer within {self.timeout_s:g} s.") from None
         except aiohttp.ClientError as exc:
             raise self._unavailable(f"is not reachable ({type(exc).__name__})") from None
         except grpc.RpcError as exc:
             raise self._grpc_error(exc) from None
         return _scores(outputs, version, len(texts)), timings.passed_on(answered)
 
+    async def deadline_s(self, model_name: str) -> float | None:
+        """The predictor's own deadline, from its REST model metadata (``request_timeout_s``); None when it
+        cannot be read: not REST (V2 gRPC metadata has no parameters), not reachable, or not published."""
+        if self.protocol != "v2":
+            return None
+        try:
+            async with self.client.get(f"/v2/models/{model_name}") as reply:
+                if reply.status != 200:
+                    return None
+                published = orjson.loads(await reply.read()).get("parameters", {}).get("request_timeout_s")
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, AttributeError):
+            return None
+        return float(published) if isinstance(published, (int, float)) else None
+
     def _unavailable(self, what: str) -> ServiceError:
-        return ServiceError("predictor_unavailable", f"The predictor at {self.host} {what}; retry shortly.")
+        return ServiceError(ErrorType.PREDICTOR_UNAVAILABLE, f"The predictor at {self.host} {what}; retry shortly.")
 
     def _grpc_error(self, exc: grpc.RpcError) -> ServiceError:
         code = exc.code()
         if code == grpc.StatusCode.UNAVAILABLE:
             return self._unavailable("is not reachable (gRPC UNAVAILABLE)")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return ServiceError("timeout", f"The predictor did not answer within {self.timeout_s:g} s.")
-        status = next((kind.http_status for kind in ERRORS.values() if kind.grpc_status == code), 502)
+            return ServiceError(ErrorType.TIMEOUT, f"The predictor did not answer within {self.timeout_s:g} s.")
+        status = next((kind.http_status for kind in ERRORS.values() if kind.grpc_status == code.name), 502)
         return _passed_through(status, exc.details() or "")
 
     async def close(self) -> None:
@@ -133,7 +148,7 @@ def _passed_through(status: int, body: str) -> ServiceError:
             return ServiceError(error_type, message)
     except (ValueError, KeyError, TypeError):
         pass
-    return ServiceError("bad_gateway", f"The predictor answered {status}: {body[:300]}")
+    return ServiceError(ErrorType.BAD_GATEWAY, f"The predictor answered {status}: {body[:300]}")
 
 
 # An output by name: (its values as an array, its parameters).
@@ -157,7 +172,8 @@ def _rest_outputs(payload: bytes) -> tuple[Outputs, str | None]:
         outputs = {output["name"]: (np.asarray(output["data"]), output.get("parameters") or {})
                    for output in answer["outputs"]}
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ServiceError("bad_gateway", f"The predictor's answer is not a V2 inference response ({exc!r}).") from None
+        raise ServiceError(ErrorType.BAD_GATEWAY,
+                           f"The predictor's answer is not a V2 inference response ({exc!r}).") from None
     return outputs, answer.get("model_version")
 
 
@@ -169,7 +185,8 @@ def _grpc_outputs(response: InferResponse) -> tuple[Outputs, str | None]:
 def _scores(outputs: Outputs, model_version: str | None, count: int) -> Scores:
     values, parameters = outputs.get(SCORES_OUTPUT, (None, {}))
     if values is None or "labels" not in parameters:
-        raise ServiceError("bad_gateway", "The predictor's answer has no 'scores' output with a 'labels' parameter.")
+        raise ServiceError(ErrorType.BAD_GATEWAY,
+                           "The predictor's answer has no 'scores' output with a 'labels' parameter.")
     labels = json.loads(getattr(parameters["labels"], "string_param", parameters["labels"]))
     probs = values.astype(np.float32).reshape(count, len(labels))
     windows, explanations = outputs.get(WINDOWS_OUTPUT), outputs.get(EXPLANATION_OUTPUT)

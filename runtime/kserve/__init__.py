@@ -34,13 +34,17 @@ Overridden or extended:
   - ``DataPlane.ready``, ``model_ready``, ``decode_inference_request`` (extended);
     ``DataPlane.explain`` (replaced: KServe's returns the request's headers as the response's).
   - ``InferenceServicer.RepositoryModelLoad`` / ``RepositoryModelUnload`` (replaced).
+  - ``ExceptionToStatusInterceptor.handle_exception`` (extended, ``errors.ServiceErrorToStatus``: our
+    ``ServiceError``, a plain exception of contract/, given to it as the ``GrpcException`` it aborts with).
 Private attributes relied on: ``InferenceGRPCClient._client_stub``, ``RESTServer._server``, ``RESTServerMultiProcess._rest_server``,
 ``GRPCServer._server`` / ``_port`` / ``_kwargs`` / ``_data_plane`` / ``_model_repository_extension``,
-``uvicorn.Server._captured_signals``.
+``uvicorn.Server._captured_signals``, ``InferInput._raw_data`` (codec: gRPC raw contents or not).
 "
 Modules: ``server`` (ModelServer), ``rest_server``, ``grpc_server``, ``dataplane``, ``client`` (the
 gRPC client copy and the V2 types the transformer speaks), ``codec`` (what else of KServe the other
-packages need, by a public name of ours), ``pins``. Nothing here patches KServe at import:
+packages need, by a public name of ours, and the V2 codec: ``InferRequest`` to the contract's plain
+``ClassifyRequest``, scores to ``InferResponse``), ``errors`` (exceptions to the error table and to gRPC
+statuses), ``pins``. Nothing here patches KServe at import:
 ``install()``, called by runtime/server.py before the server starts, does.
 """
 

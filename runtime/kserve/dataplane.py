@@ -10,7 +10,7 @@ from kserve.model import InferenceVerb
 from kserve.protocol import dataplane as kserve_dataplane
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-from contract.errors import ServiceError
+from contract.errors import ErrorType, ServiceError
 from contract.schema import has_lone_surrogate_escape, unparsable_body
 from runtime import shutdown
 from runtime.face import TextClassificationModel
@@ -25,8 +25,11 @@ def version_or_lookup_error(dataplane: kserve_dataplane.DataPlane, model_name: s
 
 class DataPlane(kserve_dataplane.DataPlane):
     async def ready(self) -> bool:
-        """Not ready once shutting down (runtime/shutdown.py); inference goes on meanwhile."""
-        return not shutdown.draining() and await super().ready()
+        """Not ready once shutting down (runtime/shutdown.py); inference goes on meanwhile. Nor while a model
+        says it is not ready: KServe's server readiness (DataPlane.ready, kserve 0.21) never looks at the
+        models, and the pods' probe is this one (a transformer that refuses to serve: transformer/model.py)."""
+        models = self.model_registry.get_models().values()
+        return not shutdown.draining() and all(model.ready for model in models) and await super().ready()
 
     async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
         # KServe's inference routes call this with disable_predictor_health_check=True: those
@@ -62,5 +65,6 @@ class DataPlane(kserve_dataplane.DataPlane):
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:  # KServe indexes the JSON header unchecked
             raise ServiceError(
-                "invalid_request", f"The binary V2 request's JSON header is malformed ({type(exc).__name__}: {exc})."
+                ErrorType.INVALID_REQUEST,
+                f"The binary V2 request's JSON header is malformed ({type(exc).__name__}: {exc})."
             ) from None

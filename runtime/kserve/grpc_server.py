@@ -10,7 +10,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as kserve_grpc
 from kserve.protocol.grpc import servicer as kserve_servicer
-from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+from kserve.protocol.grpc.interceptors import LoggingInterceptor
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.utils.utils import to_headers
 
@@ -18,6 +18,7 @@ from contract import timings
 from runtime import tracing
 from runtime.grpc import GrpcAccessLog, repository_disabled
 from runtime.kserve.dataplane import version_or_lookup_error
+from runtime.kserve.errors import ServiceErrorToStatus
 
 
 class InferenceServicer(kserve_servicer.InferenceServicer):
@@ -59,7 +60,7 @@ class GRPCServer(kserve_grpc.GRPCServer):
             futures.ThreadPoolExecutor(max_workers=max_workers),
             interceptors=(
                 LoggingInterceptor(),
-                ExceptionToStatusInterceptor(),
+                ServiceErrorToStatus(),  # ours: KServe's, given our ServiceError as a GrpcException
                 GrpcAccessLog(lambda name: version_or_lookup_error(self._data_plane, name)),  # ours
                 *((tracing.GrpcTrace(),) if tracing.ENABLED else ()),  # ours: only when tracing is on
                 *self.extra_interceptors,  # ours

@@ -34,6 +34,9 @@ UPSTREAM = {
     "kserve.protocol.rest.multiprocess.server.RESTServerMultiProcess.keep_subprocess_alive": "22dd987ecf8b4f41",
     "kserve.protocol.grpc.servicer.InferenceServicer.ModelInfer": "49bf48c9159ebe9f",
     "kserve.inference_client.InferenceGRPCClient.infer": "e5f3295be84562b3",
+    # errors.ServiceErrorToStatus hands our ServiceError to these as a GrpcException: its code and details.
+    "kserve.protocol.grpc.interceptors.ExceptionToStatusInterceptor.handle_exception": "f9a4d0abc9843c24",
+    "grpc_interceptor.AsyncExceptionToStatusInterceptor.handle_exception": "12f151b487ff8773",
     # The model hooks: KServe's Model.__call__ drives our face's preprocess/predict/postprocess/explain,
     # and DataPlane.infer is what the gRPC servicer copy (grpc_server.py) calls.
     "kserve.model.Model.__call__": "acf019685a2c07de",

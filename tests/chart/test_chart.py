@@ -136,9 +136,9 @@ def test_a_shadow_is_a_predictor_only_inference_service_the_transformer_scores_o
     assert shadow["predictor"]["containers"][0]["image"].endswith("/predictor:sentiment-0.2.0")
     assert "canaryTrafficPercent" not in shadow["predictor"]
     env = {e["name"]: e.get("value") for e in isvcs["sentiment"]["spec"]["transformer"]["containers"][0]["env"]}
-    assert env["SHADOW_PREDICTOR_HOST"] == "sentiment-shadow-predictor.text.svc.cluster.local:80"
-    assert env["SHADOW_PERCENT"] == "50" and env["SHADOW_MAX_IN_FLIGHT"] == "8" and env["SHADOW_TIMEOUT_MS"] == "1000"
-    assert "SHADOW_PREDICTOR_HOST" not in {e["name"] for e in isvcs["emotion"]["spec"]["transformer"]["containers"][0]["env"]}
+    assert env["TRANSFORMER_SHADOW_PREDICTOR_HOST"] == "sentiment-shadow-predictor.text.svc.cluster.local:80"
+    assert env["TRANSFORMER_SHADOW_PERCENT"] == "50" and env["TRANSFORMER_SHADOW_MAX_IN_FLIGHT"] == "8" and env["TRANSFORMER_SHADOW_TIMEOUT_MS"] == "1000"
+    assert "TRANSFORMER_SHADOW_PREDICTOR_HOST" not in {e["name"] for e in isvcs["emotion"]["spec"]["transformer"]["containers"][0]["env"]}
     policies = {p["spec"]["selector"]["matchLabels"].get("serving.kserve.io/inferenceservice")
                 for p in by_kind(objects, "AuthorizationPolicy") if p["metadata"]["namespace"] == "text"}
     assert policies == {"sentiment", "sentiment-shadow", "emotion"}
@@ -161,7 +161,7 @@ def test_an_external_redis_cluster_with_tls_and_auth():
     for isvc in by_kind(objects, "InferenceService"):
         transformer = isvc["spec"]["transformer"]
         env = {e["name"]: e.get("value") for e in transformer["containers"][0]["env"]}
-        assert env["REDIS_CLUSTER"] == "true"
+        assert env["TRANSFORMER_REDIS_CLUSTER"] == "true"
         assert {"name": "redis-ca", "mountPath": "/run/secrets/redis-ca", "readOnly": True} in \
             transformer["containers"][0]["volumeMounts"]
         assert transformer["volumes"][-1]["secret"]["secretName"] == "text-cache-ca"
@@ -171,7 +171,7 @@ def test_tracing_is_off_by_default_and_sets_the_standard_otel_env_when_on():
     for isvc in by_kind(render(), "InferenceService"):
         for container in _containers(isvc).values():
             assert not [e for e in container["env"] if e["name"].startswith("OTEL_")]
-            assert not [e for e in container["env"] if e["name"] == "REDIS_CLUSTER"]
+            assert not [e for e in container["env"] if e["name"] == "TRANSFORMER_REDIS_CLUSTER"]
     for isvc in by_kind(render(CHART / "ci" / "redis-cluster-values.yaml"), "InferenceService"):
         name = isvc["metadata"]["name"]
         for part, container in _containers(isvc).items():

@@ -23,7 +23,7 @@ def rate_limit_keys(objects):
     for isvc in by_kind(objects, "InferenceService"):
         if "transformer" in isvc["spec"]:
             env = {e["name"]: e.get("value") for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
-            keys[isvc["metadata"]["name"]] = env.get("RATE_LIMIT_KEY")
+            keys[isvc["metadata"]["name"]] = env.get("TRANSFORMER_RATE_LIMIT_KEY")
     return keys
 
 

@@ -85,7 +85,7 @@ def test_rendered_shadow_is_scored_by_the_rendered_transformer(tiny_model_dir, t
         spec = container(isvcs["sentiment"], "transformer")
         for item in spec["env"]:
             value = redis.url if "valueFrom" in item else item["value"]
-            if item["name"] == "SHADOW_PREDICTOR_HOST":  # the cluster's service name: here, the local shadow
+            if item["name"] == "TRANSFORMER_SHADOW_PREDICTOR_HOST":  # the cluster's service name: here, the local shadow
                 assert value == "sentiment-shadow-predictor.text.svc.cluster.local:80"
                 value = hosts["sentiment-shadow"]
             monkeypatch.setenv(item["name"], value)

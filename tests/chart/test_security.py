@@ -45,10 +45,10 @@ def env_of(isvc: dict, component: str) -> dict:
 def test_defaults_drain_on_shutdown_and_leave_rate_limits_and_jwt_off():
     objects = render()
     for isvc in by_kind(objects, "InferenceService"):
-        assert env_of(isvc, "predictor")["SHUTDOWN_DRAIN_S"] == "5"
+        assert env_of(isvc, "predictor")["PREDICTOR_SHUTDOWN_DRAIN_S"] == "5"
         transformer = env_of(isvc, "transformer")
-        assert transformer["SHUTDOWN_DRAIN_S"] == "5"
-        assert not {"RATE_LIMIT_RPS", "RATE_LIMIT_BURST", "RATE_LIMIT_KEY"} & set(transformer)
+        assert transformer["TRANSFORMER_SHUTDOWN_DRAIN_S"] == "5"
+        assert not {"TRANSFORMER_RATE_LIMIT_RPS", "TRANSFORMER_RATE_LIMIT_BURST", "TRANSFORMER_RATE_LIMIT_KEY"} & set(transformer)
     assert not by_kind(objects, "RequestAuthentication")
     assert by_kind(objects, "PeerAuthentication")[0]["spec"]["mtls"]["mode"] == "STRICT"
     secret = by_kind(objects, "Secret")[0]["stringData"]
@@ -76,7 +76,7 @@ def test_security_scenario_renders_tls_jwt_and_rate_limits():
         assert transformer["volumes"][-1]["secret"]["secretName"] == "text-classifier-redis-tls"
         env = env_of(isvc, "transformer")
         # istio.jwt is on: the key is the verified claim's header (tests/chart/test_rate_limit_key.py)
-        assert (env["RATE_LIMIT_RPS"], env["RATE_LIMIT_BURST"], env["RATE_LIMIT_KEY"]) == ("10", "20",
+        assert (env["TRANSFORMER_RATE_LIMIT_RPS"], env["TRANSFORMER_RATE_LIMIT_BURST"], env["TRANSFORMER_RATE_LIMIT_KEY"]) == ("10", "20",
                                                                                          "x-tc-verified-client")
         selector = {"serving.kserve.io/inferenceservice": name, "app.kubernetes.io/component": "transformer"}
         jwt = next(o for o in by_kind(objects, "RequestAuthentication") if o["metadata"]["name"].endswith(f"{name}-jwt"))
@@ -111,4 +111,4 @@ def test_prod_requires_a_token_for_its_audience_and_limits_every_client():
     assert by_kind(objects, "AuthorizationPolicy")
     for isvc in by_kind(objects, "InferenceService"):
         env = {e["name"]: e.get("value") for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
-        assert env["RATE_LIMIT_RPS"] and env["RATE_LIMIT_KEY"] == "x-tc-verified-client"  # the verified sub
+        assert env["TRANSFORMER_RATE_LIMIT_RPS"] and env["TRANSFORMER_RATE_LIMIT_KEY"] == "x-tc-verified-client"  # the verified sub

@@ -162,6 +162,6 @@ def test_prod_values_name_the_mode_and_say_why():
 def test_the_shadow_is_called_on_the_port_of_the_transformers_protocol(protocol, port):
     found = isvcs(render(CHART / "ci" / "shadow-values.yaml", STANDARD, f"transformer.predictorProtocol={protocol}"))
     env = {e["name"]: e.get("value") for e in found["sentiment"]["spec"]["transformer"]["containers"][0]["env"]}
-    assert env["SHADOW_PREDICTOR_HOST"] == f"sentiment-shadow-predictor.text.svc.cluster.local:{port}"
+    assert env["TRANSFORMER_SHADOW_PREDICTOR_HOST"] == f"sentiment-shadow-predictor.text.svc.cluster.local:{port}"
     service = kserve_raw_service_ports(found["sentiment-shadow"]["spec"]["predictor"]["containers"])
     assert {p["port"]: p.get("appProtocol") for p in service}[int(port)] == (None if port == "80" else "grpc")

@@ -103,8 +103,9 @@ def test_a_stalled_redis_costs_a_few_deadlines_then_the_circuit_skips_it(predict
 
 
 def test_a_frozen_predictor_is_a_504_at_the_deadline_while_cached_texts_are_answered(tiny_model_dir, redis, tmp_path):
-    backend = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir)],
-                            tmp_path / "predictor.log").start()
+    # The predictor's own deadline below the transformer's, as the transformer requires (runtime/settings.py).
+    backend = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
+                                          "--request_timeout_s", "1.5"], tmp_path / "predictor.log").start()
     # A 2 s deadline: wide enough that 15 cached answers fit well inside it on a loaded machine.
     front = transformer_for(backend, redis, tmp_path / "transformer.log",
                             "--predictor_request_timeout_seconds", "2").start()
@@ -197,8 +198,8 @@ def check_predictor_outage(results, killed_at: float, restarting_at: float, back
 
 
 def predictor_killed_under_load(tiny_model_dir, redis, tmp_path, protocol: str) -> None:
-    backend = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir)],
-                            tmp_path / "predictor.log").start()
+    backend = ServerProcess("predictor", ["--model_name", "sentiment", "--model_dir", str(tiny_model_dir),
+                                          "--request_timeout_s", "4"], tmp_path / "predictor.log").start()
     front = transformer_for(backend, redis, tmp_path / "transformer.log", "--predictor_request_timeout_seconds", "5",
                             protocol=protocol).start()
     try:

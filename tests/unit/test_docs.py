@@ -49,4 +49,4 @@ def test_every_kserve_flag_we_default_names_its_env_var(cls):
 @pytest.mark.parametrize("error_type", sorted(ERRORS))
 def test_every_error_type_is_in_the_readme_table(error_type):
     kind = ERRORS[error_type]
-    assert f"| `{error_type}` | {kind.http_status} | {kind.grpc_status.name} | {kind.meaning} |" in README
+    assert f"| `{error_type}` | {kind.http_status} | {kind.grpc_status} | {kind.meaning} |" in README

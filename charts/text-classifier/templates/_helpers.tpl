@@ -88,6 +88,9 @@ at once, so a user fixes them in one round.
 {{- if ge (int .Values.transformer.predictorTimeoutSeconds) (int .Values.transformer.timeout) -}}
 {{- $messages = append $messages "transformer: predictorTimeoutSeconds must be below timeout, or the route gives up before the transformer can answer" -}}
 {{- end -}}
+{{- if le (float64 .Values.transformer.predictorTimeoutSeconds) (float64 .Values.predictor.requestTimeoutSeconds) -}}
+{{- $messages = append $messages (printf "transformer: predictorTimeoutSeconds (%v) must exceed predictor.requestTimeoutSeconds (%v), or the two 504s race (the transformer refuses to serve: runtime/settings.py)" .Values.transformer.predictorTimeoutSeconds .Values.predictor.requestTimeoutSeconds) -}}
+{{- end -}}
 {{- if gt (int .Values.transformer.minReplicas) (int .Values.transformer.maxReplicas) -}}
 {{- $messages = append $messages "transformer: minReplicas must not exceed maxReplicas" -}}
 {{- end -}}
@@ -248,4 +251,25 @@ topologySpreadConstraints:
     labelSelector: {matchLabels: {{ toJson $selector }}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+A service's settings, by setting name (its values block predictor.settings / transformer.settings, written
+from the settings declarations by scripts/chart_settings.py, merged with what the chart's own keys pass), as
+env vars under the service's prefix: PREDICTOR_MAX_TEXTS, TRANSFORMER_FAST_PATH, ... (runtime/settings.py
+reads the prefixed name first). null: not set, the code's own default. Numbers go through toJson: quote
+would write a large one as 8.388608e+06.
+Then the service's extraEnv, last, so that an entry there overrides one above (the last of a name wins).
+dict: prefix, settings, extraEnv.
+*/}}
+{{- define "tc.settingsEnv" -}}
+{{- range $name, $value := .settings }}
+{{- if not (kindIs "invalid" $value) }}
+- name: {{ printf "%s%s" $.prefix (upper $name) }}
+  value: {{ ternary $value (toJson $value) (kindIs "string" $value) | quote }}
+{{- end }}
+{{- end }}
+{{- with .extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}

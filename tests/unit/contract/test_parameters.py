@@ -1,13 +1,12 @@
-"""Request parameters in V1 bodies, V2 REST and V2 gRPC, and the transformer's cached variants of an answer."""
+"""Request parameters in V1 bodies (V2 REST and gRPC: tests/unit/runtime/test_codec.py), and the transformer's
+cached variants of an answer."""
 
 import numpy as np
 import pytest
-from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter, ModelInferRequest
-from kserve.protocol.infer_type import InferInput, InferRequest
 
 from contract import schema
 from contract.errors import ServiceError
-from contract.parameters import Options, parse_options
+from contract.parameters import Options
 from contract.schema import Limits
 from transformer.variants import Answer, Variant
 
@@ -19,16 +18,6 @@ def test_v1_parameters_object():
                                                                        "binary_data_output": True}}, LIMITS)
     assert request.options == Options(truncation="chunks")
     assert schema.parse_request({"instances": ["a"]}, LIMITS).options == Options()
-
-
-def test_v2_rest_and_grpc_parameters():
-    rest = InferRequest("m", [InferInput("text", [1], "BYTES", ["a"])],
-                        parameters={"explain": True, "granularity": "token"})
-    assert schema.parse_request(rest, LIMITS).options == Options(explain=True, granularity="token", field_name="text")
-    grpc = ModelInferRequest(model_name="m")
-    grpc.parameters["truncation"].CopyFrom(InferParameter(string_param="head_tail"))
-    grpc.parameters["explain"].CopyFrom(InferParameter(bool_param=False))
-    assert parse_options(grpc.parameters) == Options(truncation="head_tail")
 
 
 @pytest.mark.parametrize("parameters", [{"truncation": "tail"}, {"granularity": "char"}, {"explain": "maybe"},

@@ -16,7 +16,8 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
 from contract.errors import ERRORS, ServiceError
-from contract.schema import Limits, parse_request
+from contract.schema import Limits
+from runtime.kserve.codec import parse_request  # the face's parse: V1 by the contract, V2 by the codec
 from runtime.kserve.dataplane import DataPlane
 
 LIMITS = Limits(max_texts=50, max_chars=200, max_body_bytes=8 * 1024 * 1024)

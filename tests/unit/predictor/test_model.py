@@ -47,3 +47,7 @@ async def test_bad_input_raises_the_error_table(model):
 def test_metadata_publishes_label_order(model):
     assert model.metadata_parameters()["labels"] == ["NEGATIVE", "POSITIVE"]
     assert model.get_output_types()[2] == {"name": "scores", "datatype": "FP32", "shape": [-1, 2]}
+
+
+def test_metadata_publishes_the_deadline_a_transformer_checks_its_own_against(model):
+    assert model.metadata_parameters()["request_timeout_s"] == model.settings.request_timeout_s

@@ -54,3 +54,21 @@ def test_no_prefixed_name_is_another_services_plain_name():
 
     for ours, theirs in ((PredictorSettings, TransformerSettings), (TransformerSettings, PredictorSettings)):
         assert names(ours, True).isdisjoint(names(theirs, False))
+
+
+@pytest.mark.parametrize(("transformer_s", "predictor_s", "refused"), [
+    (15, 10, False), (11, 10.5, False), (10, 10, True), (5, 10, True), (2, 2.5, True)])
+def test_the_transformer_deadline_must_exceed_the_predictors(transformer_s, predictor_s, refused):
+    from runtime.settings import deadline_order_problem
+
+    problem = deadline_order_problem(transformer_s, predictor_s)
+    assert (problem is not None) == refused
+    if refused:
+        assert f"({transformer_s:g} s) must exceed" in problem and f"({predictor_s:g} s)" in problem
+
+
+def test_the_code_defaults_put_the_deadlines_in_order():
+    from runtime.settings import deadline_order_problem
+
+    transformer_s = TransformerSettings.model_fields["predictor_request_timeout_seconds"].default
+    assert deadline_order_problem(transformer_s, PredictorSettings.model_fields["request_timeout_s"].default) is None

@@ -28,6 +28,13 @@ async def test_readiness_flips_while_inference_keeps_its_model(dataplane, monkey
         await dataplane.model_ready("nope")
 
 
+async def test_the_server_is_not_ready_while_a_model_says_it_is_not(dataplane):
+    # KServe's own server readiness never looks at the models; a transformer refusing to serve
+    # (its deadline not above the predictor's: transformer/model.py) must take its pod out of the endpoints.
+    dataplane.model_registry.get_model("sentiment").ready = False
+    assert not await dataplane.ready()
+
+
 def test_worker_processes_learn_of_the_drain_from_the_marker(tmp_path, monkeypatch):
     monkeypatch.setattr(shutdown, "_draining", False)
     monkeypatch.setattr(shutdown.tempfile, "gettempdir", lambda: str(tmp_path))

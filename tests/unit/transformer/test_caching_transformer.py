@@ -42,8 +42,10 @@ class MemoryCache:
 class FakePredictor:
     """Scores a text as [len % 2, 1 - len % 2]; records every call; may hold calls until released."""
 
-    def __init__(self, version="v1"):
+    def __init__(self, version="v1", timeout_s=15, published_deadline_s=None):
         self.version = version
+        self.timeout_s = timeout_s  # the transformer's deadline of a call (PredictorClient.timeout_s)
+        self.published_deadline_s = published_deadline_s  # the predictor's own, as its metadata says
         self.calls: list[tuple[list[str], dict | None]] = []
         self.gate: asyncio.Event | None = None
 
@@ -54,6 +56,9 @@ class FakePredictor:
         probs = np.array([[len(t) % 2, 1 - len(t) % 2] for t in texts], dtype=np.float32).reshape(-1, 2)
         windows = [1 + len(t) // 10 for t in texts] if (parameters or {}).get("truncation") == "chunks" else None
         return Scores(probs, LABELS, self.version, windows=windows), {"x-inference-time": "1.00"}
+
+    async def deadline_s(self, model_name):
+        return self.published_deadline_s
 
     async def close(self):
         pass
@@ -141,3 +146,25 @@ async def test_explanations_turned_off_are_refused_before_any_call():
     with pytest.raises(ServiceError, match="turned off") as refused:
         await model.score(["text"], {}, Options(explain=True))
     assert refused.value.error_type == "not_implemented" and scored_calls(predictor) == []
+
+
+@pytest.mark.parametrize("published", [15, 20])
+async def test_a_transformer_whose_deadline_is_not_the_later_refuses_to_serve(published):
+    predictor = FakePredictor(timeout_s=15, published_deadline_s=published)
+    model = transformer(predictor)
+    model.load()
+    for _ in range(2):  # refused at first contact and after it, without calling the predictor to score
+        with pytest.raises(ServiceError) as refused:
+            await model.score(["good"], {}, Options())
+        assert refused.value.error_type == "model_not_ready"
+        assert "--predictor_request_timeout_seconds (15 s) must exceed" in str(refused.value)
+    assert not model.ready and predictor.calls == []
+
+
+@pytest.mark.parametrize("published", [10, None])  # None: not published (gRPC, an older predictor): not checked
+async def test_a_transformer_whose_deadline_is_the_later_serves(published):
+    predictor = FakePredictor(timeout_s=15, published_deadline_s=published)
+    model = transformer(predictor)
+    model.load()
+    assert (await model.score(["good"], {}, Options())).probs.shape == (1, 2)
+    assert model.ready and model.refusal is None
