@@ -129,7 +129,7 @@ class CachingTransformer(TextClassificationModel):
                 if not self._deadline_checked:
                     await self._check_deadline()
                 if self.refusal is not None:
-                    raise ServiceError("model_not_ready", f"This transformer refuses to serve: {self.refusal}.")
+                    raise ServiceError(ErrorType.MODEL_NOT_READY, f"This transformer refuses to serve: {self.refusal}.")
                 if self._info is None:  # an empty inference tells the labels and the version
                     self._learn((await self.predictor.infer(self.name, [], request_id))[0])
         return self._info
