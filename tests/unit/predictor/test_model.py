@@ -1,5 +1,7 @@
 """The KServe model awaited directly, as KServe's DataPlane calls it (no server)."""
 
+import asyncio
+
 import numpy as np
 import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest
@@ -47,3 +49,21 @@ async def test_bad_input_raises_the_error_table(model):
 def test_metadata_publishes_label_order(model):
     assert model.metadata_parameters()["labels"] == ["NEGATIVE", "POSITIVE"]
     assert model.get_output_types()[2] == {"name": "scores", "datatype": "FP32", "shape": [-1, 2]}
+
+
+async def test_two_inference_sessions_answer_as_one_does(tiny_model_dir, model):
+    two = PredictorModel("sentiment", PredictorSettings(model_dir=tiny_model_dir, inference_sessions=2))
+    assert two.load() and two.batcher.workers == 2 and len(two.classifier.backend) == 2
+    texts = [f"{word} film, take {i}" for i in range(24) for word in ("a fine", "an awful")]
+
+    ones = await asyncio.gather(*(model.batcher.submit([t], timeout_s=30) for t in texts))
+    twos = await asyncio.gather(*(two.batcher.submit([t], timeout_s=30) for t in texts))
+    # int8 activations are quantized per batch: scores may move by a few thousandths with batch mates
+    np.testing.assert_allclose(np.concatenate(twos), np.concatenate(ones), atol=0.02)
+
+
+def test_zero_inference_sessions_is_refused(tiny_model_dir):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        PredictorSettings(model_dir=tiny_model_dir, inference_sessions=0)
