@@ -1,6 +1,6 @@
 """Ours beside the peers: the same model, client and cases, one server at a time, alternating.
 
-For each server (ours first, then each peer, and again per round): spawn to ready
+For each server (ours first, then each peer; every other round the other way round): spawn to ready
 (cold start), one request to see what it answers (label names and scores, the top
 label only, or class indices), 1 client in a closed loop (latency), 16 clients
 (uncached saturation), peak RSS over all of it; then more spawn-to-ready starts for
@@ -19,8 +19,8 @@ import httpx
 
 from bench.loadgen import PAYLOADS
 from bench.peers import PEERS, Peer, install
-from predictor.backends import DEFAULT_BACKEND
 from harness.processes import ServerProcess
+from predictor.backends import DEFAULT_BACKEND
 
 LABELS = ("NEGATIVE", "POSITIVE")  # the bench model's id2label (predictor.demo_model)
 PROBE = "a gripping, beautifully acted film"
@@ -94,7 +94,10 @@ def compare(run, model_dir: Path, cache: Path, names: list[str], rounds: int = 1
             print(f"  {name}: FAILED to install or prepare: {failed[name]}", flush=True)
     figures: dict[str, list[dict]] = {name: [] for name in servers}
     for round_ in range(rounds):
-        for name, (starter, path, payload) in servers.items():
+        # every other round in reverse order (A B, B A, ...): a load that rises or falls during the run
+        # then weighs on both sides alike
+        for name, (starter, path, payload) in (list(servers.items()) if round_ % 2 == 0 else
+                                               list(servers.items())[::-1]):
             print(f"peers round {round_ + 1}: {name}", flush=True)
             try:
                 figures[name].append(measure(run, name, starter, path, payload, cold_starts))
