@@ -24,6 +24,7 @@ Two counters:
     python -m bench.hit_calls --before be447f3
     python -m bench.hit_calls --before be447f3 --counter instructions --requests 300
     python -m bench.hit_calls --before be447f3 --counter instructions --load miss --process predictor
+    python -m bench.hit_calls --before 87b1dc8 --before_python ../main/.venv/bin/python --counter instructions
 """
 
 from __future__ import annotations
@@ -59,14 +60,15 @@ def server_args(process: str, model_dir: Path, predictor: ServerProcess | None, 
             "--access_log", "false", "--cache_timeout_ms", "2000", *ports]
 
 
-def start(root: Path, module: str, counter: str, output: Path, args: list[str], log: Path) -> subprocess.Popen:
+def start(root: Path, module: str, counter: str, output: Path, args: list[str], log: Path,
+          python: str = sys.executable) -> subprocess.Popen:
     if counter == "calls":
         code = (f"import cProfile, runpy, sys; sys.argv = [{module!r}] + sys.argv[1:]; "
                 f"cProfile.run('runpy.run_module(\"{module}\", run_name=\"__main__\")', {str(output)!r})")
-        command = [sys.executable, "-c", code, *args]
+        command = [python, "-c", code, *args]
     else:
         command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={output}",
-                   sys.executable, "-m", module, *args]
+                   python, "-m", module, *args]
     env = {**os.environ, **SERVER_ENV, "PYTHONPATH": str(root), "OTEL_EXPORTER_OTLP_ENDPOINT": "",
            "PYTHONHASHSEED": "0"}
     return subprocess.Popen(command, cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -93,11 +95,11 @@ def workload(load: str, requests: int) -> tuple[list[str], list[str]]:
 
 
 def measure(root: Path, name: str, args, out: Path, model_dir: Path, predictor: ServerProcess | None,
-            redis_url: str) -> Path:
+            redis_url: str, python: str = sys.executable) -> Path:
     """Run one server through the workload; the counter's output file."""
     output, log, port = out / f"{name}.{args.counter}", out / f"{name}.log", free_port()
     process = start(root, args.process, args.counter, output,
-                    server_args(args.process, model_dir, predictor, redis_url, port), log)
+                    server_args(args.process, model_dir, predictor, redis_url, port), log, python)
     url = f"http://127.0.0.1:{port}"
     warm_up, measured = workload(args.load, args.requests)
     redis.Redis.from_url(redis_url).flushall()
@@ -151,6 +153,9 @@ def main() -> None:
     parser.add_argument("--load", choices=["hit", "miss"], default="hit")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--top", type=int, default=15, help="functions listed (calls)")
+    parser.add_argument("--before_python", default=sys.executable,
+                        help="the interpreter (virtual environment) the --before side runs in: its own "
+                             "dependencies, when this checkout pins others (e.g. main's .venv/bin/python)")
     args = parser.parse_args()
     if args.counter == "instructions" and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         parser.error("--counter instructions needs valgrind (apt-get install valgrind)")
@@ -168,8 +173,9 @@ def main() -> None:
             predictor = ServerProcess("predictor", [*PREDICTOR_ARGS, "--model_dir", str(model_dir)],
                                       out / "predictor.log").start()
         try:
-            before, after = (measure(root, name, args, out, model_dir, predictor, cache.url)
-                             for root, name in ((old, "before"), (ROOT, "after")))
+            before, after = (measure(root, name, args, out, model_dir, predictor, cache.url, python)
+                             for root, name, python in ((old, "before", args.before_python),
+                                                        (ROOT, "after", sys.executable)))
         finally:
             if predictor is not None:
                 predictor.stop()

@@ -10,12 +10,14 @@ fleet pays for; on a shared 2-core machine the wall-clock throughput also depend
 everyone else's load, the CPU per request much less (say which, with the figure).
 
     python -m bench.hit_cpu --before main --duration_s 15 --rounds 2
+    python -m bench.hit_cpu --before 87b1dc8 --before_python ../main/.venv/bin/python  # its venv: no hiredis
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,10 +33,10 @@ def cpu_s(server: ServerProcess) -> float:
 
 
 def one_side(root: Path, name: str, predictor: ServerProcess, redis: RedisProcess, out: Path, texts: list[str],
-             duration_s: float, cache_rate: float, extra: list[str]) -> dict:
+             duration_s: float, cache_rate: float, extra: list[str], python: str = sys.executable) -> dict:
     args = ["--model_name", MODEL, "--predictor_host", f"127.0.0.1:{predictor.http_port}", "--redis_url", redis.url,
             "--access_log", "false", "--cache_timeout_ms", "1000", *extra]  # a busy machine: no hit turned miss
-    server = ServerProcess("transformer", args, out / f"{name}.log", root=root).start()
+    server = ServerProcess("transformer", args, out / f"{name}.log", root=root, python=python).start()
     try:
         url = f"{server.url}/v1/models/{MODEL}:predict"
         hot, cold = out / "hot.txt", out / f"cold-{name}.txt"
@@ -60,6 +62,9 @@ def main() -> None:
     parser.add_argument("--duration_s", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cache_rate", type=float, default=0.95)
+    parser.add_argument("--before_python", default=sys.executable,
+                        help="the interpreter (virtual environment) the --before side runs in: its own "
+                             "dependencies, when this checkout pins others (e.g. main's .venv/bin/python)")
     args = parser.parse_args()
     from harness.random_model import build_random_model
 
@@ -76,10 +81,10 @@ def main() -> None:
                                   out / "predictor.log").start()
         try:
             for index in range(args.rounds):
-                for root, name in ((old, "before"), (ROOT, "after")):
+                for root, name, python in ((old, "before", args.before_python), (ROOT, "after", sys.executable)):
                     chunk = texts[(index * 2 + (name == "after")) * 3000:][:3000]
                     rounds[name].append(one_side(root, f"{name}-{index}", predictor, redis, out, chunk,
-                                                 args.duration_s, args.cache_rate, []))
+                                                 args.duration_s, args.cache_rate, [], python))
         finally:
             predictor.stop()
             redis.stop()

@@ -379,6 +379,9 @@ def main() -> None:
                         help="peer servers beside ours, each in its own venv under .cache/peers ('' for none)")
     parser.add_argument("--peer_rounds", type=int, default=1, help="times each server of the peer table is measured")
     parser.add_argument("--only_peers", action="store_true", help="only the peer table (make bench-peers)")
+    parser.add_argument("--variants", nargs="*", default=[], metavar="NAME=FLAGS",
+                        help="our predictor again with other flags, as a column of the peer table measured in the "
+                             "same rounds (an A/B: e.g. 'sessions2=--inference_sessions 2 --threads 1')")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -396,9 +399,12 @@ def main() -> None:
             results["backends"] = backend_table(run, model_dir, [b for b in args.backends.split(",") if b])
             results["arithmetic_limit"] = arithmetic_limit(
                 model_dir, run.texts, results["cases"]["uncached_throughput"]["predictor_only_rps"])
-        if peers := [name for name in args.peers.split(",") if name]:
-            print(f"peers: {', '.join(peers)}", flush=True)
-            results["peers"] = compare(run, model_dir, args.cache, peers, args.peer_rounds, max(1, args.cold_starts))
+        peers = [name for name in args.peers.split(",") if name]
+        variants = dict(variant.split("=", 1) for variant in args.variants)
+        if peers or variants:
+            print(f"peers: {', '.join([*peers, *variants])}", flush=True)
+            results["peers"] = compare(run, model_dir, args.cache, peers, args.peer_rounds, max(1, args.cold_starts),
+                                       {name: flags.split() for name, flags in variants.items()})
     finally:
         run.redis.stop()
     (args.out / "results.json").write_text(json.dumps(results, indent=2))

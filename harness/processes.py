@@ -177,8 +177,10 @@ class ServerProcess:
     """``python -m <module> <args> --http_port P [--grpc_port Q]``, logging to a file; ready on its health endpoints."""
 
     def __init__(self, module: str, args: list[str], log_path: Path, *, ready_path: str = "/v2/health/ready",
-                 grpc: bool = True, sample_rss: bool = False, root: Path = ROOT, env: dict | None = None):
+                 grpc: bool = True, sample_rss: bool = False, root: Path = ROOT, env: dict | None = None,
+                 python: str = sys.executable):
         self.module, self.args, self.log_path = module, list(args), log_path
+        self.python = python  # the interpreter (virtual environment): another checkout may pin other dependencies
         self.root = root  # the checkout whose code runs (bench/ab.py, bench/features.py, bench/tracing.py run two)
         self.ready_path, self.grpc, self.sample_rss = ready_path, grpc, sample_rss
         # The checkout's code runs from its own root; a peer (bench/peers) replaces both with its own.
@@ -196,7 +198,7 @@ class ServerProcess:
     @property
     def command(self) -> list[str]:
         ports = ["--http_port", str(self.http_port)] + (["--grpc_port", str(self.grpc_port)] if self.grpc else [])
-        return [sys.executable, "-m", self.module, *self.args, *ports]
+        return [self.python, "-m", self.module, *self.args, *ports]
 
     @property
     def url(self) -> str:

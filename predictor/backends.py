@@ -16,6 +16,8 @@ imports the exporter.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -48,7 +50,7 @@ class OnnxBackend:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads  # 0: ONNX Runtime's default, one per physical core
-        options.inter_op_num_threads = 1  # one graph runs at a time (the batcher's single inference thread)
+        options.inter_op_num_threads = 1  # one graph at a time per session (each inference thread has its own)
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle pool threads sleep instead of spinning: on a 2-core pod the event loop,
         # the tokenizer and the transformer next door need those cycles between batches.
@@ -162,12 +164,48 @@ AUTO_CPU = "onnx-int8"
 CPU_BACKENDS = [name for name, kind in BACKENDS.items() if kind.device == "cpu"]  # what runs on any machine
 
 
-def load_backend(name: str, weights: Path, threads: int, dtype: str = "auto") -> Backend:
+class SessionPool:
+    """Several copies of one backend, so that several inference threads can run batches at once.
+
+    A call takes whichever copy is free and gives it back after: the batcher never runs more
+    calls at once than there are copies (``--inference_sessions``), so one is always free.
+    Copies are taken in turn (first in, first out), so as many calls in a row as there are
+    copies touch each one once: that is how the warm-up reaches every session.
+    """
+
+    def __init__(self, backends: list[Backend]):
+        self.backends = backends
+        self._free = deque(backends)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.backends)
+
+    def __getstate__(self) -> dict:  # --workers: each process opens its own copies (their own __setstate__)
+        return {"backends": self.backends}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["backends"])
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with self._lock:
+            backend = self._free.popleft()
+        try:
+            return backend(input_ids, attention_mask)
+        finally:
+            with self._lock:
+                self._free.append(backend)
+
+
+def load_backend(name: str, weights: Path, threads: int, dtype: str = "auto", sessions: int = 1) -> Backend:
     """Open backend ``name`` on ``weights``: the file ``BACKENDS[name].onnx_file`` or the model directory.
 
     ``dtype`` (--torch_dtype) applies to the PyTorch backends only; the ONNX graphs carry their own.
+    ``sessions`` > 1 opens that many copies behind a SessionPool, each with ``threads`` intra-op threads.
     """
     kind = BACKENDS[name]
+    if sessions > 1:
+        return SessionPool([load_backend(name, weights, threads, dtype) for _ in range(sessions)])
     if kind.onnx_file is None and dtype != "auto":
         return kind.open(weights, threads, dtype=dtype)
     return kind.open(weights, threads)

@@ -1,11 +1,12 @@
 """Dynamic batching for every protocol: concurrent requests share one model call.
 
-Requests put their texts on one queue. A single loop takes up to
+Requests put their texts on one queue. A loop (one per inference thread: ``workers``,
+the predictor's ``--inference_sessions``) takes up to
 ``max_batch_size`` texts, in turns across the clients with queued requests, then
 across each client's requests (so neither a long request nor a client's many requests
 hold another client's short one back for more than a batch), waiting at most ``max_delay_s`` for the batch to fill (and
 not at all when the last batch was a single text: nobody else is coming), and
-runs the model on a dedicated thread so the event loop keeps accepting requests
+runs the model on its own thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
 across batches; a request past its deadline is answered 504 at once and its texts
 that have not started are dropped from the queue.
@@ -90,8 +91,12 @@ class _Pending:
 
 
 class DynamicBatcher:
-    def __init__(self, infer: InferFn, num_outputs: int, max_batch_size: int, max_delay_s: float, max_queue_texts: int):
+    def __init__(self, infer: InferFn, num_outputs: int, max_batch_size: int, max_delay_s: float, max_queue_texts: int,
+                 workers: int = 1):
         self._infer = infer
+        # Inference threads, each taking the next batch when its last one is done: ``infer`` must be
+        # safe to call from that many threads at once (the classifier's SessionPool: one session each).
+        self.workers = max(1, workers)
         self._num_outputs = num_outputs
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
@@ -103,18 +108,21 @@ class DynamicBatcher:
         # Created on first use, in the serving process and loop (KServe may fork workers).
         self._executor: ThreadPoolExecutor | None = None
         self._arrived: asyncio.Event | None = None
-        self._loop_task: asyncio.Task | None = None
+        self._loop_tasks: list[asyncio.Task] = []
 
     def __getstate__(self):  # picklable for KServe's multi-worker mode: runtime state is rebuilt per process
         state = self.__dict__.copy()
-        state.update(_queue=deque(), queued_texts=0, _client_texts={}, _executor=None, _arrived=None, _loop_task=None)
+        state.update(_queue=deque(), queued_texts=0, _client_texts={}, _executor=None, _arrived=None, _loop_tasks=[])
         return state
 
     def _ensure_running(self) -> None:
-        if self._loop_task is None or self._loop_task.done():
-            self._executor = self._executor or ThreadPoolExecutor(1, thread_name_prefix="inference")
+        if not self._loop_tasks or any(task.done() for task in self._loop_tasks):
+            for task in self._loop_tasks:
+                task.cancel()
+            self._executor = self._executor or ThreadPoolExecutor(self.workers, thread_name_prefix="inference")
             self._arrived = asyncio.Event()
-            self._loop_task = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            self._loop_tasks = [loop.create_task(self._run()) for _ in range(self.workers)]
 
     def check_room(self, count: int, client: str | None = None) -> None:
         """ServiceError 429 ``overloaded`` unless ``count`` more texts of ``client`` may wait now: callers that

@@ -1,6 +1,6 @@
 """A Hugging Face sequence classifier behind one synchronous call: texts in, probabilities out.
 
-``classify`` runs on the batcher's single inference thread. It tokenizes the whole
+``classify`` runs on one of the batcher's inference threads (one per session). It tokenizes the whole
 batch in one call of the Rust ``tokenizers`` library (the model directory's
 ``tokenizer.json``, the same one transformers' fast tokenizer reads), sorts the texts
 by token count and runs them in chunks whose padded size stays under a token budget,
@@ -75,7 +75,7 @@ class TextClassifier:
     fewest_passes = False  # chunk planning: the cheapest split (a CPU), or the fewest passes (a GPU: see __init__)
 
     def __init__(self, files: ModelFiles, max_length: int, max_batch_tokens: int, threads: int,
-                 torch_dtype: str = "auto", device: str = "cpu"):
+                 torch_dtype: str = "auto", device: str = "cpu", sessions: int = 1):
         self.files = files
         self.model_dir = files.model_dir
         config = json.loads((self.model_dir / CONFIG).read_text())
@@ -104,7 +104,12 @@ class TextClassifier:
         # and the planner's O(n * 64) search would cost more CPU time than it saves GPU time.
         self.fewest_passes = BACKENDS[files.backend].device != "cpu"
         self.batch_limits = BatchLimits(BACKENDS[files.backend].max_batch_size, self.max_batch_tokens)
-        self.backend: Backend = load_backend(files.backend, files.weights, threads, torch_dtype)
+        # Several sessions (--inference_sessions): one per inference thread, each with its own
+        # intra-op threads (1 unless --threads says: the threads of one session cost more to
+        # synchronise on a small batch than a second session running another batch does).
+        self.sessions = sessions
+        threads = threads or (1 if sessions > 1 else 0)
+        self.backend: Backend = load_backend(files.backend, files.weights, threads, torch_dtype, sessions)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Head-truncated ids; a text too long to need whole is tokenized only as far as its first row
@@ -216,6 +221,6 @@ def build_classifier(settings: PredictorSettings, model_name: str) -> TextClassi
     limits = batch_limits(choice.backend, settings.max_batch_size, settings.max_batch_tokens)
     files = resolve(settings.model_dir, model_name, settings.model_cache_dir, choice.backend)
     classifier = TextClassifier(files, settings.max_length, limits.max_batch_tokens, settings.threads,
-                                settings.torch_dtype, choice.device)
+                                settings.torch_dtype, choice.device, settings.inference_sessions)
     classifier.batch_limits = BatchLimits(limits.max_batch_size, classifier.max_batch_tokens)
     return classifier

@@ -52,11 +52,12 @@ class PredictorModel(TextClassificationModel):
         self.model_version = self.model_version or self.classifier.files.revision
         self.batcher = DynamicBatcher(self.classifier.classify_batch, len(self.classifier.labels),
                                       self.classifier.batch_limits.max_batch_size,
-                                      s.max_batch_delay_ms / 1000, s.max_queue_texts)
+                                      s.max_batch_delay_ms / 1000, s.max_queue_texts, workers=self.classifier.sessions)
         self.expander = Expander(self.classifier, self.batcher, ExpansionLimits(
             s.max_request_rows, s.max_windows, s.window_overlap, s.explain_max_words,
             s.max_explain_rows))
-        self.classifier.classify(WARM_UP_TEXTS)  # first call pays one-off allocation; not a client's request
+        for _ in range(self.classifier.sessions):  # sessions are taken in turn: each one warms up once
+            self.classifier.classify(WARM_UP_TEXTS)  # first call pays one-off allocation; not a client's request
         self.ready = True
         logger.info(
             "Loaded %s (version %s, labels %s, backend %s) from %s in %.2f s", self.name, self.model_version,

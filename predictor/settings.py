@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import PositiveInt
+
 from contract.parameters import DEFAULT_TRUNCATION, TRUNCATIONS
 from modelbuild.layout import default_cache_dir
 from predictor.backends import AUTO, BACKENDS, DEFAULT_BACKEND, TORCH_DTYPES
@@ -45,6 +47,9 @@ class PredictorSettings(ServiceSettings):
                 "else fp16), `float32`, `bfloat16`, `float16`")
     threads: int = setting(0, "intra-op threads of the backend", env="INFERENCE_THREADS",
                            shown="0 (the backend's default: one per core)")
+    inference_sessions: PositiveInt = setting(
+        1, "copies of the model, each run by its own inference thread, taking batches from the one queue at once; "
+           "with more than one, `--threads` is per copy and 0 means 1")
     truncation: Truncation = setting(
         DEFAULT_TRUNCATION, "texts longer than `--max_length` tokens, when a request does not choose: `head`, `head_tail` or "
                 "`chunks` (see [Long texts](long-texts.md#long-texts-truncation))")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from random import getrandbits
 
 from runtime.metrics import REQUEST_SECONDS, REQUESTS, child
 
@@ -44,6 +45,22 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # (a forged log line), ANSI escapes or Unicode line separators.
 UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 LOGGED_CHARS = 256
+
+
+# The version (4) and variant (10) bits of a random UUID (RFC 9562), set on 128 random bits.
+_UUID4_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+_UUID4_BITS = (0x4 << 76) | (0x2 << 62)
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` writes it, for a request that brought no usable id.
+
+    From Python's Mersenne Twister rather than ``os.urandom``: an id must be unique, not secret,
+    and uuid4's system call and UUID object were a measurable part of a cache hit's CPU
+    (BENCHMARKS.md, issue 27). ``random`` reseeds itself in a forked worker, so workers differ.
+    """
+    h = "%032x" % (getrandbits(128) & _UUID4_MASK | _UUID4_BITS)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def valid_request_id(value: str | None) -> str | None:

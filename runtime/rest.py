@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -25,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contract import timings
 from contract.errors import ERRORS, ErrorType, ServiceError, error_body
-from runtime.accesslog import INFERENCE_ROUTE, VersionOf, record, valid_request_id
+from runtime.accesslog import INFERENCE_ROUTE, VersionOf, new_request_id, record, valid_request_id
 from runtime.kserve.errors import KSERVE_ERRORS, describe_validation_error, kserve_error_type
 from runtime.metrics import ERRORS_TOTAL
 
@@ -74,7 +73,7 @@ class AccessLog:
         started = time.perf_counter()
         request_id = valid_request_id(dict(scope["headers"]).get(REQUEST_ID, b"").decode("latin-1"))
         if not request_id:  # none, or one that must not be echoed, forwarded or logged: ours replaces it
-            request_id = str(uuid.uuid4())
+            request_id = new_request_id()
             scope = {**scope, "headers": [*(h for h in scope["headers"] if h[0] != REQUEST_ID),
                                           (REQUEST_ID, request_id.encode())]}
         answered = {"status": 500, "cache": None}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextvars
 import json
 import time
-import uuid
 
 import numpy as np
 import orjson
@@ -37,6 +36,7 @@ import orjson
 from contract import schema
 from contract.cachekey import cache_key
 from runtime import answers, tracing
+from runtime.accesslog import new_request_id
 from runtime.kserve.codec import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
 from runtime.metrics import child
 from transformer.metrics import CACHE_LOOKUPS
@@ -191,7 +191,7 @@ class FastPath:
             _PREFETCHED.set((keys, values))
             raise Pass
         looked_up = time.perf_counter()
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or str(uuid.uuid4())
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or new_request_id()
         of_text = dict(zip(distinct, values))
         rows = [of_text[text] for text in texts]
         child(CACHE_LOOKUPS, model.name, "hit").inc(len(keys))
@@ -222,7 +222,7 @@ def _v2_body(name: str, version: str, labels: list[str], request_id: str | None,
     n = str(len(fragments)).encode()
     return b"".join((
         b'{"model_name":', orjson.dumps(name), b',"model_version":', orjson.dumps(version),
-        b',"id":', orjson.dumps(request_id or str(uuid.uuid4())), b',"parameters":null,"outputs":[',
+        b',"id":', orjson.dumps(request_id or new_request_id()), b',"parameters":null,"outputs":[',
         b'{"name":"label","shape":[', n, b'],"datatype":"BYTES","parameters":null,"data":[',
         b",".join(f[1] for f in fragments), b"]},",
         b'{"name":"score","shape":[', n, b'],"datatype":"FP32","parameters":null,"data":[',

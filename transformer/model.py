@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from contract.errors import ErrorType, ServiceError
 from contract.parameters import DEFAULT_TRUNCATION, Options
 from contract.scores import Scores
 from runtime import answers, tracing
-from runtime.accesslog import valid_request_id
+from runtime.accesslog import new_request_id, valid_request_id
 from runtime.face import TextClassificationModel
 from runtime.metrics import child
 from runtime.settings import deadline_order_problem
@@ -217,7 +216,7 @@ class CachingTransformer(TextClassificationModel):
         return picked, probs, _answer_headers(request_id, len(misses), len(distinct), answered)
 
     async def score(self, texts: Sequence[str], headers: dict, options: Options) -> Scores:
-        request_id = valid_request_id(headers.get("x-request-id")) or str(uuid.uuid4())  # gRPC's is the client's
+        request_id = valid_request_id(headers.get("x-request-id")) or new_request_id()  # gRPC's is the client's
         await self.model_info(request_id)
         variant = Variant.of(options, self.truncation)
         if variant.explain and not self.explain_enabled:

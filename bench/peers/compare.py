@@ -1,6 +1,6 @@
 """Ours beside the peers: the same model, client and cases, one server at a time, alternating.
 
-For each server (ours first, then each peer, and again per round): spawn to ready
+For each server (ours first, then each peer; every other round the other way round): spawn to ready
 (cold start), one request to see what it answers (label names and scores, the top
 label only, or class indices), 1 client in a closed loop (latency), 16 clients
 (uncached saturation), peak RSS over all of it; then more spawn-to-ready starts for
@@ -20,6 +20,7 @@ import httpx
 from bench.loadgen import PAYLOADS
 from bench.peers import PEERS, Peer, install
 from harness.processes import ServerProcess
+from predictor.backends import DEFAULT_BACKEND
 
 LABELS = ("NEGATIVE", "POSITIVE")  # the bench model's id2label (predictor.demo_model)
 PROBE = "a gripping, beautifully acted film"
@@ -69,9 +70,17 @@ def _peer_starter(run, peer: Peer, model_dir: Path, cache: Path) -> tuple[Callab
     return (lambda: peer.server(served, work, run.out / f"peer-{peer.name}.log").start(ready_timeout_s=600)), served
 
 
-def compare(run, model_dir: Path, cache: Path, names: list[str], rounds: int = 1, cold_starts: int = 3) -> dict:
-    """``{server: {round figures..., "rounds": [...]}}`` for ours and each named peer, plus the ratios."""
+def compare(run, model_dir: Path, cache: Path, names: list[str], rounds: int = 1, cold_starts: int = 3,
+            variants: dict[str, list[str]] | None = None) -> dict:
+    """``{server: {round figures..., "rounds": [...]}}`` for ours and each named peer, plus the ratios.
+
+    ``variants``: our predictor again with other flags (name -> flags), measured in the same rounds as
+    ours, so that a setting's A/B sees the same background load (``--variants`` of bench.run).
+    """
     servers: dict[str, tuple] = {"ours": (lambda: run.predictor(model_dir), "/v1/models/bench:predict", "instances")}
+    for name, flags in (variants or {}).items():
+        servers[name] = ((lambda flags=flags: run.predictor(model_dir, DEFAULT_BACKEND, *flags)),
+                         "/v1/models/bench:predict", "instances")
     failed: dict[str, str] = {}
     for name in names:
         peer = PEERS[name]
@@ -85,7 +94,10 @@ def compare(run, model_dir: Path, cache: Path, names: list[str], rounds: int = 1
             print(f"  {name}: FAILED to install or prepare: {failed[name]}", flush=True)
     figures: dict[str, list[dict]] = {name: [] for name in servers}
     for round_ in range(rounds):
-        for name, (starter, path, payload) in servers.items():
+        # every other round in reverse order (A B, B A, ...): a load that rises or falls during the run
+        # then weighs on both sides alike
+        for name, (starter, path, payload) in (list(servers.items()) if round_ % 2 == 0 else
+                                               list(servers.items())[::-1]):
             print(f"peers round {round_ + 1}: {name}", flush=True)
             try:
                 figures[name].append(measure(run, name, starter, path, payload, cold_starts))
@@ -102,7 +114,8 @@ def compare(run, model_dir: Path, cache: Path, names: list[str], rounds: int = 1
                              "peer_cold_over_ours": _ratio(row["cold_start_s"], ours["cold_start_s"]),
                              "peer_rss_over_ours": _ratio(row["peak_rss_mb"], ours["peak_rss_mb"])}
     return {"servers": table, "failed": failed, "rounds": rounds,
-            "described": {name: PEERS[name].describe for name in names}, "kserve_hf_quoted": KSERVE_HF_QUOTED}
+            "described": {name: PEERS[name].describe for name in names} | {
+                name: f"our predictor with {' '.join(flags)}" for name, flags in (variants or {}).items()}, "kserve_hf_quoted": KSERVE_HF_QUOTED}
 
 
 def _ratio(a: float, b: float) -> float:

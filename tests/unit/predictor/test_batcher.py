@@ -260,3 +260,31 @@ async def test_a_named_client_may_fill_half_the_queue_not_all_of_it():
     np.testing.assert_array_equal(await batcher.submit(["lone"], timeout_s=10, client="lone"), expected(["lone"]))
     await asyncio.gather(*storm)
     assert batcher._client_texts == {} and batcher.queued_texts == 0  # every text accounted for
+
+
+async def test_two_workers_run_two_batches_at_once():
+    # Each call waits at a two-party barrier: it passes only if the other batch runs at the same
+    # time (with one inference thread it would time out and fail both requests).
+    barrier = threading.Barrier(2, timeout=10)
+
+    def infer(texts):
+        barrier.wait()
+        return expected(texts)
+
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=1, max_delay_s=0.0, max_queue_texts=10_000,
+                             workers=2)
+    results = await asyncio.gather(batcher.submit(["one"], timeout_s=20), batcher.submit(["three"], timeout_s=20))
+    np.testing.assert_array_equal(results[0], expected(["one"]))
+    np.testing.assert_array_equal(results[1], expected(["three"]))
+
+
+async def test_two_workers_keep_every_request_in_order():
+    infer = Recorder(delay_s=0.001)
+    batcher = DynamicBatcher(infer, num_outputs=2, max_batch_size=3, max_delay_s=0.001, max_queue_texts=10_000,
+                             workers=2)
+    requests = [[f"r{i}-t{j}" * (j + 1) for j in range(i % 7 + 1)] for i in range(20)]
+    results = await asyncio.gather(*(batcher.submit(r, timeout_s=10) for r in requests))
+    for request, result in zip(requests, results):
+        np.testing.assert_array_equal(result, expected(request))
+    assert sorted(t for call in infer.calls for t in call) == sorted(t for r in requests for t in r)
+    assert batcher.queued_texts == 0

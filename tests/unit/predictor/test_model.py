@@ -1,5 +1,7 @@
 """The KServe model awaited directly, as KServe's DataPlane calls it (no server)."""
 
+import asyncio
+
 import numpy as np
 import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest
@@ -51,3 +53,21 @@ def test_metadata_publishes_label_order(model):
 
 def test_metadata_publishes_the_deadline_a_transformer_checks_its_own_against(model):
     assert model.metadata_parameters()["request_timeout_s"] == model.settings.request_timeout_s
+
+
+async def test_two_inference_sessions_answer_as_one_does(tiny_model_dir, model):
+    two = PredictorModel("sentiment", PredictorSettings(model_dir=tiny_model_dir, inference_sessions=2))
+    assert two.load() and two.batcher.workers == 2 and len(two.classifier.backend) == 2
+    texts = [f"{word} film, take {i}" for i in range(24) for word in ("a fine", "an awful")]
+
+    ones = await asyncio.gather(*(model.batcher.submit([t], timeout_s=30) for t in texts))
+    twos = await asyncio.gather(*(two.batcher.submit([t], timeout_s=30) for t in texts))
+    # int8 activations are quantized per batch: scores may move by a few thousandths with batch mates
+    np.testing.assert_allclose(np.concatenate(twos), np.concatenate(ones), atol=0.02)
+
+
+def test_zero_inference_sessions_is_refused(tiny_model_dir):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        PredictorSettings(model_dir=tiny_model_dir, inference_sessions=0)

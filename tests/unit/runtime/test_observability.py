@@ -71,3 +71,16 @@ def test_the_predictors_timing_headers_are_passed_on_from_rest_and_grpc_answers(
     grpc = {"x-compute-tokens": 12, "x-compute-characters": "40", "x-request-id": "r-1"}
     assert timings.passed_on(grpc) == {timings.COMPUTE_TOKENS: "12", timings.COMPUTE_CHARACTERS: "40"}
     assert timings.passed_on(None) == {} and timings.passed_on({}) == {}
+
+
+def test_new_request_ids_are_distinct_version_4_uuids():
+    import uuid
+
+    from runtime.accesslog import new_request_id, valid_request_id
+
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids[:200]:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, value)
+        assert valid_request_id(value) == value  # what a client may send back as its own id
