@@ -102,7 +102,7 @@ def v2_texts(body) -> tuple[list[str], str | None]:
                                                                                          [len(data or ()), 1]):
         raise Pass
     if type(data) is list and data and all(type(row) is list and len(row) == 1 for row in data):
-        data = [row[0] for row in data]  # [n, 1] as nested arrays, as schema._v2_items flattens it
+        data = [row[0] for row in data]  # [n, 1] as nested arrays, as contract.schema.v2_json_items flattens it
     return _strings(data), request_id
 
 
