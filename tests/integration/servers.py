@@ -65,12 +65,15 @@ TEST_CACHE_TIMEOUT_MS = "1000"
 
 def transformer_for(predictor: ServerProcess, redis, log, *extra: str, name: str = "sentiment",
                     protocol: str = "v2") -> ServerProcess:
-    """A transformer for ``predictor`` with ``redis`` (a RedisProcess or a URL); ``extra`` flags win."""
+    """A transformer for ``predictor`` with ``redis`` (a RedisProcess or a URL); ``extra`` flags win.
+
+    With ``--cache_headers true`` (its default is off): most tests read a request's cache outcome from
+    ``x-cache``; tests/integration/test_cache_privacy.py starts transformers without it."""
     target = predictor.grpc_target if protocol == "grpc-v2" else f"127.0.0.1:{predictor.http_port}"
     url = redis if isinstance(redis, str) else redis.url
     return ServerProcess("transformer", ["--model_name", name, "--predictor_host", target, "--predictor_protocol",
                                          protocol, "--redis_url", url, "--cache_timeout_ms", TEST_CACHE_TIMEOUT_MS,
-                                         *extra], log)
+                                         "--cache_headers", "true", *extra], log)
 
 
 def rss_mb(server: ServerProcess) -> float:

@@ -15,6 +15,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- .Values.redis.existingSecret | default (printf "%s-redis" (include "tc.name" .)) -}}
 {{- end -}}
 
+{{- define "tc.cacheKeySecret" -}}
+{{- .Values.transformer.cacheKey.existingSecret | default (printf "%s-cache-key" (include "tc.name" .)) -}}
+{{- end -}}
+
 {{/* The container securityContext every workload of the chart uses. */}}
 {{- define "tc.containerSecurity" -}}
 runAsNonRoot: true
