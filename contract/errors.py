@@ -37,6 +37,7 @@ class ErrorType(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     REQUEST_TOO_LARGE = "request_too_large"
+    HEADERS_TOO_LARGE = "headers_too_large"
     OVERLOADED = "overloaded"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
@@ -80,6 +81,9 @@ ERRORS: dict[ErrorType, ErrorKind] = {
     ErrorType.REQUEST_TOO_LARGE: ErrorKind(
         413, StatusCode.RESOURCE_EXHAUSTED,
         "the texts need more model rows (windows, explanation variants) than `--max_request_rows`",
+    ),
+    ErrorType.HEADERS_TOO_LARGE: ErrorKind(
+        431, StatusCode.RESOURCE_EXHAUSTED, "a REST request's line and headers exceed 64 KiB (the connection is closed)"
     ),
     ErrorType.OVERLOADED: ErrorKind(
         429, StatusCode.RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff"
