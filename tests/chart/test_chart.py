@@ -81,6 +81,10 @@ def test_external_redis_has_no_redis_workload():
         (["models.sentiment.shadow.percent=101"], "maximum"),
         (["models.sentiment.enabled=false", "models.emotion.enabled=false"], "enable at least one model"),
         (["predictor.minReplicas=5"], "minReplicas must not exceed maxReplicas"),
+        # a token minted for another service of the same issuer must not pass (tests/chart/test_security.py
+        # checks the audiences rendered into every RequestAuthentication)
+        (["istio.jwt.enabled=true", "istio.jwt.issuer=https://auth.example.com/",
+          "istio.jwt.jwksUri=https://auth.example.com/jwks", "helmTest.enabled=false"], "istio.jwt: set audiences"),
     ],
 )
 def test_bad_values_are_rejected_with_a_message(sets, message):

@@ -113,6 +113,10 @@ at once, so a user fixes them in one round.
 {{- if and .Values.istio.jwt.enabled (or (not .Values.istio.jwt.issuer) (not .Values.istio.jwt.jwksUri)) -}}
 {{- $messages = append $messages "istio.jwt: set issuer and jwksUri to require tokens" -}}
 {{- end -}}
+{{- if and .Values.istio.jwt.enabled (not .Values.istio.jwt.audiences) -}}
+{{- /* without audiences Envoy's jwt_authn accepts a token the issuer minted for any other service */ -}}
+{{- $messages = append $messages "istio.jwt: set audiences (the aud this service's tokens carry): without them a token the issuer minted for any other service is accepted" -}}
+{{- end -}}
 {{- if $messages -}}
 {{- printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages) | fail -}}
 {{- end -}}
