@@ -20,8 +20,6 @@ from harness.redis_cluster import RedisClusterProcess
 from tests.integration.servers import metric
 from tests.integration.test_faults import SteadyLoad
 from tests.integration.test_transformer import (  # noqa: F401  (the cache tests, run here against the cluster)
-
-DEV_KEYS = CacheKeys(DEV_SECRET)  # these transformers have no CACHE_KEY_SECRET
     post_v1,
     test_a_repeated_request_is_a_hit_that_never_reaches_the_predictor,
     test_duplicates_and_concurrent_requests_are_computed_once,
@@ -30,6 +28,8 @@ DEV_KEYS = CacheKeys(DEV_SECRET)  # these transformers have no CACHE_KEY_SECRET
     transformer_for,
     unique,
 )
+
+DEV_KEYS = CacheKeys(DEV_SECRET)  # these transformers have no CACHE_KEY_SECRET
 
 # A cluster lookup of 32 keys costs ~1.7 ms of redis-py CPU (one MGET per slot, each resolved in Python; 0.3 ms on
 # one Redis): within the default 20 ms on a quiet machine, but not on a CI box shared by many jobs.

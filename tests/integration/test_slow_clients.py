@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.integration.servers import HTTP, CLOSE, ServerProcess, transformer_for
+from tests.integration.servers import CLOSE, HTTP, ServerProcess, transformer_for
 
 pytestmark = pytest.mark.integration
 
