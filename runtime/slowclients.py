@@ -9,8 +9,9 @@ httptools, uvicorn's default parser, nothing bounds the header bytes either (h11
 every header in a list).
 
 ``protocol_class()`` is uvicorn's own HTTP protocol (httptools when installed, else
-h11, as uvicorn's ``auto`` picks) with two checks, both made in ``data_received``, where
-both implementations parse:
+h11, as uvicorn's ``auto`` picks) with two checks, following httptools' callbacks (a
+message's begin, its headers' end, its end) or, with h11, the request's state after each
+parse:
 
 - a request's first byte (or a new connection) starts a clock of ``read_timeout_s``
   seconds (uvicorn's ``Config.read_timeout_s``, set by runtime/kserve/rest_server.py);
@@ -20,7 +21,7 @@ both implementations parse:
   (the services' own deadlines bound it), nor is the idle time between requests
   (``timeout_keep_alive``'s).
 - more than ``MAX_HEADER_BYTES`` before the headers are complete is a 431, and the
-  connection is closed.
+  connection is closed (httptools; h11 has its own limit).
 
 tests/integration/test_slow_clients.py sends both to real servers.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from contract.errors import ERRORS, ErrorType
@@ -47,19 +49,14 @@ TOO_LARGE = (f"HTTP/1.1 {ERRORS[ErrorType.HEADERS_TOO_LARGE].http_status} Reques
 
 
 class ReadDeadline:
-    """The mixin: put before uvicorn's protocol class (see the module docstring)."""
+    """The deadline, common to both protocols: armed at the connection and at each request's first byte."""
 
     _deadline = None  # the TimerHandle of the request being read, if any
-    _header_bytes = 0
-
-    def _reading(self) -> bool:
-        """No request in progress: the bytes arriving are a new request's line and headers."""
-        return self.cycle is None or self.cycle.response_complete
 
     def _arm(self) -> None:
-        self._header_bytes = 0
-        self._deadline = self.loop.call_later(getattr(self.config, "read_timeout_s", DEFAULT_READ_TIMEOUT_S),
-                                              self._read_timed_out)
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(getattr(self.config, "read_timeout_s", DEFAULT_READ_TIMEOUT_S),
+                                                  self._read_timed_out)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -74,29 +71,28 @@ class ReadDeadline:
         self._disarm()
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
-        if self._deadline is None and self._reading():
-            self._arm()  # the first bytes of the next request on a kept-alive connection
-        super().data_received(data)
-        if self._reading():  # still in the line and headers: their bytes so far
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
-                self._disarm()
-                self.transport.write(TOO_LARGE)
-                self.transport.close()
-        elif not self.cycle.more_body:  # the whole request is in: the application's time is not ours to bound
-            self._disarm()
-
     def _read_timed_out(self) -> None:
         self._deadline = None
-        if self.transport.is_closing() or (not self._reading() and not self.cycle.more_body):
-            return
-        logger.debug("closing a connection whose request did not arrive within %s s", self.config.read_timeout_s)
-        self.transport.close()
+        if not self.transport.is_closing():
+            logger.debug("closing a connection whose request did not arrive within %s s", self.config.read_timeout_s)
+            self.transport.close()
 
 
 class H11ReadDeadline(ReadDeadline, H11Protocol):
-    pass
+    """h11 parses in ``data_received`` and has no per-message callbacks: the client's side of h11's state
+    machine is read after each parse. Its headers are bounded by h11 itself (``h11_max_incomplete_event_size``)."""
+
+    def _still_reading(self) -> bool:
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            return True
+        return state is h11.IDLE and bool(self.conn.trailing_data[0])  # a next request's first bytes, parsed or not
+
+    def data_received(self, data: bytes) -> None:
+        self._arm()  # no-op while a request's clock runs; else these are a next request's first bytes
+        super().data_received(data)
+        if not self._still_reading():
+            self._disarm()  # the whole request is in: the application's time is not ours to bound
 
 
 try:
@@ -105,7 +101,32 @@ except ImportError:  # uvicorn's auto then picks h11 too
     HttpToolsReadDeadline = None
 else:
     class HttpToolsReadDeadline(ReadDeadline, HttpToolsProtocol):
-        pass
+        """httptools calls back at each message's begin, headers' end and end: the clock follows them."""
+
+        _in_headers = False
+        _header_bytes = 0
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()  # the first request's clock started with the connection
+            self._in_headers, self._header_bytes = True, 0
+
+        def on_headers_complete(self) -> None:
+            self._in_headers = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._disarm()  # also for a request answered before its body had all arrived
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._in_headers:
+                self._header_bytes += len(data)  # this read's bytes: an overestimate by at most one read
+                if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                    self._disarm()
+                    self.transport.write(TOO_LARGE)
+                    self.transport.close()
 
 
 def protocol_class() -> type:
