@@ -34,6 +34,7 @@ class ErrorType(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     REQUEST_TOO_LARGE = "request_too_large"
+    HEADERS_TOO_LARGE = "headers_too_large"
     OVERLOADED = "overloaded"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
@@ -78,6 +79,9 @@ ERRORS: dict[ErrorType, ErrorKind] = {
         413, "RESOURCE_EXHAUSTED",
         "the texts need more model rows (windows, explanation variants) than `--max_request_rows` "
         "(`--max_explain_rows` for explanations)",
+    ),
+    ErrorType.HEADERS_TOO_LARGE: ErrorKind(
+        431, "RESOURCE_EXHAUSTED", "a REST request's line and headers exceed 64 KiB (the connection is closed)"
     ),
     ErrorType.OVERLOADED: ErrorKind(
         429, "RESOURCE_EXHAUSTED", "the inference queue is full; retry with backoff"

@@ -45,5 +45,6 @@ def serve(model: TextClassificationModel, settings: ServiceSettings, kserve_flag
         max_body_bytes=settings.max_body_bytes,
         grpc_max_send_message_length=flags.grpc_max_send_message_length,
         drain_s=settings.shutdown_drain_s,
+        read_timeout_s=settings.read_timeout_s,
         **server_options,
     ).start([model])

@@ -69,6 +69,9 @@ class ServiceSettings(BaseSettings):
     max_texts: int = setting(1000, "most texts in one request; more is a 400 `too_many_texts`")
     max_chars: int = setting(100_000, "most characters in one text; more is a 400 `text_too_long`")
     max_body_bytes: int = setting(8 * 1024 * 1024, "largest request body (REST) or message (gRPC); more is a 413")
+    read_timeout_s: float = setting(
+        30.0, "seconds a REST request may take to arrive, line, headers and body, from its first byte (or from "
+              "the connection); slower is disconnected (slow clients, runtime/slowclients.py)")
     log_format: Literal["text", "json"] = setting(
         "text", "`text` (KServe's format) or `json`: one JSON object per line, every logger included; "
                 "see \"Observability\"")

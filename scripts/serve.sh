@@ -3,6 +3,8 @@
 #   Redis       REDIS_URL (redis://127.0.0.1:6379/0); our own redis-server is started when none answers
 #   predictor   PREDICTOR_HTTP_PORT 8090, PREDICTOR_GRPC_PORT 8091 (direct access, no cache)
 #   transformer HTTP_PORT 8080, GRPC_PORT 8081: the front door, with the per-text cache
+#               with x-cache on (CACHE_HEADERS=false turns it off, as the chart has it), and the public
+#               development cache key (it warns; CACHE_KEY_SECRET sets a real one)
 # MODEL_NAME picks a bundled model (sentiment, emotion); MODEL_DIR serves another model directory.
 # Ctrl-C stops everything this script started.
 set -euo pipefail
@@ -14,6 +16,7 @@ PREDICTOR_HTTP_PORT=${PREDICTOR_HTTP_PORT:-8090}
 PREDICTOR_GRPC_PORT=${PREDICTOR_GRPC_PORT:-8091}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 MODEL_NAME=${MODEL_NAME:-sentiment}
+export CACHE_HEADERS=${CACHE_HEADERS:-true}  # a local caller may see its cache outcomes
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 pids=()

@@ -9,6 +9,7 @@ named in its help.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from runtime import multiproc
@@ -51,8 +52,16 @@ def main(argv: list[str] | None = None) -> None:
                                   s.shadow_percent, s.shadow_max_in_flight)
         except ValueError as exc:
             sys.exit(f"transformer: {exc}")
+    try:
+        keys = s.cache_keys()
+    except ValueError as exc:
+        sys.exit(f"transformer: {exc}")
+    if keys.is_dev:
+        logging.getLogger("transformer").warning(
+            "No CACHE_KEY_SECRET: cache keys use the public development key, so anyone who can read Redis can "
+            "confirm a guessed text. Set it from a Secret outside development (the chart does).")
     model = CachingTransformer(s.model_name, predictor, cache, s.limits(), s.cache_model_version, shadow,
-                               s.truncation, s.explain)
+                               s.truncation, s.explain, keys=keys, cache_headers=s.cache_headers)
     model.load()
     middlewares, interceptors = (), ()
     if s.rate_limit_rps > 0 or s.rate_limit_global_rps > 0:

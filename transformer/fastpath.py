@@ -34,7 +34,6 @@ import numpy as np
 import orjson
 
 from contract import schema
-from contract.cachekey import cache_key
 from runtime import answers, tracing
 from runtime.accesslog import new_request_id
 from runtime.kserve.codec import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
@@ -181,7 +180,8 @@ class FastPath:
         parsed_at = time.perf_counter()
         version, labels = model.read_version, model.labels
         distinct = list(dict.fromkeys(texts))
-        keys = [cache_key(model.name, version, text) for text in distinct]
+        key = model.keys.key
+        keys = [key(model.name, version, text) for text in distinct]
         with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
             values = await model.cache.get_raw_many(keys)
             width = 4 * len(labels)
@@ -206,7 +206,8 @@ class FastPath:
         content = _v2_body(model.name, version, labels, v2_id, fragments) if v2 else \
             b'{"predictions":[' + b",".join(f[0] for f in fragments) + b"]}"
         ours = [(b"x-cache", b"hit"), (b"x-request-id", request_id.encode("latin-1")),
-                (b"x-cache-hits", str(len(keys)).encode())]
+                (b"x-cache-hits", str(len(keys)).encode())] if model.cache_headers else \
+            [(b"x-request-id", request_id.encode("latin-1"))]  # --cache_headers off: the full path's _answer_headers
         typed = [(b"content-length", str(len(content)).encode()), (b"content-type", JSON)]
         done = time.perf_counter()
         name = model.name

@@ -4,9 +4,10 @@ Per request: parse and check limits with the shared schema; dedupe texts; one MG
 for all of them under the expected model version; the misses (minus texts another
 request is already computing) go to the predictor in one call; its answers are
 written back with one pipelined SET, under the version that actually computed them;
-results are merged back in input order. The ``x-cache`` header says hit, miss or
-partial, ``x-cache-hits`` how many distinct texts Redis answered, and the predictor's
-timing headers come along (contract/timings.py); ``x-request-id`` and the trace
+results are merged back in input order. With ``--cache_headers`` the ``x-cache`` header
+says hit, miss or partial, ``x-cache-hits`` how many distinct texts Redis answered, and
+the predictor's timing headers come along (contract/timings.py); off by default, since
+each tells any client whether a text was sent recently. ``x-request-id`` and the trace
 context (runtime/tracing.py) go to the predictor.
 
 ``truncation`` (request parameter, else ``--truncation``) and explanations (V1
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract import schema, timings
-from contract.cachekey import cache_key
+from contract.cachekey import DEV_SECRET, CacheKeys
 from contract.errors import ErrorType, ServiceError
 from contract.parameters import DEFAULT_TRUNCATION, Options
 from contract.scores import Scores
@@ -61,12 +62,16 @@ class ModelInfo:
 class CachingTransformer(TextClassificationModel):
     def __init__(self, name: str, predictor: PredictorClient, cache: TextCache, limits: schema.Limits,
                  pinned_version: str | None, shadow: ShadowScorer | None = None, truncation: str = DEFAULT_TRUNCATION,
-                 explain: bool = True):
+                 explain: bool = True, keys: CacheKeys | None = None, cache_headers: bool = False):
         super().__init__(name, limits, return_response_headers=True)
         self.predictor = predictor
         self.cache = cache
         self.truncation = truncation  # for requests that do not choose
         self.explain_enabled = explain
+        self.keys = keys or CacheKeys(DEV_SECRET)
+        # x-cache and x-cache-hits tell any client whether anyone sent a text recently: opt-in (the fast
+        # path reads this too, so both paths answer the same headers)
+        self.cache_headers = cache_headers
         # Reads use the pinned version when set (a canary's transformer pins its own model's
         # version), else the version the predictor last reported. Writes always use the
         # version that computed the answer.
@@ -175,7 +180,7 @@ class CachingTransformer(TextClassificationModel):
             ]
             stored = [variant.encode(answer) for answer in computed]
         with tracing.span("cache write", {"texts": len(texts)}):
-            await self.cache.set_many({cache_key(self.name, scores.model_version, text, variant.key_tag): value
+            await self.cache.set_many({self.keys.key(self.name, scores.model_version, text, variant.key_tag): value
                                        for text, value in zip(texts, stored)})
         # with the version that computed each: the answer metrics count it under that version
         return {key_and_text: (answer, scores.model_version) for key_and_text, answer in zip(keys_and_texts, computed)}
@@ -187,7 +192,8 @@ class CachingTransformer(TextClassificationModel):
         Returns the answers in the texts' order, their probabilities and the answer headers."""
         width = len(self._info.labels)
         distinct = list(dict.fromkeys(texts))
-        keys = [cache_key(self.name, self.read_version, text, tag) for text in distinct]
+        key = self.keys.key
+        keys = [key(self.name, self.read_version, text, tag) for text in distinct]
         with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
             raw = prefetched(keys)  # the fast path's lookup, when it handed this request on (a miss)
             if raw is None:
@@ -213,7 +219,7 @@ class CachingTransformer(TextClassificationModel):
         probs = (np.stack([a.probs if isinstance(a, Answer) else a for a in picked]) if picked
                  else np.zeros((0, width), np.float32))
         self._count_answers(texts, probs, versions)
-        return picked, probs, _answer_headers(request_id, len(misses), len(distinct), answered)
+        return picked, probs, _answer_headers(request_id, len(misses), len(distinct), answered, self.cache_headers)
 
     async def score(self, texts: Sequence[str], headers: dict, options: Options) -> Scores:
         request_id = valid_request_id(headers.get("x-request-id")) or new_request_id()  # gRPC's is the client's
@@ -247,10 +253,15 @@ class CachingTransformer(TextClassificationModel):
         return {"cache": {"ttl_s": self.cache.ttl_s, "circuit": self.cache.breaker.state}}
 
 
-def _answer_headers(request_id: str, misses: int, distinct: int, answered: dict) -> dict:
-    """x-cache, x-request-id, x-cache-hits and, when this request called the predictor, its timing headers.
+def _answer_headers(request_id: str, misses: int, distinct: int, answered: dict, cache_headers: bool) -> dict:
+    """x-request-id; with ``cache_headers`` (``--cache_headers``) also x-cache, x-cache-hits and, when this
+    request called the predictor, its timing headers.
 
-    Absent, not zero, when nothing was computed for it (every text a hit, or coalesced onto another
-    request's call): on the cache-hit path, the service's hottest, every header costs (BENCHMARKS.md)."""
+    The timings are absent, not zero, when nothing was computed for it (every text a hit, or coalesced onto
+    another request's call): on the cache-hit path, the service's hottest, every header costs (BENCHMARKS.md).
+    That absence (and x-compute-tokens) tells a hit from a miss as plainly as x-cache does, so the switch
+    governs them all."""
+    if not cache_headers:
+        return {"x-request-id": request_id}
     return {"x-cache": cache_outcome(misses, distinct), "x-request-id": request_id,
             timings.CACHE_HITS: str(distinct - misses), **answered}

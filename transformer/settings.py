@@ -26,6 +26,17 @@ class TransformerSettings(ServiceSettings):
     cache_timeout_ms: float = setting(20.0, "deadline of each Redis call; slower counts as a miss")
     cache_failure_threshold: int = setting(3, "consecutive Redis failures that open the circuit")
     cache_reset_s: float = setting(1.0, "seconds the open circuit skips Redis before probing it again")
+    cache_headers: bool = setting(
+        False, "answer `x-cache` (hit, miss, partial), `x-cache-hits` and the predictor's timing headers (present "
+               "only when texts were computed); they tell any client whether a text was sent recently, so leave "
+               "them off where untrusted clients call (the chart does)")
+    cache_key_secret: str | None = setting(
+        None, "the key of the texts' keyed hash in cache keys; set it by env var from a Secret (the chart does), "
+              "not by flag (a flag shows in the process list); unset: a public development key, with a warning",
+        shown="none (development key)")
+    cache_key_release: str = setting(
+        "", "a release name put in every cache key (`tc:<release>:...`), so releases sharing one Redis never share "
+            "entries (the chart sets its release)", shown="none")
     cache_model_version: str | None = setting(
         None, "read only entries of this model version (pin it on a canary's transformer)",
         shown="the version the predictor reports")
@@ -59,6 +70,13 @@ class TransformerSettings(ServiceSettings):
         True, "answer REST predict requests whose every text is cached before KServe's routing (transformer/"
               "fastpath.py); `false`: every request goes the full way")
     explain: bool = setting(True, "`false`: `:explain` is a 501 here too, cached explanations included")
+
+    def cache_keys(self):
+        """The cache key maker; the development key when no secret is set (the caller warns)."""
+        from contract.cachekey import DEV_SECRET, CacheKeys
+
+        secret = self.cache_key_secret.encode() if self.cache_key_secret else DEV_SECRET
+        return CacheKeys(secret, self.cache_key_release)
 
     def predictor_config(self, use_ssl: bool, health_check: bool):
         """KServe's PredictorConfig: what the transformer's client and KServe's health check both read."""

@@ -12,7 +12,7 @@ from kserve.protocol.rest import server as kserve_rest
 from kserve.protocol.rest.multiprocess import server as kserve_multiprocess
 from timing_asgi import TimingMiddleware
 
-from runtime import guard, rest, shutdown, tracing
+from runtime import guard, rest, shutdown, slowclients, tracing
 from runtime.kserve.dataplane import version_or_lookup_error
 from runtime.metrics import metrics_handler
 
@@ -44,7 +44,8 @@ class RESTServer(kserve_rest.RESTServer):
     extra_middlewares: tuple = ()  # (class, kwargs), inside the access log
     fast_path = None  # a middleware class taking (app, registry, max_body_bytes): innermost, before routing
 
-    def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple, fast_path=None) -> None:
+    def configure(self, max_body_bytes: int, drain_s: float, middlewares: tuple, fast_path=None,
+                  read_timeout_s: float = 30.0) -> None:
         """ModelServer.start's settings; also for the instance KServe's multi-process server built."""
         self.max_body_bytes = max_body_bytes
         self.extra_middlewares = tuple(middlewares)
@@ -56,6 +57,10 @@ class RESTServer(kserve_rest.RESTServer):
         # address the rate limit keys by. Only uvicorn's FORWARDED_ALLOW_IPS, naming the proxies
         # to trust, turns it back on (tests/integration/test_forwarded_for.py).
         self.config.proxy_headers = bool(os.environ.get("FORWARDED_ALLOW_IPS"))
+        # uvicorn's own HTTP protocol with a deadline on reading each request and a cap on its headers
+        # (runtime/slowclients.py); on the config, which --workers processes receive pickled
+        self.config.http = slowclients.protocol_class()
+        self.config.read_timeout_s = read_timeout_s
 
     def _add_middlewares(self, app: FastAPI) -> None:
         super()._add_middlewares(app)

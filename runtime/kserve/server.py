@@ -31,11 +31,12 @@ def use_uvloop(event_loop: str) -> None:
 
 class ModelServer(kserve.ModelServer):
     def __init__(self, *args, max_body_bytes: int, grpc_max_send_message_length: int, drain_s: float,
-                 rest_middlewares: tuple = (), grpc_interceptors: tuple = (), rest_fast_path=None, **kwargs):
+                 read_timeout_s: float = 30.0, rest_middlewares: tuple = (), grpc_interceptors: tuple = (), rest_fast_path=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
         self.grpc_max_send_message_length = grpc_max_send_message_length
         self.drain_s = drain_s
+        self.read_timeout_s = read_timeout_s
         self.rest_middlewares = tuple(rest_middlewares)
         self.rest_fast_path = rest_fast_path
         self.grpc_interceptors = tuple(grpc_interceptors)
@@ -91,6 +92,7 @@ class ModelServer(kserve.ModelServer):
             ssl_keyfile=self.ssl_keyfile,
         )
         rest_settings = dict(max_body_bytes=self.max_body_bytes, drain_s=self.drain_s,  # ours
+                             read_timeout_s=self.read_timeout_s,
                              middlewares=self.rest_middlewares, fast_path=self.rest_fast_path)
         marker = None
         if self.workers > 1:

@@ -51,3 +51,8 @@ def rejection(*sets: str) -> str:
 
 def by_kind(objects: list[dict], kind: str) -> list[dict]:
     return [obj for obj in objects if obj["kind"] == kind]
+
+
+def redis_secret(objects: list[dict]) -> dict:
+    """The chart's Redis Secret (beside it, the cache key's: templates/cachekey.yaml)."""
+    return next(obj for obj in by_kind(objects, "Secret") if obj["metadata"]["name"].endswith("-redis"))

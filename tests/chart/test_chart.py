@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from tests.chart.helm import CHART, VALUES_FILES, by_kind, helm, rejection, render
+from tests.chart.helm import CHART, VALUES_FILES, by_kind, helm, redis_secret, rejection, render
 from tests.chart.schemas import CRD_DIR, validate
 
 pytestmark = pytest.mark.chart
@@ -48,7 +48,7 @@ def test_routing_security_and_redis_wiring():
                                                            "emotion.text.svc.cluster.local"}
     policy = by_kind(objects, "NetworkPolicy")[0]["spec"]
     assert policy["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "transformer"}}}]
-    secret = by_kind(objects, "Secret")[0]["stringData"]
+    secret = redis_secret(objects)["stringData"]
     assert secret["url"].startswith("redis://tc:" + secret["password"] + "@demo-redis.text.svc.cluster.local")
     for isvc in by_kind(objects, "InferenceService"):
         env = {e["name"]: e for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
@@ -62,7 +62,7 @@ def test_routing_security_and_redis_wiring():
 def test_external_redis_has_no_redis_workload():
     objects = render(CHART / "ci" / "external-redis-values.yaml")
     assert not by_kind(objects, "StatefulSet") and not by_kind(objects, "NetworkPolicy")
-    assert by_kind(objects, "Secret")[0]["stringData"]["url"].startswith("rediss://")
+    assert redis_secret(objects)["stringData"]["url"].startswith("rediss://")
 
 
 @pytest.mark.parametrize(
@@ -81,6 +81,10 @@ def test_external_redis_has_no_redis_workload():
         (["models.sentiment.shadow.percent=101"], "maximum"),
         (["models.sentiment.enabled=false", "models.emotion.enabled=false"], "enable at least one model"),
         (["predictor.minReplicas=5"], "minReplicas must not exceed maxReplicas"),
+        # a token minted for another service of the same issuer must not pass (tests/chart/test_security.py
+        # checks the audiences rendered into every RequestAuthentication)
+        (["istio.jwt.enabled=true", "istio.jwt.issuer=https://auth.example.com/",
+          "istio.jwt.jwksUri=https://auth.example.com/jwks", "helmTest.enabled=false"], "istio.jwt: set audiences"),
     ],
 )
 def test_bad_values_are_rejected_with_a_message(sets, message):
@@ -155,7 +159,7 @@ def _containers(isvc: dict) -> dict:
 def test_an_external_redis_cluster_with_tls_and_auth():
     objects = render(CHART / "ci" / "redis-cluster-values.yaml")
     assert not by_kind(objects, "StatefulSet") and not by_kind(objects, "NetworkPolicy")
-    url = by_kind(objects, "Secret")[0]["stringData"]["url"]
+    url = redis_secret(objects)["stringData"]["url"]
     assert url == ("rediss://text-app:example-auth-token@clustercfg.text-cache.abc123.use1.cache.amazonaws.com:6379/0"
                    "?ssl_ca_certs=/run/secrets/redis-ca/ca.crt")  # the mounted CA verifies the cluster's certificate
     for isvc in by_kind(objects, "InferenceService"):

@@ -3,7 +3,7 @@ authorization, JWT, rate limits and the shutdown drain, as rendered."""
 
 import pytest
 
-from tests.chart.helm import CHART, VALUES_FILES, by_kind, rejection, render
+from tests.chart.helm import CHART, VALUES_FILES, by_kind, redis_secret, rejection, render
 
 pytestmark = pytest.mark.chart
 SECURITY = CHART / "ci" / "security-values.yaml"
@@ -51,7 +51,7 @@ def test_defaults_drain_on_shutdown_and_leave_rate_limits_and_jwt_off():
         assert not {"TRANSFORMER_RATE_LIMIT_RPS", "TRANSFORMER_RATE_LIMIT_BURST", "TRANSFORMER_RATE_LIMIT_KEY"} & set(transformer)
     assert not by_kind(objects, "RequestAuthentication")
     assert by_kind(objects, "PeerAuthentication")[0]["spec"]["mtls"]["mode"] == "STRICT"
-    secret = by_kind(objects, "Secret")[0]["stringData"]
+    secret = redis_secret(objects)["stringData"]
     assert len(secret["password"]) >= 32 and secret["url"].startswith(f"redis://tc:{secret['password']}@")
     redis = by_kind(objects, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
     # the password and the ACL as configuration on stdin (tests/integration/test_redis_acl.py runs it)
@@ -61,7 +61,7 @@ def test_defaults_drain_on_shutdown_and_leave_rate_limits_and_jwt_off():
 
 def test_security_scenario_renders_tls_jwt_and_rate_limits():
     objects = render(SECURITY)
-    secret = by_kind(objects, "Secret")[0]["stringData"]
+    secret = redis_secret(objects)["stringData"]
     assert secret["url"].startswith("rediss://tc:") and secret["url"].endswith("?ssl_ca_certs=/run/secrets/redis-ca/ca.crt")
     redis = by_kind(objects, "StatefulSet")[0]["spec"]["template"]["spec"]
     args = redis["containers"][0]["args"][0]
@@ -112,3 +112,36 @@ def test_prod_requires_a_token_for_its_audience_and_limits_every_client():
     for isvc in by_kind(objects, "InferenceService"):
         env = {e["name"]: e.get("value") for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
         assert env["TRANSFORMER_RATE_LIMIT_RPS"] and env["TRANSFORMER_RATE_LIMIT_KEY"] == "x-tc-verified-client"  # the verified sub
+
+
+def transformer_env_items(isvc: dict) -> dict:
+    return {e["name"]: e for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("values", VALUES_FILES, ids=["default" if v is None else v.name for v in VALUES_FILES])
+def test_every_transformer_keys_the_cache_with_a_secret_and_its_release_and_hides_cache_headers(values):
+    """Issue 26, item 8: every values file (values-prod.yaml included) leaves x-cache and its kin off at the
+    edge, and every transformer gets the keyed hash's secret from a Secret and its release in the key prefix."""
+    objects = render(values)
+    isvcs = [i for i in by_kind(objects, "InferenceService") if "transformer" in i["spec"]]
+    collocated = [i for i in by_kind(objects, "InferenceService") if len(i["spec"]["predictor"].get("containers", [])) > 1]
+    envs = [transformer_env_items(i) for i in isvcs] + [
+        {e["name"]: e for e in i["spec"]["predictor"]["containers"][1]["env"]} for i in collocated]
+    assert envs
+    for env in envs:
+        assert env["TRANSFORMER_CACHE_HEADERS"]["value"] == "false"
+        assert env["TRANSFORMER_CACHE_KEY_RELEASE"]["value"] == "demo"
+        assert env["TRANSFORMER_CACHE_KEY_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "demo-cache-key", "key": "key"}
+    key = next(s for s in by_kind(objects, "Secret") if s["metadata"]["name"] == "demo-cache-key")
+    assert len(key["stringData"]["key"]) >= 32
+
+
+def test_the_cache_key_may_be_given_or_held_in_an_existing_secret():
+    given = render(None, "transformer.cacheKey.secret=chosen-by-the-operator")
+    key = next(s for s in by_kind(given, "Secret") if s["metadata"]["name"] == "demo-cache-key")
+    assert key["stringData"]["key"] == "chosen-by-the-operator"
+    existing = render(None, "transformer.cacheKey.existingSecret=kept-elsewhere")
+    assert not [s for s in by_kind(existing, "Secret") if s["metadata"]["name"] == "demo-cache-key"]
+    for isvc in by_kind(existing, "InferenceService"):
+        ref = transformer_env_items(isvc)["TRANSFORMER_CACHE_KEY_SECRET"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "kept-elsewhere", "key": "key"}

@@ -43,11 +43,10 @@ def test_v1_v2_and_grpc_through_the_transformer_carry_the_model_version(split):
     with httpx.Client(base_url=split.transformer.url, timeout=30) as client:
         v1 = client.post(V1, json={"instances": [text]})
         assert v1.status_code == 200, v1.text
-        assert v1.headers["x-cache"] == "miss"
+        assert "x-cache" not in v1.headers and "x-cache-hits" not in v1.headers  # the chart leaves them off
         assert v1.json()["predictions"][0]["label"] == "POSITIVE"
         v2 = client.post(V2, json=v2_body([text, "dull, tedious and far too long"]))
         assert v2.status_code == 200, v2.text
-        assert v2.headers["x-cache"] == "partial"  # the first text came from Redis
         answer = v2.json()
         assert answer["model_version"] == version
         labels = next(o for o in answer["outputs"] if o["name"] == "label")["data"]

@@ -64,13 +64,17 @@ TEST_CACHE_TIMEOUT_MS = "1000"
 
 
 def transformer_for(predictor: ServerProcess, redis, log, *extra: str, name: str = "sentiment",
-                    protocol: str = "v2") -> ServerProcess:
-    """A transformer for ``predictor`` with ``redis`` (a RedisProcess or a URL); ``extra`` flags win."""
+                    protocol: str = "v2", cache_headers: bool = True, env: dict | None = None) -> ServerProcess:
+    """A transformer for ``predictor`` with ``redis`` (a RedisProcess or a URL); ``extra`` flags win.
+
+    With ``--cache_headers true`` unless ``cache_headers`` is false (then no flag: the default, off): most
+    tests read a request's cache outcome from ``x-cache``. ``env``: more environment (e.g. CACHE_KEY_SECRET)."""
     target = predictor.grpc_target if protocol == "grpc-v2" else f"127.0.0.1:{predictor.http_port}"
     url = redis if isinstance(redis, str) else redis.url
+    headers = ["--cache_headers", "true"] if cache_headers else []
     return ServerProcess("transformer", ["--model_name", name, "--predictor_host", target, "--predictor_protocol",
                                          protocol, "--redis_url", url, "--cache_timeout_ms", TEST_CACHE_TIMEOUT_MS,
-                                         *extra], log)
+                                         *headers, *extra], log, env=env)
 
 
 def rss_mb(server: ServerProcess) -> float:

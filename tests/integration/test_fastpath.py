@@ -125,6 +125,33 @@ def test_a_miss_is_answered_as_before_and_counted_once(pair, redis):
     assert ("x-cache", "partial") in answers[0][1]
 
 
+@pytest.fixture(scope="module")
+def quiet_pair(predictor, redis, tmp_path_factory):
+    """The pair with the cache headers off (``--cache_headers false``, the default, as the chart ships it)."""
+    logs = tmp_path_factory.mktemp("fastpath-quiet")
+    fast = transformer_for(predictor, redis, logs / "fast.log", "--cache_headers", "false").start()
+    full = transformer_for(predictor, redis, logs / "full.log", "--cache_headers", "false", "--fast_path",
+                           "false").start()
+    yield fast, full
+    fast.stop()
+    full.stop()
+
+
+def test_without_cache_headers_both_paths_answer_alike_and_tell_nothing(quiet_pair, redis):
+    """Hits (the fast path's), a miss and a partial (the full path's): identical, and no header says which."""
+    told = {"x-cache", "x-cache-hits", "x-queue-time", "x-tokenization-time", "x-inference-time", "x-compute-tokens",
+            "x-compute-characters"}
+    for _, path, body in CACHED:
+        send(quiet_pair[1].url, path, body)
+        status, headers, _ = assert_same(quiet_pair, path, body)
+        assert status == 200 and not told & {name for name, _ in headers}, (path, headers)
+    for server in quiet_pair:
+        redis_client.Redis.from_url(redis.url).flushall()
+        for texts in (["a quiet text nobody sent"], ["a quiet text nobody sent", "and a quiet other"]):
+            response = send(server.url, V1, {"instances": texts})  # a miss, then a partial
+            assert response.status_code == 200 and not told & set(response.headers), response.headers
+
+
 def test_fast_answers_are_counted_and_logged_as_before(pair):
     """The metrics a hit moves move alike on both paths."""
     body = {"instances": ["counted film", "counted film", "another counted film"]}

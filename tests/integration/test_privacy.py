@@ -8,6 +8,7 @@ same words as the first (the transformer rebuilds them from the request).
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 
@@ -67,3 +68,5 @@ def test_no_word_of_a_text_is_kept_by_any_verb_or_variant(transformer, predictor
         value = store.get(key) or b""
         assert not [p for p in pieces if p.encode() in key or p.encode() in value], key
         assert b'"text"' not in value  # explanations are kept as contributions and offsets only
+        # no hash a guessed text gives without the key (the unkeyed BLAKE2b of keys before issue 26)
+        assert not [t for t in texts if hashlib.blake2b(t.encode(), digest_size=16).hexdigest().encode() in key]

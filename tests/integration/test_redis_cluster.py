@@ -15,7 +15,7 @@ import httpx
 import pytest
 from redis.cluster import RedisCluster
 
-from contract.cachekey import cache_key
+from contract.cachekey import DEV_SECRET, CacheKeys
 from harness.redis_cluster import RedisClusterProcess
 from tests.integration.servers import metric
 from tests.integration.test_faults import SteadyLoad
@@ -28,6 +28,8 @@ from tests.integration.test_transformer import (  # noqa: F401  (the cache tests
     transformer_for,
     unique,
 )
+
+DEV_KEYS = CacheKeys(DEV_SECRET)  # these transformers have no CACHE_KEY_SECRET
 
 # A cluster lookup of 32 keys costs ~1.7 ms of redis-py CPU (one MGET per slot, each resolved in Python; 0.3 ms on
 # one Redis): within the default 20 ms on a quiet machine, but not on a CI box shared by many jobs.
@@ -74,7 +76,7 @@ def owner(client: RedisCluster, key: str) -> int:
 
 def test_one_request_spread_over_every_node_is_one_lookup_without_crossslot(transformer, redis):
     texts = unique(32)
-    keys = [cache_key("sentiment", "", text) for text in texts]  # any version: only the spread is checked
+    keys = [DEV_KEYS.key("sentiment", "", text) for text in texts]  # any version: only the spread is checked
     client = direct(redis)
     assert len({owner(client, key) for key in keys}) == 3  # 32 texts land on all three masters
     assert post_v1(transformer, texts).headers["x-cache"] == "miss"
@@ -103,7 +105,7 @@ def test_a_master_killed_under_load_fails_no_request_and_the_other_masters_keep_
         assert post_v1(front, cached).status_code == 200
         version = httpx.get(f"{front.url}/v2/models/sentiment", timeout=10).json()["parameters"]["model_version"]
         client = direct(cluster)
-        owners = {text: owner(client, cache_key("sentiment", version, text)) for text in cached}
+        owners = {text: owner(client, DEV_KEYS.key("sentiment", version, text)) for text in cached}
         victim = cluster.nodes[1]
         assert victim.port in owners.values() and len(set(owners.values())) == 3
         with SteadyLoad(front.url, cached, cached_share=0.9) as before:

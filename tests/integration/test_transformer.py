@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import redis as redis_client
 
-from contract.cachekey import cache_key
+from contract.cachekey import DEV_SECRET, CacheKeys
 from tests.integration.adversarial import ERROR_CASES, OK_CASES, V1, V2, send_error_case, send_ok_case, v2_body
 from tests.integration.servers import HTTP, RedisProcess, ServerProcess, metric, transformer_for, triton_grpc_infer
+
+DEV_KEYS = CacheKeys(DEV_SECRET)  # these transformers have no CACHE_KEY_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -196,7 +198,7 @@ def test_answers_and_cache_keys_carry_the_predictors_model_version(versioned_pre
         answer = HTTP.post(f"{front.url}{V2}", json=v2_body([text])).json()
         assert answer["model_version"] == "sentiment-7"
         store = redis_client.Redis.from_url(redis.url)
-        assert store.exists(cache_key("sentiment", "sentiment-7", text))  # written under the version that computed it
+        assert store.exists(DEV_KEYS.key("sentiment", "sentiment-7", text))  # written under the version that computed it
         assert not store.keys("tc:sentiment:unversioned:*")
     finally:
         front.stop()

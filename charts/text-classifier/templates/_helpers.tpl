@@ -15,6 +15,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- .Values.redis.existingSecret | default (printf "%s-redis" (include "tc.name" .)) -}}
 {{- end -}}
 
+{{- define "tc.cacheKeySecret" -}}
+{{- .Values.transformer.cacheKey.existingSecret | default (printf "%s-cache-key" (include "tc.name" .)) -}}
+{{- end -}}
+
 {{/* The container securityContext every workload of the chart uses. */}}
 {{- define "tc.containerSecurity" -}}
 runAsNonRoot: true
@@ -111,6 +115,10 @@ at once, so a user fixes them in one round.
 {{- end -}}
 {{- if and .Values.istio.jwt.enabled (or (not .Values.istio.jwt.issuer) (not .Values.istio.jwt.jwksUri)) -}}
 {{- $messages = append $messages "istio.jwt: set issuer and jwksUri to require tokens" -}}
+{{- end -}}
+{{- if and .Values.istio.jwt.enabled (not .Values.istio.jwt.audiences) -}}
+{{- /* without audiences Envoy's jwt_authn accepts a token the issuer minted for any other service */ -}}
+{{- $messages = append $messages "istio.jwt: set audiences (the aud this service's tokens carry): without them a token the issuer minted for any other service is accepted" -}}
 {{- end -}}
 {{- if $messages -}}
 {{- printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages) | fail -}}

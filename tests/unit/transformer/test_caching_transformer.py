@@ -64,8 +64,9 @@ class FakePredictor:
         pass
 
 
-def transformer(predictor, cache=None, pinned=None):
-    return CachingTransformer("sentiment", predictor, cache or MemoryCache(), LIMITS, pinned_version=pinned)
+def transformer(predictor, cache=None, pinned=None, cache_headers=True):
+    return CachingTransformer("sentiment", predictor, cache or MemoryCache(), LIMITS, pinned_version=pinned,
+                              cache_headers=cache_headers)
 
 
 def scored_calls(predictor):
@@ -168,3 +169,23 @@ async def test_a_transformer_whose_deadline_is_the_later_serves(published):
     model.load()
     assert (await model.score(["good"], {}, Options())).probs.shape == (1, 2)
     assert model.ready and model.refusal is None
+
+
+async def test_without_cache_headers_an_answer_tells_no_hit_from_a_miss():
+    """--cache_headers off (the default): no x-cache, x-cache-hits or predictor timings, which are present only
+    when texts were computed; x-request-id stays."""
+    model = transformer(FakePredictor(), cache_headers=False)
+    first = await model.score(["a", "bb"], {"x-request-id": "r1"}, Options())
+    second = await model.score(["a", "bb"], {"x-request-id": "r2"}, Options())
+    assert first.measured == {"x-request-id": "r1"} and second.measured == {"x-request-id": "r2"}
+
+
+async def test_keys_are_keyed_and_carry_the_release():
+    from contract.cachekey import CacheKeys
+
+    cache = MemoryCache()
+    model = CachingTransformer("sentiment", FakePredictor(), cache, LIMITS, pinned_version=None,
+                               keys=CacheKeys(b"s3cret", "prod"))
+    await model.score(["a text"], {}, Options())
+    assert list(cache.values) == [CacheKeys(b"s3cret", "prod").key("sentiment", "v1", "a text")]
+    assert next(iter(cache.values)).startswith("tc:prod:sentiment:v1:")
