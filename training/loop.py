@@ -68,10 +68,14 @@ def train(args) -> dict:
         progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", mininterval=args.log_seconds, file=sys.stdout)
         for step, batch in enumerate(progress, 1):
             inputs = {k: v.to(args.device) for k, v in collate([train_ids[i] for i in batch], tokenizer.pad_token_id).items()}
-            forward = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch], device=args.device))
+            # bf16 autocast: the matmuls in bfloat16, the weights, their gradients and AdamW's state in fp32
+            # (mixed precision); evaluation below stays fp32, so the figures a choice reads are exact.
+            with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                forward = model(**inputs, labels=torch.tensor([batches.labels[i] for i in batch], device=args.device))
             loss = forward.loss
             if soft_targets is not None:  # the ensemble's probabilities as soft targets, beside the labels
-                soft = -(soft_targets[batch].to(args.device) * torch.log_softmax(forward.logits, -1)).sum(-1).mean()
+                log_probs = torch.log_softmax(forward.logits.float(), -1)  # fp32 even when the forward was bf16
+                soft = -(soft_targets[batch].to(args.device) * log_probs).sum(-1).mean()
                 loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

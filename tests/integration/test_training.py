@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+import safetensors.torch
+import torch
 
 from tests.integration.servers import HTTP, ROOT, ServerProcess
 
@@ -55,6 +57,15 @@ def test_trained_output_is_served(tiny_model_dir, tiny_tsv, tmp_path, lora):
         server.stop()
     merged = list(cache.glob("merged-trained-*/config.json")) if cache.exists() else []
     assert len(merged) == (1 if lora else 0)  # adapters are merged once into the cache; full models are not
+
+
+def test_bf16_training_runs_and_is_recorded(tiny_model_dir, tiny_tsv, tmp_path):
+    """--precision bf16 (autocast) trains, evaluates in fp32 and says so in the record."""
+    record = run_train(tiny_model_dir, tiny_tsv, tmp_path / "bf16", "--precision", "bf16")
+    assert record["recipe"]["precision"] == "bf16"
+    assert 0.0 <= record["validation_accuracy"] <= 1.0
+    weights = safetensors.torch.load_file(tmp_path / "bf16" / "model.safetensors")
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}  # master weights stay fp32
 
 
 def test_holdout_is_never_trained_on(tiny_tsv):
