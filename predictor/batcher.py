@@ -111,8 +111,8 @@ class DynamicBatcher:
         self.queued_texts = 0
         self._client_texts: dict[str, int] = {}  # texts waiting per named client
         self._client_asks: dict[str, int] = {}  # the texts each client with waiting texts last asked room for
-        self._served: dict[object, int] = {}  # the batch that last served each client with waiting texts
-        self._batches = 0
+        self._served: dict[object, int] = {}  # the turn that last served each client with waiting texts
+        self._turns = 0
         self._last_batch_texts = 1  # texts in the last batch run: how many to wait for next time
         # Created on first use, in the serving process and loop (KServe may fork workers).
         self._executor: ThreadPoolExecutor | None = None
@@ -271,10 +271,9 @@ class DynamicBatcher:
                         break
             if not took and not owed:
                 break
-        if batch:
-            for pending, _, _ in batch:
-                self._served[_lane(pending)] = self._batches
-            self._batches += 1
+        for pending, _, _ in batch:  # in the batch's order: the next batch's turns go round from there
+            self._served[_lane(pending)] = self._turns
+            self._turns += 1
         # remembered only while a client has texts queued: the map stays as small as the queue
         queued = {_lane(pending) for pending in self._queue}
         self._served = {lane: n for lane, n in self._served.items() if lane in queued}
