@@ -5,7 +5,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from modelbuild.layout import BUNDLED_DIR
-from predictor.explain import explanation, plan
+from predictor.explain import _without, explanation, plan
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,6 @@ def test_contribution_is_the_drop_of_the_predicted_labels_probability(tokenizer)
 
 def test_a_row_without_a_unit_drops_exactly_its_positions():
     """_without's slicing (consecutive positions) and its general path agree with dropping one by one."""
-    from predictor.explain import _without
-
     ids = list(range(100, 120))
     for positions in [(0,), (5,), (19,), (3, 4, 5), (17, 18, 19), (2, 5), (1, 2, 7)]:
         assert _without(ids, positions) == [t for i, t in enumerate(ids) if i not in positions], positions
