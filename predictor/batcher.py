@@ -2,9 +2,11 @@
 
 Requests put their texts on one queue. A loop (one per inference thread: ``workers``,
 the predictor's ``--inference_sessions``) takes up to
-``max_batch_size`` texts, in turns across the clients with queued requests, then
-across each client's requests (so neither a long request nor a client's many requests
-hold another client's short one back for more than a batch), waiting at most ``max_delay_s`` for the batch to fill (and
+``max_batch_size`` texts, in turns across the clients with queued requests (least
+recently served first, each a share of the batch's texts and tokens), then across each
+client's requests (so neither a long request nor a client's many requests hold another
+client's short one back for more than a batch, and a short text never shares its batch
+with another client's long row), waiting at most ``max_delay_s`` for the batch to fill (and
 not at all when the last batch was a single text: nobody else is coming), and
 runs the model on its own thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
