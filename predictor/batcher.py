@@ -2,9 +2,11 @@
 
 Requests put their texts on one queue. A loop (one per inference thread: ``workers``,
 the predictor's ``--inference_sessions``) takes up to
-``max_batch_size`` texts, in turns across the clients with queued requests, then
-across each client's requests (so neither a long request nor a client's many requests
-hold another client's short one back for more than a batch), waiting at most ``max_delay_s`` for the batch to fill (and
+``max_batch_size`` texts, in turns across the clients with queued requests (least
+recently served first, each a share of the batch's texts and tokens), then across each
+client's requests (so neither a long request nor a client's many requests hold another
+client's short one back for more than a batch, and a short text never shares its batch
+with another client's long row), waiting at most ``max_delay_s`` for the batch to fill (and
 not at all when the last batch was a single text: nobody else is coming), and
 runs the model on its own thread so the event loop keeps accepting requests
 (and answering health checks) while the model computes. A large request is split
@@ -45,6 +47,12 @@ logger = logging.getLogger(__name__)
 # BENCHMARKS.md, "Fairness"); past a few hundred tokens a forward pass costs per token, so larger
 # batches gain little.
 BATCH_TOKENS = 512
+# An item of at most this many tokens is short: a lone text (~10 tokens), not an explanation row (~260). A
+# batch holding one client's short item takes no other client's long row (``_take_batch``).
+SHORT_TOKENS = 128
+# The least tokens a client's turn adds to its deficit each pass: with thousands of clients queued, a
+# batch still fills in a few passes.
+MIN_QUANTUM_TOKENS = 32
 
 
 @dataclass
@@ -104,6 +112,9 @@ class DynamicBatcher:
         self._queue: deque[_Pending] = deque()
         self.queued_texts = 0
         self._client_texts: dict[str, int] = {}  # texts waiting per named client
+        self._client_asks: dict[str, int] = {}  # the texts each client with waiting texts last asked room for
+        self._served: dict[object, int] = {}  # the turn that last served each client with waiting texts
+        self._turns = 0
         self._last_batch_texts = 1  # texts in the last batch run: how many to wait for next time
         # Created on first use, in the serving process and loop (KServe may fork workers).
         self._executor: ThreadPoolExecutor | None = None
@@ -112,7 +123,8 @@ class DynamicBatcher:
 
     def __getstate__(self):  # picklable for KServe's multi-worker mode: runtime state is rebuilt per process
         state = self.__dict__.copy()
-        state.update(_queue=deque(), queued_texts=0, _client_texts={}, _executor=None, _arrived=None, _loop_tasks=[])
+        state.update(_queue=deque(), queued_texts=0, _client_texts={}, _client_asks={}, _served={},
+                     _executor=None, _arrived=None, _loop_tasks=[])
         return state
 
     def _ensure_running(self) -> None:
@@ -124,6 +136,17 @@ class DynamicBatcher:
             loop = asyncio.get_running_loop()
             self._loop_tasks = [loop.create_task(self._run()) for _ in range(self.workers)]
 
+    @property
+    def client_share(self) -> int:
+        """Texts one named client may have waiting: half the queue."""
+        return self.max_queue_texts // 2
+
+    def over_share(self, client: str) -> bool:
+        """Whether ``client``'s next request would pass its share, judged before its body is read: by the
+        room its last request asked for (predictor/share.py refuses it then, cheaply)."""
+        held = self._client_texts.get(client, 0)
+        return held > 0 and held + self._client_asks.get(client, 1) > self.client_share
+
     def check_room(self, count: int, client: str | None = None) -> None:
         """ServiceError 429 ``overloaded`` unless ``count`` more texts of ``client`` may wait now: callers that
         prepare rows first (predictor/expanded.py) ask before that work, with the least they will queue."""
@@ -134,10 +157,13 @@ class DynamicBatcher:
             )
         # A named client may fill half the queue, not all of it: its storm is answered 429 before another
         # client's texts are (issue 26).
-        if client is not None and (held := self._client_texts.get(client, 0)) + count > self.max_queue_texts // 2:
+        held = self._client_texts.get(client, 0) if client is not None else 0
+        if held:
+            self._client_asks[client] = count  # what its next request likely asks: over_share's estimate
+        if client is not None and held + count > self.client_share:
             raise ServiceError(
                 ErrorType.OVERLOADED,
-                f"{held} texts of this client are already waiting (its share: {self.max_queue_texts // 2}, half "
+                f"{held} texts of this client are already waiting (its share: {self.client_share}, half "
                 "the queue); retry with backoff.",
             )
 
@@ -172,30 +198,45 @@ class DynamicBatcher:
             ) from None
 
     def _take_batch(self) -> list[tuple[_Pending, int, int]]:
-        """Up to max_batch_size texts as (request, start, end) slices, taken in turns across the clients
-        with queued requests, and within a client across its requests in arrival order: each client gets
-        about an equal share per pass (whole groups), so a lone text that arrives behind a 4,096-row
-        request, or behind many requests of one client, rides in the next batch (issue 26). A request
-        without a client (``submit(client=None)``) is a client of its own."""
-        batch, size, spent = [], 0, 0
-        while self._queue and size < self.max_batch_size and spent < BATCH_TOKENS:
-            lanes: dict[object, list[_Pending]] = {}
-            for pending in list(self._queue):
-                if pending.future.done():  # timed out: drop what it still had queued
-                    self._queue.remove(pending)
-                    self._unqueue(pending, len(pending.texts) - pending.next_text)
-                    continue
-                lanes.setdefault(_lane(pending), []).append(pending)
-            turn = max(1, self.max_batch_size // max(1, len(lanes)))
-            took = False
-            for lane in lanes.values():
+        """Up to max_batch_size texts and ``BATCH_TOKENS`` tokens as (request, start, end) slices.
+
+        Turns are per client (a request without one is a client of its own), least recently served
+        first, and within a client its requests in arrival order. Each pass over the clients gives each
+        one a share of the batch's texts and a quantum of its tokens (deficit round robin by tokens,
+        the deficit kept for the batch): a client of short texts is not outweighed by one whose rows
+        are long, and a lone text that arrives behind a storm of explanation rows, or behind many
+        requests of one client, rides in the next batch (issue 26). A short text (``SHORT_TOKENS``) and
+        another client's long row never share a batch: the classifier runs them as separate passes
+        anyway (classifier.py ``_chunks``), and the short text would wait for the long row's pass.
+        """
+        lanes: dict[object, list[_Pending]] = {}
+        for pending in list(self._queue):
+            if pending.future.done():  # timed out: drop what it still had queued
+                self._queue.remove(pending)
+                self._unqueue(pending, len(pending.texts) - pending.next_text)
+                continue
+            lanes.setdefault(_lane(pending), []).append(pending)
+        order = sorted(lanes, key=lambda lane: self._served.get(lane, -1))  # stable: arrival order among equals
+        batch: list[tuple[_Pending, int, int]] = []
+        size = spent = 0
+        short_lanes: set[object] = set()  # clients with a short item in the batch, and with a long one
+        long_lanes: set[object] = set()
+        turn = max(1, self.max_batch_size // max(1, len(order)))
+        quantum = max(MIN_QUANTUM_TOKENS, BATCH_TOKENS // max(1, len(order)))
+        deficit = dict.fromkeys(order, 0)
+        while order and size < self.max_batch_size and spent < BATCH_TOKENS:
+            took = owed = False
+            for lane in order:
+                deficit[lane] += quantum
                 share = turn
-                for pending in lane:  # the client's requests in arrival order, within its share
+                for pending in lanes[lane]:  # the client's requests in arrival order, within its shares
+                    start = pending.next_text
+                    remaining = len(pending.texts) - start
+                    if remaining == 0:  # finished in an earlier pass
+                        continue
                     room = min(self.max_batch_size - size, share)
                     if room <= 0 or spent >= BATCH_TOKENS:
                         break
-                    start = pending.next_text
-                    remaining = len(pending.texts) - start
                     take = min(remaining, room)
                     if pending.group_ends is not None and take < remaining:
                         # whole groups within the share; else the next group if it fits the room (or the batch
@@ -203,31 +244,41 @@ class DynamicBatcher:
                         take = (_group_take(pending.group_ends, start, take, alone=False)
                                 or _group_take(pending.group_ends, start, self.max_batch_size - size,
                                                alone=size == 0))
-                    # ... and within the batch's tokens: a group (explanation rows) is cut where it passes them
+                    # ... and within the batch's tokens and the client's quantum: a group (explanation rows) is
+                    # cut where it passes them; the first item of an empty batch always goes
                     taken = 0
-                    while taken < take and (spent + (cost := _tokens(pending.texts[start + taken])) <= BATCH_TOKENS
-                                            or size + taken == 0):
+                    while taken < take:
+                        cost = _tokens(pending.texts[start + taken])
+                        if size + taken > 0:
+                            if spent + cost > BATCH_TOKENS or _mixes(lane, cost, short_lanes, long_lanes):
+                                break
+                            if cost > deficit[lane]:
+                                owed = True  # its quantum grows in the next pass
+                                break
+                        deficit[lane] -= cost
                         spent += cost
+                        (short_lanes if cost <= SHORT_TOKENS else long_lanes).add(lane)
                         taken += 1
-                    take = taken
-                    if take == 0:  # its next group does not fit what is left: it starts a later batch
-                        break  # (and the client's later requests wait behind it: its own order is kept)
-                    batch.append((pending, start, start + take))
-                    pending.next_text += take
-                    size += take
-                    share -= take
-                    self._unqueue(pending, take)
+                    if taken == 0:  # its next item waits: the client's later requests wait behind it
+                        break  # (its own order is kept)
+                    batch.append((pending, start, start + taken))
+                    pending.next_text += taken
+                    size += taken
+                    share -= taken
+                    self._unqueue(pending, taken)
                     took = True
                     if pending.next_text == len(pending.texts):
                         self._queue.remove(pending)
                     else:
                         break
-            if not took:
+            if not took and not owed:
                 break
-        # Clients served go behind those not: a group too large to share a batch (an explanation's 65
-        # rows) must not let its client open every batch while a lone text waits for room.
-        served = {_lane(pending) for pending, _, _ in batch}
-        self._queue = deque(sorted(self._queue, key=lambda pending: _lane(pending) in served))  # stable
+        for pending, _, _ in batch:  # in the batch's order: the next batch's turns go round from there
+            self._served[_lane(pending)] = self._turns
+            self._turns += 1
+        # remembered only while a client has texts queued: the map stays as small as the queue
+        queued = {_lane(pending) for pending in self._queue}
+        self._served = {lane: n for lane, n in self._served.items() if lane in queued}
         return batch
 
     def _unqueue(self, pending: _Pending, count: int) -> None:
@@ -239,6 +290,7 @@ class DynamicBatcher:
                 self._client_texts[pending.client] = left
             else:
                 self._client_texts.pop(pending.client, None)
+                self._client_asks.pop(pending.client, None)
 
     async def _wait_for_batch(self) -> None:
         while not self._queue:
@@ -313,6 +365,13 @@ class DynamicBatcher:
 def _lane(pending: _Pending) -> object:
     """Whose turn a request's texts take: its client's, or its own when it names none."""
     return pending.client if pending.client is not None else id(pending)
+
+
+def _mixes(lane: object, cost: int, short_lanes: set, long_lanes: set) -> bool:
+    """Whether an item of ``lane`` costing ``cost`` tokens would put a short item and another client's
+    long one in the same batch."""
+    others = long_lanes if cost <= SHORT_TOKENS else short_lanes
+    return bool(others) and (len(others) > 1 or lane not in others)
 
 
 def _tokens(item: Item) -> int:

@@ -92,6 +92,9 @@ def plan(tokenizer: Tokenizer, text: str, granularity: str, max_words: int) -> P
 
 
 def _without(ids: Sequence[int], positions: tuple[int, ...]) -> list[int]:
+    first, last = positions[0], positions[-1]
+    if last - first + 1 == len(positions):  # a word's tokens are consecutive: two slices, at C speed (the
+        return [*ids[:first], *ids[last + 1:]]  # rows of a storm of :explain were prepared under the GIL)
     drop = set(positions)
     return [token for i, token in enumerate(ids) if i not in drop]
 

@@ -79,6 +79,9 @@ class RESTServer(kserve_rest.RESTServer):
             app.user_middleware.append(Middleware(self.fast_path, registry=self.dataplane.model_registry,
                                                   max_body_bytes=self.max_body_bytes))
         app.state.is_served = self._is_served  # errors are counted by model only for served models
+        # the served model by name, for middleware that asks it before the body is read (predictor/share.py):
+        # this process's own copy, with --workers too (the registry is the one the handlers use)
+        app.state.model_of = self.dataplane.model_registry.get_model
 
     def _is_served(self, model_name: str) -> bool:
         return self.dataplane.model_registry.get_model(model_name) is not None

@@ -7,6 +7,10 @@ four texts of 64 words (260 rows: the most ``--max_explain_rows`` allows), every
 answers none. Turns per request gave the lone text one turn in 17; per client it gets one in two.
 bench/fairness.py measures the p95 (BENCHMARKS.md, "Fairness"). The bound here is generous on purpose: a busy
 CI machine must not fail it.
+
+A storm past its client's share of the queue (half of it) is refused 429 ``overloaded`` with ``Retry-After``
+(predictor/share.py refuses it before its body is read, after holding it), and another client's texts are
+not: properties no load can shift, asserted on the predictor alone with a queue small enough to fill.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import uuid
 import httpx
 import pytest
 
-from bench.fairness import EXPLAIN, PREDICT
+from bench.fairness import EXPLAIN, LONE_CLIENT, PREDICT, STORM_CLIENT
 from tests.integration.servers import ServerProcess, transformer_for
 
 pytestmark = pytest.mark.integration
@@ -66,3 +70,37 @@ def test_a_lone_text_is_answered_while_another_client_storms_explain(redis, tmp_
         front.stop()
         predictor.stop()
     assert storm_statuses and set(storm_statuses) <= {200, 504}  # the storm is served too (or times out)
+
+
+def test_a_storm_past_its_share_is_refused_with_retry_after_and_another_client_is_not(tmp_path):
+    # 1,040 texts: the storm client's share is 520, two of its 260-row requests; it sends eight at once
+    predictor = ServerProcess("predictor", ["--model_name", "sentiment", "--max_queue_texts", "1040"],
+                              tmp_path / "predictor.log").start()
+    stop, storm_answers = threading.Event(), []
+
+    def storm() -> None:
+        with httpx.Client(timeout=60, headers=STORM_CLIENT) as client:
+            while not stop.is_set():
+                response = client.post(predictor.url + EXPLAIN, json=storm_body())
+                storm_answers.append((response.status_code, response.headers.get("retry-after"),
+                                      response.json().get("error_type") if response.status_code != 200 else None))
+
+    threads = [threading.Thread(target=storm, daemon=True) for _ in range(8)]
+    lone_statuses = []
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(2.0)
+        with httpx.Client(timeout=60, headers=LONE_CLIENT) as client:
+            for _ in range(10):
+                response = client.post(predictor.url + PREDICT, json={"instances": [f"a lone text {uuid.uuid4()}"]})
+                lone_statuses.append(response.status_code)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        predictor.stop()
+    refused = [answer for answer in storm_answers if answer[0] == 429]
+    assert refused, f"the storm was never refused: {sorted(set(storm_answers))}"
+    assert all(answer[1:] == ("1", "overloaded") for answer in refused), sorted(set(refused))
+    assert set(lone_statuses) == {200}, lone_statuses  # the other client is never refused for the storm's share

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from contract.errors import ServiceError
-from predictor.batcher import DynamicBatcher
+from predictor.batcher import BATCH_TOKENS, DynamicBatcher, _Pending, _tokens
 
 
 class Recorder:
@@ -288,3 +288,74 @@ async def test_two_workers_keep_every_request_in_order():
         np.testing.assert_array_equal(result, expected(request))
     assert sorted(t for call in infer.calls for t in call) == sorted(t for r in requests for t in r)
     assert batcher.queued_texts == 0
+
+
+def queue(batcher: DynamicBatcher, texts, client=None, groups=None) -> _Pending:
+    """Put a request on the queue as ``submit`` does, without starting the batch loop: ``_take_batch``
+    is then called by the test, one batch at a time (the turn order, deterministic)."""
+    pending = _Pending(texts, asyncio.get_running_loop().create_future(), np.empty((len(texts), 2), np.float32),
+                       groups, client=client)
+    batcher.check_room(len(texts), client)
+    batcher._queue.append(pending)
+    batcher.queued_texts += len(texts)
+    if client is not None:
+        batcher._client_texts[client] = batcher._client_texts.get(client, 0) + len(texts)
+    return pending
+
+
+def taken(batch) -> list[tuple[str | None, int]]:
+    """A batch as (client, items taken) per request slice."""
+    return [(pending.client, end - start) for pending, start, end in batch]
+
+
+ROW = [7] * 261  # an explanation row of a 64-word text: ~261 tokens, one fills half a batch
+
+
+async def test_a_short_text_never_waits_for_another_clients_long_row_in_its_own_batch():
+    """Issue 26 item 3: the lone text's batch is the lone text alone, not the lone text plus an
+    explanation row (the classifier would run that row as a second pass before answering either)."""
+    batcher = DynamicBatcher(Recorder(), num_outputs=2, max_batch_size=32, max_delay_s=0.0, max_queue_texts=10_000)
+    queue(batcher, [ROW] * 130, client="storm", groups=[65, 130])
+    assert taken(batcher._take_batch()) == [("storm", 1)]  # one row of 261 tokens: two pass BATCH_TOKENS
+    queue(batcher, ["a lone text"], client="lone")
+    assert taken(batcher._take_batch()) == [("lone", 1)]  # least recently served first, and alone
+    assert taken(batcher._take_batch()) == [("storm", 1)]
+    queue(batcher, ["a lone text again"], client="lone")
+    assert taken(batcher._take_batch()) == [("lone", 1)]
+
+
+async def test_turns_go_to_the_least_recently_served_client_first():
+    batcher = DynamicBatcher(Recorder(), num_outputs=2, max_batch_size=2, max_delay_s=0.0, max_queue_texts=10_000)
+    for client in ("a", "b", "c"):
+        queue(batcher, [f"{client}{i}" for i in range(4)], client=client)
+    # two texts a batch, three clients: a and b first (arrival order), then c, which waited longest
+    assert taken(batcher._take_batch()) == [("a", 1), ("b", 1)]
+    assert taken(batcher._take_batch()) == [("c", 1), ("a", 1)]
+    assert taken(batcher._take_batch()) == [("b", 1), ("c", 1)]
+
+
+async def test_turns_share_a_batch_by_tokens_not_by_texts():
+    """A client of ~100-token texts takes about its half of the batch's tokens, and a client of short
+    texts rides in the same batch; by texts alone the first would have filled it."""
+    batcher = DynamicBatcher(Recorder(), num_outputs=2, max_batch_size=64, max_delay_s=0.0, max_queue_texts=10_000)
+    queue(batcher, ["x" * 400] * 20, client="long")  # 102 tokens each (estimated): short, still
+    queue(batcher, ["y" * 72] * 40, client="short")  # 20 tokens each
+    batch = batcher._take_batch()
+    tokens = {client: 0 for client in ("long", "short")}
+    for pending, start, end in batch:
+        tokens[pending.client] += sum(_tokens(text) for text in pending.texts[start:end])
+    assert tokens["short"] > 0
+    assert tokens["long"] <= BATCH_TOKENS // 2 + 102  # its quantum, and at most one item owed past it
+    assert sum(tokens.values()) <= BATCH_TOKENS
+
+
+async def test_over_share_judges_a_clients_next_request_by_its_last():
+    """What predictor/share.py asks before a body is read: would this client's next request pass its share?"""
+    batcher = DynamicBatcher(Recorder(), num_outputs=2, max_batch_size=4, max_delay_s=0.0, max_queue_texts=40)
+    assert not batcher.over_share("storm")  # nothing waiting: a client is never refused on a guess
+    queue(batcher, ["s"] * 8, client="storm")
+    queue(batcher, ["s"] * 8, client="storm")  # asked room for 8 with 8 waiting: 24 would pass 20
+    assert batcher.over_share("storm") and not batcher.over_share("lone")
+    while batcher._take_batch():
+        pass
+    assert not batcher.over_share("storm") and batcher._client_asks == {} and batcher._served == {}

@@ -5,7 +5,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from modelbuild.layout import BUNDLED_DIR
-from predictor.explain import explanation, plan
+from predictor.explain import _without, explanation, plan
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +61,10 @@ def test_contribution_is_the_drop_of_the_predicted_labels_probability(tokenizer)
     np.testing.assert_allclose(contributions, [-0.1, 0.5, 0.05, 0.0], atol=1e-6)
     assert answer["method"] == "occlusion" and answer["granularity"] == "word"
     assert plan(tokenizer, "not bad at all", "word", 64).rows == p.rows  # deterministic
+
+
+def test_a_row_without_a_unit_drops_exactly_its_positions():
+    """_without's slicing (consecutive positions) and its general path agree with dropping one by one."""
+    ids = list(range(100, 120))
+    for positions in [(0,), (5,), (19,), (3, 4, 5), (17, 18, 19), (2, 5), (1, 2, 7)]:
+        assert _without(ids, positions) == [t for i, t in enumerate(ids) if i not in positions], positions
