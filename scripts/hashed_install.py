@@ -12,7 +12,8 @@ lock (an extra and what it needs), so: pip resolves that part first (``--dry-run
 nothing installed, with the locks as constraints), then installs exactly what it resolved,
 ``--require-hashes --no-deps`` from the lock's own hashed lines; a package the lock does not
 pin is an error. ``--no-deps NAME``: NAME alone, without its dependencies (kserve in the
-images, see pyproject.toml). Standard library only: it runs in a bare image build stage,
+images, see pyproject.toml). ``--check-dir DIR`` checks instead that each file in DIR (a
+wheelhouse) is one the locks hash. Standard library only: it runs in a bare image build stage,
 with the image's own pip.
 """
 
@@ -26,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)")
 
 
 def normalized(name: str) -> str:
@@ -40,9 +41,11 @@ def hashed_blocks(locks: list[Path]) -> dict[str, tuple[str, str]]:
     for lock in locks:
         for line in lock.read_text().splitlines():
             match = PIN.match(line)
-            if match:
+            if match and match.group(2):  # the same pin with extras (scripts/lock_hashes.py): not needed here
+                current = None
+            elif match:
                 current = normalized(match.group(1))
-                blocks[current] = (match.group(2), line)
+                blocks[current] = (match.group(3), line)
             elif line.lstrip().startswith("--hash=") and current:
                 version, text = blocks[current]
                 blocks[current] = (version, text + "\n" + line)
@@ -51,11 +54,38 @@ def hashed_blocks(locks: list[Path]) -> dict[str, tuple[str, str]]:
     return blocks
 
 
+def plain_constraints(locks: list[Path], into: Path) -> Path:
+    """The locks' pins without their hashes: a hash in a constraints file turns hash-checking mode on for the
+    whole command (pip 23: "it turns on automatically when any package has a hash"), which a resolution of
+    unhashed requirement names cannot pass."""
+    pins = [line.rstrip(" \\") for lock in locks for line in lock.read_text().splitlines()
+            if (match := PIN.match(line)) and not match.group(2)]  # constraints cannot name extras
+    into.write_text("\n".join(pins) + "\n")
+    return into
+
+
+def check_dir(locks: list[Path], directory: Path) -> list[str]:
+    """Each wheel or sdist in ``directory`` whose sha256 is not among its pin's hashes (or that no lock pins)."""
+    import hashlib
+
+    blocks = hashed_blocks(locks)
+    bad = []
+    for path in sorted(directory.iterdir()):
+        if not path.is_file() or not path.name.endswith((".whl", ".tar.gz", ".zip")):
+            continue
+        stem = path.name[:-4] if path.name.endswith(".whl") else path.name.rsplit(".tar.gz", 1)[0]
+        name = stem.split("-")[0] if path.name.endswith(".whl") else stem.rpartition("-")[0]
+        block = blocks.get(normalized(name), ("", ""))[1]
+        if f"--hash=sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}" not in block:
+            bad.append(path.name)
+    return bad
+
+
 def resolve(locks: list[Path], args: list[str]) -> list[tuple[str, str]]:
     """(name, version) of everything pip would install for ``args`` into an empty environment."""
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
-        constraints = [arg for lock in locks for arg in ("-c", str(lock))]
+        constraints = ["-c", str(plain_constraints(locks, Path(scratch) / "constraints.txt"))]
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
                         "--report", str(report), *constraints, *args], check=True)
         return [(item["metadata"]["name"], item["metadata"]["version"])
@@ -66,8 +96,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lock", action="append", type=Path, required=True)
     parser.add_argument("--no-deps", action="append", default=[], dest="no_deps", metavar="NAME")
+    parser.add_argument("--check-dir", type=Path, dest="check_dir",
+                        help="install nothing: check that every file in this directory has its pin's hash")
     parser.add_argument("requirements", nargs=argparse.REMAINDER)
     args = parser.parse_args()
+    if args.check_dir:
+        bad = check_dir(args.lock, args.check_dir)
+        if bad:
+            sys.exit(f"hashed_install: not the files the lock hashes: {', '.join(bad)}")
+        print(f"hashed_install: every file in {args.check_dir} has its pin's hash")
+        return
     requirements = args.requirements[1:] if args.requirements[:1] == ["--"] else args.requirements
     blocks = hashed_blocks(args.lock)
     wanted = [(name, blocks.get(normalized(name), ("", ""))[0]) for name in args.no_deps]

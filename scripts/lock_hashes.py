@@ -9,7 +9,9 @@ index pip is configured with (``pip config``, ``PIP_INDEX_URL``/``PIP_EXTRA_INDE
 PyPI's https://pypi.org/simple by default), and the matching files of its find-links
 directories (hashed here). A pin with no file anywhere is an error. Comments are kept; a
 pin's old hashes are replaced. Run it after changing a pin (tests/unit/test_supply_chain.py
-fails on a pin without hashes).
+fails on a pin without hashes). A dependency another pin requires with extras (kserve's
+``uvicorn[standard]``) is pinned a second time with them: pip's hash-checking mode counts
+``uvicorn[standard]`` as a requirement of its own, which must be pinned with ``==``.
 
 requirements-torch.lock is torch alone, the CPU build: ``make setup`` installs it from the
 local copy in pip's find-links (/opt/wheels here), the images from PyTorch's CPU index
@@ -32,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPI = "https://pypi.org/simple"
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(;[^\\]*)?\s*\\?\s*$")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)\s*(;[^\\]*)?\s*\\?\s*$")
 ANCHOR = re.compile(r"<a\s[^>]*href=\"([^\"]+)\"[^>]*>([^<]+)</a>", re.IGNORECASE)
 
 
@@ -124,12 +126,12 @@ def hash_lock(path: Path, indexes: list[str], links: list[Path]) -> list[str]:
         if not match:
             out.append(line)
             continue
-        name, version, marker = match.group(1), match.group(2), (match.group(3) or "").strip()
+        name, extras, version, marker = match.group(1), match.group(2) or "", match.group(3), (match.group(4) or "").strip()
         hashes = set().union(*(index_hashes(index, name, version) for index in indexes),
                              *(local_hashes(link, name, version) for link in links))
         if not hashes:
             missing.append(f"{name}=={version}")
-        out.append(f"{name}=={version}{' ' + marker if marker else ''} \\")
+        out.append(f"{name}{extras}=={version}{' ' + marker if marker else ''} \\")
         out += [f"    --hash=sha256:{digest} \\" for digest in sorted(hashes)]
         out[-1] = out[-1].removesuffix(" \\")
     path.write_text("\n".join(out) + "\n")
