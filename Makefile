@@ -18,7 +18,7 @@ setup: $(STAMP) $(BAKED)
 # exact local version, so no resolver can pick a multi-GB CUDA build); scripts/lock_hashes.py writes
 # them. The project itself, editable, comes after, alone (--no-deps): pip refuses editables in
 # hash-checking mode (nothing to hash), and without build isolation nothing unhashed is fetched.
-$(STAMP): pyproject.toml requirements.lock requirements-torch.lock scripts/install-tools.sh
+$(STAMP): pyproject.toml requirements.lock requirements-torch.lock requirements-checkov.lock scripts/install-tools.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements-torch.lock -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .

@@ -13,7 +13,8 @@ nothing installed, with the locks as constraints), then installs exactly what it
 ``--require-hashes --no-deps`` from the lock's own hashed lines; a package the lock does not
 pin is an error. ``--no-deps NAME``: NAME alone, without its dependencies (kserve in the
 images, see pyproject.toml). ``--check-dir DIR`` checks instead that each file in DIR (a
-wheelhouse) is one the locks hash. Standard library only: it runs in a bare image build stage,
+wheelhouse) is one the locks hash; ``--plain FILE`` writes the pins without hashes (constraints
+for ``pip download``: a hash in a constraints file turns hash-checking on). Standard library only: it runs in a bare image build stage,
 with the image's own pip.
 """
 
@@ -98,8 +99,13 @@ def main() -> None:
     parser.add_argument("--no-deps", action="append", default=[], dest="no_deps", metavar="NAME")
     parser.add_argument("--check-dir", type=Path, dest="check_dir",
                         help="install nothing: check that every file in this directory has its pin's hash")
+    parser.add_argument("--plain", type=Path, help="install nothing: write the locks' pins without hashes here "
+                        "(a constraints file for pip download and --dry-run resolutions)")
     parser.add_argument("requirements", nargs=argparse.REMAINDER)
     args = parser.parse_args()
+    if args.plain:
+        plain_constraints(args.lock, args.plain)
+        return
     if args.check_dir:
         bad = check_dir(args.lock, args.check_dir)
         if bad:

@@ -1,6 +1,6 @@
 """Write every pin's sha256 into a lock file, for pip's hash-checking mode (``--require-hashes``).
 
-    python scripts/lock_hashes.py                      # requirements.lock and requirements-torch.lock
+    python scripts/lock_hashes.py     # requirements.lock, requirements-torch.lock, requirements-checkov.lock
     python scripts/lock_hashes.py some.lock            # any other pip-freeze style lock
 
 A pin's hashes are those of every file of the pinned version that pip could be given: the
@@ -141,7 +141,8 @@ def hash_lock(path: Path, indexes: list[str], links: list[Path]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("locks", nargs="*", type=Path,
-                        default=[ROOT / "requirements.lock", ROOT / "requirements-torch.lock"])
+                        default=[ROOT / "requirements.lock", ROOT / "requirements-torch.lock",
+                                 ROOT / "requirements-checkov.lock"])
     args = parser.parse_args()
     indexes, links = pip_sources()
     print(f"indexes: {' '.join(indexes)}; find-links: {' '.join(map(str, links)) or '-'}", file=sys.stderr)
