@@ -78,7 +78,7 @@ class ServiceSettings(BaseSettings):
     grpc_connection_idle_s: float = setting(
         300.0, "gRPC: a connection with no RPC in flight for this long is closed (GOAWAY)")
     grpc_connection_age_s: float = setting(
-        600.0, "gRPC: a connection older than this (±10%) is asked to go (GOAWAY); clients reconnect")
+        600.0, "gRPC: a connection older than this (give or take 10 percent) is asked to go (GOAWAY); clients reconnect")
     grpc_connection_age_grace_s: float = setting(
         30.0, "gRPC: RPCs still in flight on a connection asked to go get this long, then it is closed: with "
               "`--grpc_connection_age_s`, the bound on an RPC whose message never arrives")
