@@ -13,12 +13,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 setup: $(STAMP) $(BAKED)
 
-# torch comes first, by exact version, so that no later resolver step can replace it
-# with a newer (multi-GB CUDA) build; requirements.lock pins everything else.
-$(STAMP): pyproject.toml requirements.lock scripts/install-tools.sh
+# pip's hash-checking mode: every package pinned and each file checked against the sha256s in
+# requirements.lock (everything but torch) and requirements-torch.lock (the CPU build, by its
+# exact local version, so no resolver can pick a multi-GB CUDA build); scripts/lock_hashes.py writes
+# them. The project itself, editable, comes after, alone (--no-deps): pip refuses editables in
+# hash-checking mode (nothing to hash), and without build isolation nothing unhashed is fetched.
+$(STAMP): pyproject.toml requirements.lock requirements-torch.lock requirements-checkov.lock scripts/install-tools.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[serve,torch,transformer,build,train,test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-torch.lock -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	bash scripts/install-tools.sh $(VENV)
 	touch $@
 

@@ -14,6 +14,7 @@ import logging
 from runtime import kserve as kserve_fence
 from runtime import multiproc
 from runtime.face import TextClassificationModel
+from runtime.grpc import server_options as grpc_server_options
 from runtime.kserve.server import ModelServer
 from runtime.metrics import INFO
 from runtime.settings import ServiceSettings
@@ -46,5 +47,6 @@ def serve(model: TextClassificationModel, settings: ServiceSettings, kserve_flag
         grpc_max_send_message_length=flags.grpc_max_send_message_length,
         drain_s=settings.shutdown_drain_s,
         read_timeout_s=settings.read_timeout_s,
+        grpc_options=grpc_server_options(settings),
         **server_options,
     ).start([model])

@@ -71,7 +71,22 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = setting(8 * 1024 * 1024, "largest request body (REST) or message (gRPC); more is a 413")
     read_timeout_s: float = setting(
         30.0, "seconds a REST request may take to arrive, line, headers and body, from its first byte (or from "
-              "the connection); slower is disconnected (slow clients, runtime/slowclients.py)")
+              "the connection); slower is disconnected (slow clients, runtime/slowclients.py); on gRPC, the "
+              "seconds a connection may take to send its HTTP/2 preface and SETTINGS (runtime/grpc.py)")
+    # gRPC core's own connection bounds (runtime/grpc.py ``server_options`` says which channel arg each sets):
+    # without them an idle or stalled HTTP/2 connection is held for ever (gRPC's defaults are infinite).
+    grpc_connection_idle_s: float = setting(
+        300.0, "gRPC: a connection with no RPC in flight for this long is closed (GOAWAY)")
+    grpc_connection_age_s: float = setting(
+        600.0, "gRPC: a connection older than this (give or take 10 percent) is asked to go (GOAWAY); clients reconnect")
+    grpc_connection_age_grace_s: float = setting(
+        30.0, "gRPC: RPCs still in flight on a connection asked to go get this long, then it is closed: with "
+              "`--grpc_connection_age_s`, the bound on an RPC whose message never arrives")
+    grpc_keepalive_s: float = setting(
+        60.0, "gRPC: the server pings a connection with RPCs in flight every this many seconds and closes it "
+              "when a ping is not answered within as long (a vanished or stalled peer)")
+    grpc_max_concurrent_streams: int = setting(
+        100, "gRPC: most RPCs in flight on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)")
     log_format: Literal["text", "json"] = setting(
         "text", "`text` (KServe's format) or `json`: one JSON object per line, every logger included; "
                 "see \"Observability\"")

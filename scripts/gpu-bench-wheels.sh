@@ -20,7 +20,7 @@ names=(kserve uvicorn httptools watchfiles fastapi starlette pydantic pydantic_c
        opentelemetry-api)  # fastapi imports opentelemetry at import time
 pins=()
 for name in "${names[@]}"; do
-  pin=$(grep -i "^${name}==" requirements.lock) || { echo "requirements.lock pins no $name" >&2; exit 1; }
+  pin=$(grep -i "^${name}==" requirements.lock | sed 's/ *\\$//') || { echo "requirements.lock pins no $name" >&2; exit 1; }
   pins+=("$pin")
 done
 target=(--only-binary=:all: --implementation cp --python-version "$python_version" --abi "$abi" --abi abi3 --abi none)

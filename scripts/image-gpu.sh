@@ -18,12 +18,13 @@ build_args=(--build-arg "PYTHON_IMAGE=$base" --build-arg "MODEL_SRC=$model_src")
 if [ "${OFFLINE:-1}" = 1 ]; then
   [ "$base" != localhost/debian-python:3.11-bookworm ] || bash scripts/build-base-image.sh "$base"
   bash scripts/wheelhouse.sh "$base"
-  # PyPI's default index, not the CPU one: the Linux torch wheel there is the CUDA build.
+  # PyPI's default index, not the CPU one: the Linux torch wheel there is the CUDA build. Not hash-checked:
+  # the locks hash the CPU build only (SECURITY.md, supply chain). wheelhouse/.constraints.txt: wheelhouse.sh's.
   if ! ls wheelhouse/cuda/torch-2.13.0-*.whl >/dev/null 2>&1; then
     target=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311)
     for glibc in $(seq 39 -1 17); do target+=(--platform "manylinux_2_${glibc}_x86_64"); done
     "${PYTHON:-python3}" -m pip download --quiet --disable-pip-version-check --dest wheelhouse/cuda "${target[@]}" \
-      --platform manylinux2014_x86_64 --index-url "${CUDA_INDEX_URL:-https://pypi.org/simple}" -c requirements.lock \
+      --platform manylinux2014_x86_64 --index-url "${CUDA_INDEX_URL:-https://pypi.org/simple}" -c wheelhouse/.constraints.txt \
       torch==2.13.0
   fi
   build_args+=(--build-arg PIP_NO_INDEX=1 --network=none)

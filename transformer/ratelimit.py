@@ -10,8 +10,8 @@ What a request costs is counted in **units**, one a model row of up to 128 token
 (``request_cost``): a short text is 1, a text of 512 tokens 4, an explained text of 64
 words 65 (one row per word, plus the text), ``chunks`` a unit per 128 tokens of the whole
 text. It is estimated from characters and words before any work is done, and charged in
-two steps: one unit when the request arrives (REST: before the body is read; gRPC: after
-the message is decoded, see SECURITY.md), then, once the texts are known and looked up in
+two steps: one unit when the request arrives (REST: before the body is read; gRPC: before
+the message is received), then, once the texts are known and looked up in
 the cache, the cost of those the model must compute (cache hits are free). A bucket holds
 ``--rate_limit_burst`` units and refills at ``--rate_limit_rps`` a second; a request is let
 through when its bucket holds its cost, or, costing more than the bucket can ever hold, when
@@ -49,7 +49,7 @@ import grpc
 
 from contract.errors import ErrorType, ServiceError
 from runtime.accesslog import INFERENCE_ROUTE
-from runtime.grpc import GRPC_INFER, ModelInferInterceptor
+from runtime.grpc import GRPC_INFER
 from runtime.rest import send_error
 
 MAX_CLIENTS = 100_000  # ~100 bytes each: 10 MB at most
@@ -253,61 +253,69 @@ def _peer_ip(peer: str) -> str:
     return address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
 
 
-class GrpcRateLimit(ModelInferInterceptor):
+class GrpcRateLimit(grpc.aio.ServerInterceptor):
     """The same limit on gRPC ``ModelInfer``: RESOURCE_EXHAUSTED, with ``retry-after`` trailing metadata.
 
     gRPC's asyncio server runs the interceptors when the call's metadata has arrived and before it
     receives the message: ``_handle_rpc`` awaits ``_find_method_handler`` (the interceptors), then
     ``_handle_unary_unary_rpc`` awaits ``_receive_message`` and ``deserialize`` (grpcio 1.85,
-    src/python/grpcio/grpc/_cython/_cygrpc/aio/server.pyx.pxi). So a client named by the key metadata,
-    or any client while the global bucket is empty, is refused in ``intercept_service``, and with a
-    stream-unary handler, which the server does not feed a message until it asks for one: the message is
-    neither read nor decoded. A client keyed by its IP is checked after decoding, since the peer's
-    address is known only to the handler's context.
+    src/python/grpcio/grpc/_cython/_cygrpc/aio/server.pyx.pxi). A client named by the key metadata is
+    refused in ``intercept_service``, with a stream-unary handler, which the server does not feed a
+    message until it asks for one: the message is neither read nor decoded. A client keyed by its IP is
+    known only to the handler's context (``context.peer()``; ``HandlerCallDetails`` has no peer): its
+    ModelInfer becomes a stream-unary handler too (``_handle_stream_unary_rpc`` gives it a
+    ``_MessageReceiver``, which receives and decodes on ``__anext__``), which charges the peer's bucket
+    and only then pulls the one message and calls KServe's unary handler. The outer interceptors wrap a
+    stream-unary ModelInfer as they wrap a unary one (runtime/grpc.py ``ModelInferInterceptor``), so such
+    calls, refusals included, are logged and counted.
     """
 
     def __init__(self, limiter: RateLimiter):
         self.limiter = limiter
 
     async def intercept_service(self, continuation, details):
-        if details.method == GRPC_INFER:
-            metadata = dict(details.invocation_metadata or ())
-            header = metadata.get(self.limiter.key_header) if self.limiter.key_header else None
-            if header:
-                account = _account(self.limiter, header, None)
-                wait, which = self.limiter.take(account.digest, 1)
-                if wait:
-                    return _refusal(*self.limiter.error(wait, 1, which))
-                handler = await continuation(details)
-                if handler is None or handler.unary_unary is None:
-                    return handler
-                return grpc.unary_unary_rpc_method_handler(
-                    self._limited(handler.unary_unary, account, charged=True),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer)
-            if self.limiter._global and self.limiter._global.wait_s(_GLOBAL, 1, self.limiter._clock()):
-                # all clients together are over: no need to know who this is (charged again after decoding)
-                wait = self.limiter._global.wait_s(_GLOBAL, 1, self.limiter._clock())
-                return _refusal(*self.limiter.error(wait, 1, "global"))
-        return await super().intercept_service(continuation, details)
+        if details.method != GRPC_INFER:
+            return await continuation(details)
+        metadata = dict(details.invocation_metadata or ())
+        header = metadata.get(self.limiter.key_header) if self.limiter.key_header else None
+        if header:
+            account = _account(self.limiter, header, None)
+            wait, which = self.limiter.take(account.digest, 1)
+            if wait:
+                return _refusal(*self.limiter.error(wait, 1, which))
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        infer = handler.unary_unary
+        if header:
+            limited = self._limited(infer, account)
+            return grpc.unary_unary_rpc_method_handler(
+                limited, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
 
-    def wrap(self, infer, metadata: dict):
-        """The IP-keyed clients: checked once the message is decoded and the peer is known."""
-
-        async def limited(request, context):
+        async def by_peer(request_iterator, context):
+            """Keyed by IP: charged before the message is received, from the handler's context (the only
+            place the peer is known); a refused call's message is never read nor decoded."""
             account = _account(self.limiter, None, _peer_ip(context.peer() or ""))
-            return await self._limited(infer, account, charged=False)(request, context)
+            wait, which = self.limiter.take(account.digest, 1)
+            if wait:
+                error, retry_after = self.limiter.error(wait, 1, which)
+                context.set_trailing_metadata((("retry-after", retry_after),))
+                raise error
+            try:
+                request = await request_iterator.__anext__()  # the one message (a unary call's client sends one)
+            except StopAsyncIteration:  # half-closed without a message
+                raise ServiceError(ErrorType.INVALID_REQUEST, "The call ended before its message.") from None
+            return await self._limited(infer, account)(request, context)
 
-        return limited
+        # stream-unary: the asyncio server (_handle_stream_unary_rpc) hands it a _MessageReceiver, which
+        # receives and decodes a message only when asked (grpcio 1.85, aio/server.pyx.pxi)
+        return grpc.stream_unary_rpc_method_handler(
+            by_peer, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
 
-    def _limited(self, infer, account: Charge, charged: bool):
+    def _limited(self, infer, account: Charge):
         async def limited(request, context):
-            if not charged:
-                wait, which = self.limiter.take(account.digest, 1)
-                if wait:
-                    error, retry_after = self.limiter.error(wait, 1, which)
-                    context.set_trailing_metadata((("retry-after", retry_after),))
-                    raise error
             token = CURRENT.set(account)
             try:
                 return await infer(request, context)

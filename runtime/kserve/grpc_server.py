@@ -68,6 +68,7 @@ class GRPCServer(kserve_grpc.GRPCServer):
             options=[
                 ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
                 ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
+                *self._kwargs.get("grpc_options", ()),  # ours: connection bounds (runtime/grpc.py server_options)
             ],
         )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(

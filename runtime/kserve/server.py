@@ -31,7 +31,8 @@ def use_uvloop(event_loop: str) -> None:
 
 class ModelServer(kserve.ModelServer):
     def __init__(self, *args, max_body_bytes: int, grpc_max_send_message_length: int, drain_s: float,
-                 read_timeout_s: float = 30.0, rest_middlewares: tuple = (), grpc_interceptors: tuple = (), rest_fast_path=None, **kwargs):
+                 read_timeout_s: float = 30.0, grpc_options: list | tuple = (),
+                 rest_middlewares: tuple = (), grpc_interceptors: tuple = (), rest_fast_path=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
         self.grpc_max_send_message_length = grpc_max_send_message_length
@@ -40,6 +41,7 @@ class ModelServer(kserve.ModelServer):
         self.rest_middlewares = tuple(rest_middlewares)
         self.rest_fast_path = rest_fast_path
         self.grpc_interceptors = tuple(grpc_interceptors)
+        self.grpc_options = list(grpc_options)
         self.dataplane = DataPlane(model_registry=self.registered_models)
 
     def stop(self, sig: int) -> None:
@@ -118,7 +120,8 @@ class ModelServer(kserve.ModelServer):
                 self.model_repository_extension,
                 # ours: from our parse, not KServe's import-time `args`
                 kwargs={"grpc_max_send_message_length": self.grpc_max_send_message_length,
-                        "grpc_max_receive_message_length": self.max_body_bytes},
+                        "grpc_max_receive_message_length": self.max_body_bytes,
+                        "grpc_options": self.grpc_options},  # ours: runtime/grpc.py server_options
                 grace_period=self.grace_period,
             )
             self._grpc_server.extra_interceptors = self.grpc_interceptors  # ours

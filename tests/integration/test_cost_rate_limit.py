@@ -94,3 +94,42 @@ def test_grpc_refuses_a_named_client_over_its_limit_before_reading_the_message(p
         assert httpx.get(front.url + "/v2/health/ready").status_code == 200  # the server is fine
     finally:
         front.stop()
+
+
+def test_grpc_refuses_a_client_keyed_by_ip_before_receiving_its_message(predictor, redis, tmp_path):
+    """Without a key header the client is its peer address, known only to the handler's context: its
+    ModelInfer is a stream-unary handler that charges the bucket before it pulls (receives and decodes)
+    the message (transformer/ratelimit.py, GrpcRateLimit). The observable: the access log's model name
+    comes from the decoded message, and a refused call's line has none; before the change the 8 MB
+    message was received and decoded first, and its line named the model."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    front = transformer_for(predictor, redis, tmp_path / "transformer.log", "--rate_limit_rps", "0.2",
+                            "--rate_limit_burst", "2").start()
+    try:
+        stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(
+            front.grpc_target, options=[("grpc.max_send_message_length", -1)]))
+
+        def infer(texts: list[bytes]):
+            tensor = pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)],
+                                                           contents=pb.InferTensorContents(bytes_contents=texts))
+            return stub.ModelInfer(pb.ModelInferRequest(model_name="sentiment", inputs=[tensor]), timeout=30)
+
+        first = infer([b"one"])
+        assert first.model_name == "sentiment" and first.outputs  # let in: the message pulled and answered
+        infer([b"two"])
+        big = [b"x" * 99_000] * 80  # 7.9 MB, under --max_body_bytes: refused unread
+        with pytest.raises(grpc.RpcError) as caught:
+            infer(big)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert '"rate_limited"' in caught.value.details()
+        assert int(dict(caught.value.trailing_metadata())["retry-after"]) >= 1
+        lines = [line for line in front.log().splitlines() if "gRPC ModelInfer" in line]
+        assert len([line for line in lines if " 200 " in line and "model=sentiment" in line]) == 2, lines
+        refused = [line for line in lines if " 429 " in line]
+        assert refused and all("model= " in line for line in refused), refused  # its message never decoded
+        assert httpx.get(front.url + "/v2/health/ready").status_code == 200
+    finally:
+        front.stop()

@@ -72,3 +72,11 @@ def test_the_code_defaults_put_the_deadlines_in_order():
 
     transformer_s = TransformerSettings.model_fields["predictor_request_timeout_seconds"].default
     assert deadline_order_problem(transformer_s, PredictorSettings.model_fields["request_timeout_s"].default) is None
+
+
+@pytest.mark.parametrize("cls", [PredictorSettings, TransformerSettings])
+def test_help_renders(cls):
+    """argparse formats each help with %: a bare % in a setting's help breaks --help (it did, with "±10%")."""
+    from runtime.settings import parser_for
+
+    assert "--grpc_connection_age_s" in parser_for(cls, "service", None).format_help()
