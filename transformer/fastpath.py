@@ -58,6 +58,10 @@ def prefetched(keys: list[str]) -> list | None:
     return found[1]
 
 
+# A scope key: the request was tried below ASGI (transformer/fasthttp.py) and handed on; not again here.
+HANDED_ON = "text_classifier.fast_path_tried"
+
+
 class Pass(Exception):
     """Not for the fast path: the full path answers."""
 
@@ -138,15 +142,36 @@ class FastPath:
         self.max_body_bytes = max_body_bytes
         self.fragments = Fragments()
 
-    async def __call__(self, scope, receive, send):
+    @staticmethod
+    def wrap_protocol(base: type) -> type:
+        """uvicorn's HTTP protocol ``base`` answering full hits itself, below ASGI (transformer/fasthttp.py)."""
+        from transformer.fasthttp import protocol_class
+
+        return protocol_class(base)
+
+    def model_for(self, scope):
+        """(model, is V2) when ``scope`` is a POST to a predict route of the served, ready model, else None."""
         route = _route(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         model = self.registry.get_model(route[0]) if route else None
         if model is None or not model.ready or model.labels is None or getattr(model, "enable_latency_logging", False):
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
+            return None
+        return model, route[1]
+
+    def plain(self, headers: dict, max_bytes: int | None = None) -> bool:
+        """A declared length within the limit, a JSON body, no CloudEvent or binary-extension headers."""
         length = headers.get(b"content-length", b"")
-        if (not length.isdigit() or int(length) > self.max_body_bytes or headers.get(b"content-type", JSON) != JSON
-                or b"inference-header-content-length" in headers or any(k.startswith(b"ce-") for k in headers)):
+        return not (not length.isdigit() or int(length) > (max_bytes or self.max_body_bytes)
+                    or headers.get(b"content-type", JSON) != JSON
+                    or b"inference-header-content-length" in headers or any(k.startswith(b"ce-") for k in headers))
+
+    async def __call__(self, scope, receive, send):
+        # HANDED_ON: transformer/fasthttp.py tried this request below ASGI already and handed it on
+        found = None if HANDED_ON in scope else self.model_for(scope)
+        if found is None:
+            return await self.app(scope, receive, send)
+        model, v2 = found
+        headers = dict(scope["headers"])
+        if not self.plain(headers):
             return await self.app(scope, receive, send)
         received, body = [], b""
         while True:
@@ -158,7 +183,7 @@ class FastPath:
             if not message.get("more_body", False):
                 break
         try:
-            answer = await self._answer(model, route[1], body, headers)
+            answer = await self._answer(model, v2, body, headers)
         except Pass:
             return await self.app(scope, _replay(received, receive), send)
         await send(answer[0])
