@@ -128,7 +128,7 @@ class TextCache:
         # (BENCHMARKS.md, "Hit path, third pass"). A connection goes back idle only after a whole reply
         # has been read, so it holds no stale data (what the poll was for); any failure drops it.
         idle = self._idle
-        connection = idle.pop() if idle else self._redis.connection_pool.make_connection()
+        connection = idle.pop() if idle else self._lookup_connection()
         done = False
         try:
             command = connection.pack_command("MGET", *keys)
@@ -147,6 +147,14 @@ class TextCache:
                 idle.append(connection)
             else:  # failed, cut short by the deadline, or one too many: closed (redis-py's own disconnect)
                 await connection.disconnect(nowait=True)
+
+    def _lookup_connection(self):
+        """A connection like the pool's, without a socket timeout of its own: ``_guarded``'s deadline bounds the
+        whole lookup, and with one redis-py wraps every send in ``asyncio.wait_for`` (a new Task per call in
+        Python 3.11) and every read in a timeout context of its own (redis/asyncio/connection.py
+        ``send_packed_command``, ``read_response``). Connecting keeps ``socket_connect_timeout``."""
+        pool = self._redis.connection_pool
+        return pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
 
     async def set_many(self, entries: Mapping[str, np.ndarray | bytes]) -> None:
         """Probabilities are stored as float32 bytes; bytes as they are."""
