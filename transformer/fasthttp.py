@@ -68,7 +68,11 @@ class Layers:
                  max_body_bytes: int):
         self.app, self.access_log, self.guard, self.fast_path = app, access_log, guard, fast_path
         self.max_body = min(MAX_BODY, max_body_bytes)
-        self.telemetry = getattr(app, "_native_telemetry", None)
+        # FastAPI's own OpenTelemetry layer (FastAPI.__call__ asks NativeTelemetry.enabled() per request:
+        # is a global tracer, meter or logger provider set?). Asked once per connection here: a provider
+        # is set at start-up (runtime/tracing.py, whose own layer then keeps hits in ASGI anyway).
+        telemetry = getattr(app, "_native_telemetry", None)
+        self.telemetry_on = telemetry is not None and telemetry.enabled()
 
 
 def _layers(app) -> Layers | None | bool:
@@ -135,7 +139,7 @@ def protocol_class(base: type) -> type:
             headers = dict(scope["headers"])
             if not layers.fast_path.plain(headers, layers.max_body):
                 return None
-            if layers.telemetry is not None and layers.telemetry.enabled():  # FastAPI's OpenTelemetry, as it checks
+            if layers.telemetry_on:
                 return None
             return (*found, headers, time.perf_counter())  # the access log's clock starts here, as ASGI's would
 
@@ -198,7 +202,7 @@ def protocol_class(base: type) -> type:
                 return
             headers = [*cycle.default_headers, *(h for h in start["headers"] if h[0] != REQUEST_ID),
                        (TOTAL_TIME, timings.ms(time.perf_counter() - started).encode()), (REQUEST_ID, request_id.encode())]
-            if cycle.access_log:
+            if cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO):  # its arguments cost, unlogged
                 cycle.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(cycle.scope), cycle.scope["method"],
                                          get_path_with_query_string(cycle.scope), cycle.scope["http_version"], 200)
             parts = [STATUS_LINE[200]]
