@@ -70,6 +70,8 @@ def valid_request_id(value: str | None) -> str | None:
 
 def printable(value: str) -> str:
     """``value`` for one log line: control characters escaped, and at most ``LOGGED_CHARS`` of it."""
+    if len(value) <= LOGGED_CHARS and value.isprintable():  # every UNSAFE character is non-printable
+        return value
     cut = value[:LOGGED_CHARS] + ("..." if len(value) > LOGGED_CHARS else "")
     return UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", cut)
 
