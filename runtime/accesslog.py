@@ -83,6 +83,8 @@ def record(model: str, version_of: VersionOf, method: str, path: str, status: in
     model, path, request_id = printable(model), printable(path), printable(request_id)
     inc(child(REQUESTS, label, str(status)))
     observe(child(REQUEST_SECONDS, label), seconds)
+    if not logger.isEnabledFor(logging.INFO):  # --access_log false: what info() checks first, before the arguments
+        return
     logger.info(
         "%s %s %d %.1f ms model=%s model_version=%s cache=%s request_id=%s",
         method, path, status, seconds * 1000, model, version, cache or "-", request_id,

@@ -49,7 +49,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from contract import timings
-from runtime.accesslog import INFERENCE_ROUTE, new_request_id, record, valid_request_id
+from runtime.accesslog import new_request_id, record, valid_request_id
 from runtime.guard import MAX_INFLIGHT, MAX_INFLIGHT_BYTES, MAX_JSON_VALUES, RequestGuard, json_values
 from runtime.rest import REQUEST_ID, STARTED, TOTAL_TIME, AccessLog, BodySizeLimit
 from transformer.fastpath import HANDED_ON, FastPath, Pass
@@ -192,7 +192,7 @@ def protocol_class(base: type) -> type:
             if cycle.flow.write_paused and not cycle.disconnected:  # as uvicorn's send waits
                 await cycle.flow.drain()
             self._write(cycle, start, answer["body"], request_id, started)
-            record(INFERENCE_ROUTE.match(scope["path"])["model"], layers.access_log.model_version,
+            record(model.name, layers.access_log.model_version,  # the name in the path (FastPath.model_for)
                    scope["method"], scope["path"], 200, time.perf_counter() - started, request_id,
                    dict(start["headers"]).get(b"x-cache", b"").decode("latin-1") or None)
 
