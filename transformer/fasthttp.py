@@ -220,3 +220,10 @@ def protocol_class(base: type) -> type:
             cycle.on_response()
 
     return FastHitProtocol
+
+
+class FastPathBelowAsgi(FastPath):
+    """The fast path's middleware with this layer below it: runtime/kserve/rest_server.py ``configure`` gives
+    uvicorn ``wrap_protocol(its protocol)``."""
+
+    wrap_protocol = staticmethod(protocol_class)

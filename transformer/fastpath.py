@@ -142,13 +142,6 @@ class FastPath:
         self.max_body_bytes = max_body_bytes
         self.fragments = Fragments()
 
-    @staticmethod
-    def wrap_protocol(base: type) -> type:
-        """uvicorn's HTTP protocol ``base`` answering full hits itself, below ASGI (transformer/fasthttp.py)."""
-        from transformer.fasthttp import protocol_class
-
-        return protocol_class(base)
-
     def model_for(self, scope):
         """(model, is V2) when ``scope`` is a POST to a predict route of the served, ready model, else None."""
         route = _route(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
