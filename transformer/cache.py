@@ -131,7 +131,7 @@ class TextCache:
         connection = idle.pop() if idle else self._lookup_connection()
         done = False
         try:
-            command = connection.pack_command("MGET", *keys)
+            command = pack_mget(keys, connection.encoder)
             for attempt in (1, 2):
                 try:
                     await connection.send_packed_command(command, check_health=False)  # connects if need be
@@ -176,6 +176,16 @@ class TextCache:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def pack_mget(keys: Sequence[str], encoder) -> bytes:
+    """``MGET keys...`` in RESP, the bytes redis-py's ``pack_command`` writes (joined), keys encoded by the
+    connection's ``encoder`` as it encodes them. redis-py's is generic (a command name to split, memoryviews,
+    chunking past 6 kB) and was a tenth of a lookup's own Python time on a hit (BENCHMARKS.md, "Hit path,
+    third pass"); tests/unit/transformer/test_pack_mget.py compares the two."""
+    encoding, errors = encoder.encoding, encoder.encoding_errors
+    encoded = [key.encode(encoding, errors) for key in keys]
+    return b"".join([b"*%d\r\n$4\r\nMGET\r\n" % (len(encoded) + 1), *[b"$%d\r\n%b\r\n" % (len(k), k) for k in encoded]])
 
 
 def encode(probs: np.ndarray | bytes) -> bytes:
