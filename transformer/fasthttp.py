@@ -45,10 +45,11 @@ from fastapi import FastAPI
 from fastapi._body_limit import AppBodyLimitMiddleware
 from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from contract import timings
+from runtime import slowclients
 from runtime.accesslog import new_request_id, record, valid_request_id
 from runtime.guard import MAX_INFLIGHT, MAX_INFLIGHT_BYTES, MAX_JSON_VALUES, RequestGuard, json_values
 from runtime.rest import REQUEST_ID, STARTED, TOTAL_TIME, AccessLog, BodySizeLimit
@@ -104,11 +105,17 @@ def _layers(app) -> Layers | None | bool:
 
 
 def protocol_class(base: type) -> type:
-    """``base`` (uvicorn's httptools protocol, or a subclass) answering full cache hits itself."""
-    if not issubclass(base, HttpToolsProtocol):  # h11: no per-message callbacks to hook; ASGI answers
-        return base
+    """``base`` answering full cache hits itself, when it is runtime/slowclients.py's httptools protocol (this
+    module's subclass of it, defined at module level so that ``--workers`` can pickle uvicorn's config);
+    else (h11: no per-message callbacks to hook) ``base``, and ASGI answers."""
+    return FastHitProtocol if _BASE is not None and base is _BASE else base
 
-    class FastHitProtocol(base):
+
+_BASE = slowclients.HttpToolsReadDeadline
+if _BASE is None:  # no httptools: uvicorn's auto picks h11
+    FastHitProtocol = None
+else:
+    class FastHitProtocol(_BASE):
         _layers: Layers | None | bool = None  # per connection, from the app (see _layers)
         _waiting = None  # (cycle, app, model, is V2, headers, started) of a request whose body is still arriving
 
@@ -218,8 +225,6 @@ def protocol_class(base: type) -> type:
             if not cycle.keep_alive:
                 self.transport.close()
             cycle.on_response()
-
-    return FastHitProtocol
 
 
 class FastPathBelowAsgi(FastPath):
