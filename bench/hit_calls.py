@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--load", choices=["hit", "miss"], default="hit")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--top", type=int, default=15, help="functions listed (calls)")
+    parser.add_argument("--keep", default="", help="a folder to copy the counters' outputs and logs into "
+                                                   "(callgrind_annotate, pstats), for a profile of where they go")
     parser.add_argument("--before_python", default=sys.executable,
                         help="the interpreter (virtual environment) the --before side runs in: its own "
                              "dependencies, when this checkout pins others (e.g. main's .venv/bin/python)")
@@ -182,6 +184,10 @@ def main() -> None:
             if predictor is not None:
                 predictor.stop()
             cache.stop()
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            for path in (*out.glob("before.*"), *out.glob("after.*")):
+                shutil.copy(path, Path(args.keep) / path.name)
         what = f"per {'cached' if args.load == 'hit' else 'uncached'} request to the {args.process}"
         if args.counter == "instructions":
             old_ir, new_ir = (instructions_per_request(path, args.requests) for path in (before, after))

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from random import getrandbits
 
-from runtime.metrics import REQUEST_SECONDS, REQUESTS, child
+from runtime.metrics import REQUEST_SECONDS, REQUESTS, child, inc, observe
 
 logger = logging.getLogger("contract.access")  # the logger name is configuration (runtime/logs.py): kept
 
@@ -70,6 +70,8 @@ def valid_request_id(value: str | None) -> str | None:
 
 def printable(value: str) -> str:
     """``value`` for one log line: control characters escaped, and at most ``LOGGED_CHARS`` of it."""
+    if len(value) <= LOGGED_CHARS and value.isprintable():  # every UNSAFE character is non-printable
+        return value
     cut = value[:LOGGED_CHARS] + ("..." if len(value) > LOGGED_CHARS else "")
     return UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", cut)
 
@@ -79,8 +81,10 @@ def record(model: str, version_of: VersionOf, method: str, path: str, status: in
     """Count and time one request, and write its access-log line."""
     label, version = served_as(model, version_of)  # one lookup for both
     model, path, request_id = printable(model), printable(path), printable(request_id)
-    child(REQUESTS, label, str(status)).inc()
-    child(REQUEST_SECONDS, label).observe(seconds)
+    inc(child(REQUESTS, label, str(status)))
+    observe(child(REQUEST_SECONDS, label), seconds)
+    if not logger.isEnabledFor(logging.INFO):  # --access_log false: what info() checks first, before the arguments
+        return
     logger.info(
         "%s %s %d %.1f ms model=%s model_version=%s cache=%s request_id=%s",
         method, path, status, seconds * 1000, model, version, cache or "-", request_id,

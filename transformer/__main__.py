@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         middlewares, interceptors = ((RateLimitMiddleware, {"limiter": limiter}),), (GrpcRateLimit(limiter),)
     fast_path = None
     if s.fast_path:
-        from transformer.fastpath import FastPath
+        from transformer.fasthttp import FastPathBelowAsgi
 
-        fast_path = FastPath
+        fast_path = FastPathBelowAsgi
     serve(model, settings, args, rest_middlewares=middlewares, grpc_interceptors=interceptors,
           predictor_config=predictor_config, rest_fast_path=fast_path)
 

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 CACHE_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 # Answers that are ResponseErrors but say the cache is unavailable, not that it refused one write.
 UNAVAILABLE_ANSWERS = (ClusterError, TryAgainError)  # CLUSTERDOWN, MASTERDOWN, TRYAGAIN
+MAX_IDLE = 64  # idle connections kept for lookups: as many as were ever busy at once, up to this
 
 
 class PartialAnswer(Exception):
@@ -45,6 +46,7 @@ class TextCache:
         self.model_name = model_name
         self.redis_url = redis_url
         self._client: redis.Redis | None = None  # created in the serving event loop
+        self._idle: list = []  # connections for the lookups' MGET (_read), made from the client's pool
         self.breaker = CircuitBreaker(failure_threshold, reset_after_s, on_change=self._circuit_changed)
         CIRCUIT_STATE.labels(model_name).set(self.breaker.state)
         # Exported at 0 from the start, so rate() and the alerts see a series before the first failure.
@@ -53,7 +55,7 @@ class TextCache:
         CACHE_SKIPPED.labels(model_name)
 
     def __getstate__(self):  # picklable for KServe's multi-worker mode; each worker connects on its own
-        return {**self.__dict__, "_client": None}
+        return {**self.__dict__, "_client": None, "_idle": []}
 
     @property
     def _redis(self) -> redis.Redis:
@@ -120,20 +122,39 @@ class TextCache:
         (a restart), is kept: the command goes once more, on a new connection. Any other failure, or the deadline cutting a read short, disconnects the
         connection (redis-py does that inside ``read_response``) and reaches ``_guarded``.
         """
-        pool = self._redis.connection_pool
-        connection = await pool.get_connection()
+        # Our own idle connections, not the pool's get_connection/release: those take an asyncio.Lock
+        # twice, record four observability events and poll the socket (can_read) on every call
+        # (redis/asyncio/connection.py ConnectionPool, redis-py 7): about a tenth of a hit's instructions
+        # (BENCHMARKS.md, "Hit path, third pass"). A connection goes back idle only after a whole reply
+        # has been read, so it holds no stale data (what the poll was for); any failure drops it.
+        idle = self._idle
+        connection = idle.pop() if idle else self._lookup_connection()
+        done = False
         try:
-            command = connection.pack_command("MGET", *keys)
+            command = pack_mget(keys, connection.encoder)
             for attempt in (1, 2):
                 try:
-                    await connection.send_packed_command(command, check_health=False)
-                    return await connection.read_response()
+                    await connection.send_packed_command(command, check_health=False)  # connects if need be
+                    values = await connection.read_response()
+                    done = True
+                    return values
                 except (RedisConnectionError, OSError):  # closed by Redis since: once more, reconnected
                     if attempt == 2:
                         raise
                     await connection.disconnect()
         finally:
-            await pool.release(connection)
+            if done and len(idle) < MAX_IDLE:
+                idle.append(connection)
+            else:  # failed, cut short by the deadline, or one too many: closed (redis-py's own disconnect)
+                await connection.disconnect(nowait=True)
+
+    def _lookup_connection(self):
+        """A connection like the pool's, without a socket timeout of its own: ``_guarded``'s deadline bounds the
+        whole lookup, and with one redis-py wraps every send in ``asyncio.wait_for`` (a new Task per call in
+        Python 3.11) and every read in a timeout context of its own (redis/asyncio/connection.py
+        ``send_packed_command``, ``read_response``). Connecting keeps ``socket_connect_timeout``."""
+        pool = self._redis.connection_pool
+        return pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
 
     async def set_many(self, entries: Mapping[str, np.ndarray | bytes]) -> None:
         """Probabilities are stored as float32 bytes; bytes as they are."""
@@ -149,9 +170,22 @@ class TextCache:
             await pipe.execute()
 
     async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.disconnect()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def pack_mget(keys: Sequence[str], encoder) -> bytes:
+    """``MGET keys...`` in RESP, the bytes redis-py's ``pack_command`` writes (joined), keys encoded by the
+    connection's ``encoder`` as it encodes them. redis-py's is generic (a command name to split, memoryviews,
+    chunking past 6 kB) and was a tenth of a lookup's own Python time on a hit (BENCHMARKS.md, "Hit path,
+    third pass"); tests/unit/transformer/test_pack_mget.py compares the two."""
+    encoding, errors = encoder.encoding, encoder.encoding_errors
+    encoded = [key.encode(encoding, errors) for key in keys]
+    return b"".join([b"*%d\r\n$4\r\nMGET\r\n" % (len(encoded) + 1), *[b"$%d\r\n%b\r\n" % (len(k), k) for k in encoded]])
 
 
 def encode(probs: np.ndarray | bytes) -> bytes:

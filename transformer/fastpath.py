@@ -37,7 +37,7 @@ from contract import schema
 from runtime import answers, tracing
 from runtime.accesslog import new_request_id
 from runtime.kserve.codec import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
-from runtime.metrics import child
+from runtime.metrics import child, inc, observe
 from transformer.metrics import CACHE_LOOKUPS
 
 JSON = b"application/json"
@@ -56,6 +56,10 @@ def prefetched(keys: list[str]) -> list | None:
         return None
     _PREFETCHED.set(None)  # once: a second lookup in the same request asks Redis
     return found[1]
+
+
+# A scope key: the request was tried below ASGI (transformer/fasthttp.py) and handed on; not again here.
+HANDED_ON = "text_classifier.fast_path_tried"
 
 
 class Pass(Exception):
@@ -138,15 +142,30 @@ class FastPath:
         self.max_body_bytes = max_body_bytes
         self.fragments = Fragments()
 
-    async def __call__(self, scope, receive, send):
+    def model_for(self, scope):
+        """(model, is V2) when ``scope`` is a POST to a predict route of the served, ready model, else None."""
         route = _route(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         model = self.registry.get_model(route[0]) if route else None
         if model is None or not model.ready or model.labels is None or getattr(model, "enable_latency_logging", False):
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
+            return None
+        return model, route[1]
+
+    def plain(self, headers: dict, max_bytes: int | None = None) -> bool:
+        """A declared length within the limit, a JSON body, no CloudEvent or binary-extension headers."""
         length = headers.get(b"content-length", b"")
-        if (not length.isdigit() or int(length) > self.max_body_bytes or headers.get(b"content-type", JSON) != JSON
-                or b"inference-header-content-length" in headers or any(k.startswith(b"ce-") for k in headers)):
+        return not (not length.isdigit() or int(length) > (max_bytes or self.max_body_bytes)
+                    or headers.get(b"content-type", JSON) != JSON
+                    or b"inference-header-content-length" in headers
+                    or b"\nce-" in b"\n" + b"\n".join(headers))  # a CloudEvent header (names hold no newline)
+
+    async def __call__(self, scope, receive, send):
+        # HANDED_ON: transformer/fasthttp.py tried this request below ASGI already and handed it on
+        found = None if HANDED_ON in scope else self.model_for(scope)
+        if found is None:
+            return await self.app(scope, receive, send)
+        model, v2 = found
+        headers = dict(scope["headers"])
+        if not self.plain(headers):
             return await self.app(scope, receive, send)
         received, body = [], b""
         while True:
@@ -158,7 +177,7 @@ class FastPath:
             if not message.get("more_body", False):
                 break
         try:
-            answer = await self._answer(model, route[1], body, headers)
+            answer = await self._answer(model, v2, body, headers)
         except Pass:
             return await self.app(scope, _replay(received, receive), send)
         await send(answer[0])
@@ -194,13 +213,13 @@ class FastPath:
         request_id = headers.get(b"x-request-id", b"").decode("latin-1") or new_request_id()
         of_text = dict(zip(distinct, values))
         rows = [of_text[text] for text in texts]
-        child(CACHE_LOOKUPS, model.name, "hit").inc(len(keys))
+        inc(child(CACHE_LOOKUPS, model.name, "hit"), len(keys))
         fragments = [self.fragments.of(row, labels, version) for row in rows]
         if len(rows) <= answers.BULK_FROM:  # answers.observe's own rule, with the argmax kept per row
             label_series, confidence = answers.series(model.name, version, labels)
             for fragment in fragments:
-                label_series[fragment[4]].inc()
-                confidence.observe(fragment[5])
+                inc(label_series[fragment[4]])
+                observe(confidence, fragment[5])
         else:
             answers.observe(model.name, version, labels, np.frombuffer(b"".join(rows), np.float32).reshape(len(rows), -1))
         content = _v2_body(model.name, version, labels, v2_id, fragments) if v2 else \
@@ -211,9 +230,9 @@ class FastPath:
         typed = [(b"content-length", str(len(content)).encode()), (b"content-type", JSON)]
         done = time.perf_counter()
         name = model.name
-        child(PRE_HIST_TIME, name).observe(parsed_at - started)
-        child(PREDICT_HIST_TIME, name).observe(looked_up - parsed_at)
-        child(POST_HIST_TIME, name).observe(done - looked_up)
+        observe(child(PRE_HIST_TIME, name), parsed_at - started)
+        observe(child(PREDICT_HIST_TIME, name), looked_up - parsed_at)
+        observe(child(POST_HIST_TIME, name), done - looked_up)
         # KServe's V2 route puts the model's headers after the response's own; V1 before them
         return ({"type": "http.response.start", "status": 200, "headers": typed + ours if v2 else ours + typed},
                 {"type": "http.response.body", "body": content})

@@ -59,7 +59,9 @@ class RESTServer(kserve_rest.RESTServer):
         self.config.proxy_headers = bool(os.environ.get("FORWARDED_ALLOW_IPS"))
         # uvicorn's own HTTP protocol with a deadline on reading each request and a cap on its headers
         # (runtime/slowclients.py); on the config, which --workers processes receive pickled
-        self.config.http = slowclients.protocol_class()
+        protocol = slowclients.protocol_class()
+        wrap = getattr(fast_path, "wrap_protocol", None)  # the fast path's own layer below ASGI, if it has one
+        self.config.http = wrap(protocol) if wrap is not None else protocol
         self.config.read_timeout_s = read_timeout_s
 
     def _add_middlewares(self, app: FastAPI) -> None:

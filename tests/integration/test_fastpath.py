@@ -184,3 +184,72 @@ def _total(url: str, name: str, labels: dict) -> float:
                     v is None or sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+# -- the layer below ASGI (transformer/fasthttp.py): hits answered in uvicorn's HTTP protocol --------------
+
+LATENCY = re.compile(r" \d+\.\d ms ")
+CLOSING = "connection: close"
+
+
+def test_hits_are_answered_below_asgi_on_the_fast_server_only(pair):
+    """The fast server says it answers hits in the protocol (else the tests above compared ASGI with ASGI)."""
+    send(pair[1].url, V1, {"instances": ["what a lovely film"]})
+    send(pair[0].url, V1, {"instances": ["what a lovely film"]})
+    assert "answered in uvicorn's HTTP protocol" in pair[0].log()
+    assert "answered in uvicorn's HTTP protocol" not in pair[1].log()
+
+
+@pytest.mark.parametrize("request_id", ["fixed-id-1", "bad id\u00e9", None], ids=["valid", "replaced", "absent"])
+def test_the_access_log_line_and_the_request_id_are_as_before(pair, request_id):
+    """The same access-log line (latency aside) on both paths; a valid id echoed, an invalid or absent one made."""
+    body = {"instances": ["what a lovely film"]}
+    send(pair[1].url, V1, body)
+    lines = []
+    for server in pair:
+        headers = {} if request_id is None else {"x-request-id": request_id.encode()}
+        response = HTTP.post(server.url + V1, json=body, headers=headers, timeout=60)
+        echoed = response.headers["x-request-id"]
+        assert echoed == request_id if request_id == "fixed-id-1" else re.fullmatch(r"[0-9a-f-]{36}", echoed)
+        deadline = time.monotonic() + 10
+        while f"request_id={echoed}" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        line = next(line for line in server.log().splitlines() if f"request_id={echoed}" in line)
+        lines.append(LATENCY.sub(" * ms ", line.split("contract.access", 1)[-1]).replace(echoed, "*"))
+    assert lines[0] == lines[1]
+
+
+def _raw(port: int, requests: list[bytes]) -> bytes:
+    """Everything the server writes back to ``requests`` sent at once on one connection (the last closes it)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(b"".join(requests))
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+def _request(body: bytes, close: bool = False, path: str = V1) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: raw-1\r\n"
+            f"content-length: {len(body)}\r\n" + ("connection: close\r\n" if close else "") + "\r\n").encode() + body
+
+
+def _masked(raw: bytes) -> bytes:
+    raw = re.sub(rb"date: [^\r]*", b"date: *", raw)
+    return re.sub(rb"x-total-time: [^\r]*", b"x-total-time: *", raw)
+
+
+def test_pipelined_and_closing_requests_get_the_same_bytes(pair):
+    """Hits pipelined on one connection, one the full path answers between them (parameters), the last closing
+    it: the bytes on the wire, in order, as before."""
+    hit = json.dumps({"instances": ["what a lovely film"]}).encode()
+    v2 = json.dumps(v2_body(["what a lovely film"])).encode()
+    handed_on = json.dumps({"instances": ["what a lovely film"], "parameters": {"truncation": "head"}}).encode()
+    send(pair[1].url, V1, {"instances": ["what a lovely film"]})
+    sent = [_request(hit), _request(v2, path=V2), _request(handed_on), _request(hit, close=True)]
+    fast, full = (UUID.sub(b'"id":"*"', _masked(_raw(int(server.url.rsplit(":", 1)[1]), sent))) for server in pair)
+    assert fast.count(b"HTTP/1.1 200 OK") == 4 and fast.count(b"x-cache: hit") == 4
+    assert fast == full
+    assert fast.endswith(b"]}") and CLOSING.encode() in fast.rsplit(b"HTTP/1.1", 1)[1]
