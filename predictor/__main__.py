@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     from predictor.files import NotServable
     from predictor.model import PredictorModel
     from predictor.settings import PredictorSettings
-    from predictor.share import ClientShare
+    from predictor.share import ClientShare, GrpcClientShare
     from runtime import tracing
     from runtime.logs import configure_logging
     from runtime.server import serve
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     # NotServable: e.g. an unbaked storageUri model in the image without torch; the message says how to bake it.
     except (FileNotFoundError, NotServable) as exc:
         sys.exit(f"predictor: {exc}")
-    # a client over its share of the queue is refused before its body is read (predictor/share.py)
-    serve(model, settings, args, rest_middlewares=((ClientShare, {}),))
+    # a client over its share of the queue is refused before its body (its gRPC message) is read (predictor/share.py)
+    serve(model, settings, args, rest_middlewares=((ClientShare, {}),), grpc_interceptors=(GrpcClientShare(model),))
 
 
 if __name__ == "__main__":

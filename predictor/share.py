@@ -16,15 +16,24 @@ limit and the request guard (runtime/kserve/rest_server.py ``_add_middlewares``)
   buffers); past that, refuses at once. ``HOLD_S`` is far under any request deadline.
 
 Every 429 ``overloaded`` the model answers gets ``Retry-After`` here too.
+
+``GrpcClientShare`` does the same for V2 gRPC ``ModelInfer`` (the transformer names the
+client in the ``x-tc-client`` metadata): an interceptor runs when the call's metadata has
+arrived and before its message is received, and the refusal is a stream-unary handler
+that never asks for the message (runtime/grpc.py ``refusal``), held the same way and
+counted against the same cap, with ``retry-after`` trailing metadata.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import grpc
+
 from contract.errors import ErrorType, ServiceError
 from contract.schema import CLIENT_HEADER, CLIENT_HEADER_MAX
 from runtime.accesslog import INFERENCE_ROUTE
+from runtime.grpc import GRPC_INFER, refusal
 from runtime.rest import send_error
 
 HOLD_S = 0.5
@@ -42,12 +51,39 @@ def _batcher(scope, model_name: str):
     return getattr(model, "batcher", None)
 
 
-class ClientShare:
-    def __init__(self, app, hold_s: float = HOLD_S, max_held: int = MAX_HELD):
-        self.app = app
+class Hold:
+    """Refusals held on a timer, at most ``max_held`` at once (the REST layer and the gRPC interceptor
+    of one process share one): past the cap, a refusal is answered at once."""
+
+    def __init__(self, hold_s: float = HOLD_S, max_held: int = MAX_HELD):
         self.hold_s = hold_s
         self.max_held = max_held
         self.held = 0
+
+    async def __call__(self) -> None:
+        if self.held >= self.max_held:
+            return
+        self.held += 1
+        try:
+            await asyncio.sleep(self.hold_s)
+        finally:
+            self.held -= 1
+
+
+HOLDS = Hold()  # the process's one
+
+
+def _over_share_error(batcher) -> ServiceError:
+    return ServiceError(
+        ErrorType.OVERLOADED,
+        f"This client's texts already fill its share of the queue ({batcher.client_share} texts, half "
+        "the queue); retry with backoff.")
+
+
+class ClientShare:
+    def __init__(self, app, hold: Hold = HOLDS):
+        self.app = app
+        self.hold = hold
 
     async def __call__(self, scope, receive, send):
         route = INFERENCE_ROUTE.match(scope["path"]) if scope["type"] == "http" else None
@@ -57,16 +93,9 @@ class ClientShare:
         client = client.decode("latin-1")[:CLIENT_HEADER_MAX] if client else None  # as predictor/model.py reads it
         batcher = _batcher(scope, route["model"]) if client else None
         if batcher is not None and batcher.over_share(client):
-            if self.held < self.max_held:
-                self.held += 1
-                try:
-                    await asyncio.sleep(self.hold_s)
-                finally:
-                    self.held -= 1
-            return await send_error(scope, receive, send, ServiceError(
-                ErrorType.OVERLOADED,
-                f"This client's texts already fill its share of the queue ({batcher.client_share} texts, half "
-                "the queue); retry with backoff."), headers={"retry-after": RETRY_AFTER[1].decode()})
+            await self.hold()
+            return await send_error(scope, receive, send, _over_share_error(batcher),
+                                    headers={"retry-after": RETRY_AFTER[1].decode()})
 
         async def send_with_retry_after(message):
             if message["type"] == "http.response.start" and message.get("status") == 429 and not any(
@@ -75,3 +104,21 @@ class ClientShare:
             await send(message)
 
         return await self.app(scope, receive, send_with_retry_after)
+
+
+class GrpcClientShare(grpc.aio.ServerInterceptor):
+    """The same refusal on gRPC ``ModelInfer``, before the message is received: the predictor serves one
+    model, whose batcher judges the client named in the call's metadata."""
+
+    def __init__(self, model, hold: Hold = HOLDS):
+        self.model = model
+        self.hold = hold
+
+    async def intercept_service(self, continuation, details):
+        if details.method == GRPC_INFER:
+            client = dict(details.invocation_metadata or ()).get(CLIENT_HEADER)
+            client = client[:CLIENT_HEADER_MAX] if isinstance(client, str) and client else None
+            batcher = getattr(self.model, "batcher", None) if client else None
+            if batcher is not None and batcher.over_share(client):
+                return refusal(_over_share_error(batcher), RETRY_AFTER[1].decode(), self.hold)
+        return await continuation(details)

@@ -89,6 +89,21 @@ class ModelInferInterceptor(ServerInterceptor):
         return handler
 
 
+def refusal(error: ServiceError, retry_after: str, hold=None):
+    """A handler that answers ``error`` without reading the request: stream-unary, so the server hands it
+    an iterator it never advances instead of a message it received and decoded first (grpcio's asyncio
+    server, aio/server.pyx.pxi ``_handle_stream_unary_rpc``). ``hold``: an awaitable callable to wait on
+    first (predictor/share.py holds a refusal so that retrying at once costs the client, not us)."""
+
+    async def refuse(request_iterator, context):
+        if hold is not None:
+            await hold()
+        context.set_trailing_metadata((("retry-after", retry_after),))
+        raise error  # the error interceptor (runtime/kserve/errors.py) wraps this handler too: the status
+
+    return grpc.stream_unary_rpc_method_handler(refuse)
+
+
 class PendingMessage:
     """A stream-unary ModelInfer's request iterator, standing for its one message in ``wrap``'s callables:
     ``model_name`` is the message's once the handler has pulled it, else "" (a call refused unread)."""

@@ -49,7 +49,7 @@ import grpc
 
 from contract.errors import ErrorType, ServiceError
 from runtime.accesslog import INFERENCE_ROUTE
-from runtime.grpc import GRPC_INFER
+from runtime.grpc import GRPC_INFER, refusal
 from runtime.rest import send_error
 
 MAX_CLIENTS = 100_000  # ~100 bytes each: 10 MB at most
@@ -282,7 +282,7 @@ class GrpcRateLimit(grpc.aio.ServerInterceptor):
             account = _account(self.limiter, header, None)
             wait, which = self.limiter.take(account.digest, 1)
             if wait:
-                return _refusal(*self.limiter.error(wait, 1, which))
+                return refusal(*self.limiter.error(wait, 1, which))
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
@@ -327,14 +327,3 @@ class GrpcRateLimit(grpc.aio.ServerInterceptor):
                 CURRENT.reset(token)
 
         return limited
-
-
-def _refusal(error: ServiceError, retry_after: str):
-    """A handler that answers ``error`` without reading the request: stream-unary, so the server hands it
-    an iterator it never advances instead of a message it received and decoded first."""
-
-    async def refuse(request_iterator, context):
-        context.set_trailing_metadata((("retry-after", retry_after),))
-        raise error  # KServe's ExceptionToStatusInterceptor (grpc_interceptor) wraps this handler too: the status
-
-    return grpc.stream_unary_rpc_method_handler(refuse)

@@ -104,3 +104,60 @@ def test_a_storm_past_its_share_is_refused_with_retry_after_and_another_client_i
     assert refused, f"the storm was never refused: {sorted(set(storm_answers))}"
     assert all(answer[1:] == ("1", "overloaded") for answer in refused), sorted(set(refused))
     assert set(lone_statuses) == {200}, lone_statuses  # the other client is never refused for the storm's share
+
+
+def test_grpc_a_storm_past_its_share_is_refused_before_its_message_is_received(tmp_path):
+    """The same share on V2 gRPC (predictor/share.py GrpcClientShare): the transformer names the client in
+    the x-tc-client metadata; a refusal the interceptor makes is a stream-unary handler that never asks for
+    the message, so the access log's line for it names no model (the name comes from the decoded message)."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    # 1,040 texts: the storm client's share is 520, one of its 400-text requests at a time
+    predictor = ServerProcess("predictor", ["--model_name", "sentiment", "--max_queue_texts", "1040"],
+                              tmp_path / "predictor.log").start()
+    channel = grpc.insecure_channel(predictor.grpc_target)
+    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+
+    def infer(texts: list[str], client: str):
+        tensor = pb.ModelInferRequest.InferInputTensor(
+            name="text", datatype="BYTES", shape=[len(texts)],
+            contents=pb.InferTensorContents(bytes_contents=[t.encode() for t in texts]))
+        return stub.ModelInfer(pb.ModelInferRequest(model_name="sentiment", inputs=[tensor]), timeout=60,
+                               metadata=(("x-tc-client", client),))
+
+    stop, refused, lone = threading.Event(), [], []
+    long_texts = [" ".join(f"storm{t}w{w}" for w in range(8)) for t in range(400)]
+
+    def storm() -> None:
+        while not stop.is_set():
+            try:
+                infer(long_texts, "storm")
+            except grpc.RpcError as error:
+                refused.append((error.code(), error.details(), dict(error.trailing_metadata() or ()).get("retry-after")))
+
+    threads = [threading.Thread(target=storm, daemon=True) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(2.0)
+        for _ in range(10):
+            lone.append(infer([f"a lone text {uuid.uuid4()}"], "lone").model_name)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        channel.close()
+        predictor.stop()
+    # what the storm got: answers, refusals for its share, or (on a busy machine) its own deadline
+    assert {code for code, _, _ in refused} <= {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+    refused = [(code, details, retry_after) for code, details, retry_after in refused
+               if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert refused, "the storm was never refused"
+    assert all('"overloaded"' in details for _, details, _ in refused), {details for _, details, _ in refused}
+    assert lone == ["sentiment"] * 10  # the other client is never refused for the storm's share
+    lines = [line for line in predictor.log().splitlines() if "gRPC ModelInfer" in line and " 429 " in line]
+    unread = [line for line in lines if "model= " in line]
+    assert unread, lines[:5]  # refused before its message was received
+    assert any(retry_after == "1" for *_, retry_after in refused)  # the interceptor's refusals say when to retry

@@ -4,7 +4,11 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-from predictor.share import ClientShare
+import pytest
+
+from contract.errors import ErrorType, ServiceError
+from predictor.share import ClientShare, GrpcClientShare, Hold
+from runtime.grpc import GRPC_INFER
 
 
 class Batcher:
@@ -56,7 +60,7 @@ def inner(status: int):
 
 async def test_an_over_share_client_is_held_then_refused_without_its_body_being_read():
     app, calls = inner(200)
-    middleware = ClientShare(app, hold_s=0.05)
+    middleware = ClientShare(app, Hold(hold_s=0.05))
     loop = asyncio.get_running_loop()
     started = loop.time()
     status, headers, body, read = await call(middleware, scope_for("storm", Batcher({"storm"})))
@@ -64,14 +68,14 @@ async def test_an_over_share_client_is_held_then_refused_without_its_body_being_
     assert headers[b"retry-after"] == b"1"
     assert not calls and not read  # neither the model nor the body was touched
     assert loop.time() - started >= 0.04  # held, not answered at once
-    assert middleware.held == 0
+    assert middleware.hold.held == 0
 
 
 async def test_other_clients_pass_and_a_429_from_the_model_gains_retry_after():
     app, calls = inner(200)
-    status, _, _, read = await call(ClientShare(app, hold_s=5), scope_for("lone", Batcher({"storm"})))
+    status, _, _, read = await call(ClientShare(app, Hold(hold_s=5)), scope_for("lone", Batcher({"storm"})))
     assert status == 200 and len(calls) == 1 and read
-    status, _, _, _ = await call(ClientShare(app, hold_s=5), scope_for(None, Batcher({"storm"})))
+    status, _, _, _ = await call(ClientShare(app, Hold(hold_s=5)), scope_for(None, Batcher({"storm"})))
     assert status == 200 and len(calls) == 2  # no client named: nothing to judge
     app, _ = inner(429)
     status, headers, _, _ = await call(ClientShare(app), scope_for("lone", Batcher(set())))
@@ -81,14 +85,58 @@ async def test_other_clients_pass_and_a_429_from_the_model_gains_retry_after():
 async def test_held_refusals_are_capped():
     """Past max_held refusals at once, the next is answered at once: memory stays bounded."""
     app, _ = inner(200)
-    middleware = ClientShare(app, hold_s=30, max_held=2)
+    middleware = ClientShare(app, Hold(hold_s=30, max_held=2))
     batcher = Batcher({"storm"})
     held = [asyncio.ensure_future(call(middleware, scope_for("storm", batcher))) for _ in range(2)]
     await asyncio.sleep(0.01)
-    assert middleware.held == 2
+    assert middleware.hold.held == 2
     status, _, _, _ = await asyncio.wait_for(call(middleware, scope_for("storm", batcher)), 5)
-    assert status == 429 and middleware.held == 2
+    assert status == 429 and middleware.hold.held == 2
     for task in held:
         task.cancel()
     await asyncio.gather(*held, return_exceptions=True)
-    assert middleware.held == 0
+    assert middleware.hold.held == 0
+
+
+class Context:
+    def __init__(self):
+        self.trailing = ()
+
+    def set_trailing_metadata(self, metadata):
+        self.trailing = metadata
+
+
+class Unread:
+    """A request iterator that fails the test if the handler asks for the message."""
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        raise AssertionError("the message was asked for")
+
+
+async def test_grpc_an_over_share_client_is_held_then_refused_without_its_message_being_received():
+    continued = []
+
+    async def continuation(details):
+        continued.append(details)
+        return "the model's handler"
+
+    def details(client: str | None, method: str = GRPC_INFER):
+        return SimpleNamespace(method=method, invocation_metadata=(("x-tc-client", client),) if client else ())
+
+    interceptor = GrpcClientShare(SimpleNamespace(batcher=Batcher({"storm"})), Hold(hold_s=0.05))
+    handler = await interceptor.intercept_service(continuation, details("storm"))
+    assert not continued and handler.request_streaming and not handler.response_streaming
+    context, loop = Context(), asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ServiceError) as refused:
+        await handler.stream_unary(Unread(), context)
+    assert refused.value.error_type == ErrorType.OVERLOADED
+    assert dict(context.trailing)["retry-after"] == "1"
+    assert loop.time() - started >= 0.04  # held, not answered at once
+    # another client, no client, another method: the model's own handler
+    for other in (details("lone"), details(None), details("storm", "/inference.GRPCInferenceService/ServerReady")):
+        assert await interceptor.intercept_service(continuation, other) == "the model's handler"
+    assert len(continued) == 3
