@@ -29,6 +29,30 @@ def triton_grpc_infer(target: str, model: str, texts: list) -> dict:
     return json.loads(done.stdout)
 
 
+class V2Grpc:
+    """V2 gRPC ``ModelInfer`` of texts as one BYTES input, on a channel of its own (no send limit on the
+    client's side, so the server's limits are the ones tested)."""
+
+    def __init__(self, target: str, model: str = "sentiment"):
+        import grpc
+        from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+        from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+        self.pb, self.model = pb, model
+        self.channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", -1)])
+        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+
+    def infer(self, texts: list[bytes | str], metadata: tuple = (), timeout: float = 30):
+        contents = self.pb.InferTensorContents(bytes_contents=[t.encode() if isinstance(t, str) else t for t in texts])
+        tensor = self.pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)],
+                                                            contents=contents)
+        return self.stub.ModelInfer(self.pb.ModelInferRequest(model_name=self.model, inputs=[tensor]),
+                                    metadata=metadata, timeout=timeout)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 def metric(url: str, name: str, **labels: str) -> float:
     """The value of one Prometheus sample on ``url``/metrics (0 when absent)."""
     return sample_in(HTTP.get(f"{url}/metrics", timeout=10).text, name, **labels)

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.integration.servers import transformer_for
+from tests.integration.servers import V2Grpc, transformer_for
 
 pytestmark = pytest.mark.integration
 
@@ -68,20 +68,14 @@ def test_grpc_refuses_a_named_client_over_its_limit_before_reading_the_message(p
     """gRPC's asyncio server runs interceptors before it receives the message (transformer/ratelimit.py,
     GrpcRateLimit): a client over its limit is refused with a handler that never reads it."""
     import grpc
-    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
     front = transformer_for(predictor, redis, tmp_path / "transformer.log", "--rate_limit_rps", "0.2",
                             "--rate_limit_burst", "2", "--rate_limit_key", "x-api-key").start()
     try:
-        stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(
-            front.grpc_target, options=[("grpc.max_send_message_length", -1)]))
+        client = V2Grpc(front.grpc_target)
 
         def infer(texts: list[bytes]):
-            tensor = pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)],
-                                                           contents=pb.InferTensorContents(bytes_contents=texts))
-            return stub.ModelInfer(pb.ModelInferRequest(model_name="sentiment", inputs=[tensor]),
-                                   metadata=(("x-api-key", "grpc-client"),), timeout=30)
+            return client.infer(texts, metadata=(("x-api-key", "grpc-client"),))
 
         infer([b"one"])
         infer([b"two"])
@@ -103,19 +97,11 @@ def test_grpc_refuses_a_client_keyed_by_ip_before_receiving_its_message(predicto
     comes from the decoded message, and a refused call's line has none; before the change the 8 MB
     message was received and decoded first, and its line named the model."""
     import grpc
-    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
     front = transformer_for(predictor, redis, tmp_path / "transformer.log", "--rate_limit_rps", "0.2",
                             "--rate_limit_burst", "2").start()
     try:
-        stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(
-            front.grpc_target, options=[("grpc.max_send_message_length", -1)]))
-
-        def infer(texts: list[bytes]):
-            tensor = pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)],
-                                                           contents=pb.InferTensorContents(bytes_contents=texts))
-            return stub.ModelInfer(pb.ModelInferRequest(model_name="sentiment", inputs=[tensor]), timeout=30)
+        infer = V2Grpc(front.grpc_target).infer
 
         first = infer([b"one"])
         assert first.model_name == "sentiment" and first.outputs  # let in: the message pulled and answered

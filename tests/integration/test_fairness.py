@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from bench.fairness import EXPLAIN, LONE_CLIENT, PREDICT, STORM_CLIENT
-from tests.integration.servers import ServerProcess, transformer_for
+from tests.integration.servers import ServerProcess, V2Grpc, transformer_for
 
 pytestmark = pytest.mark.integration
 
@@ -111,21 +111,14 @@ def test_grpc_a_storm_past_its_share_is_refused_before_its_message_is_received(t
     the x-tc-client metadata; a refusal the interceptor makes is a stream-unary handler that never asks for
     the message, so the access log's line for it names no model (the name comes from the decoded message)."""
     import grpc
-    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
     # 1,040 texts: the storm client's share is 520, one of its 400-text requests at a time
     predictor = ServerProcess("predictor", ["--model_name", "sentiment", "--max_queue_texts", "1040"],
                               tmp_path / "predictor.log").start()
-    channel = grpc.insecure_channel(predictor.grpc_target)
-    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    channel = V2Grpc(predictor.grpc_target)
 
     def infer(texts: list[str], client: str):
-        tensor = pb.ModelInferRequest.InferInputTensor(
-            name="text", datatype="BYTES", shape=[len(texts)],
-            contents=pb.InferTensorContents(bytes_contents=[t.encode() for t in texts]))
-        return stub.ModelInfer(pb.ModelInferRequest(model_name="sentiment", inputs=[tensor]), timeout=60,
-                               metadata=(("x-tc-client", client),))
+        return channel.infer(texts, metadata=(("x-tc-client", client),), timeout=60)
 
     stop, refused, lone = threading.Event(), [], []
     long_texts = [" ".join(f"storm{t}w{w}" for w in range(8)) for t in range(400)]
