@@ -52,6 +52,8 @@ class Knobs:
     zero_grace_s: int = 30
     tick_s: int = 2  # KPA: config-autoscaler tick-interval
     max_scale_down_rate: float = 2.0  # KPA: max-scale-down-rate
+    max_scale_up_rate: float = 1000.0  # KPA: max-scale-up-rate
+    scale_down_delay_s: int = 0  # KPA: scale-down-delay
     sync_s: int = 15  # HPA
     stabilization_s: int = 300  # HPA scale-down
 
@@ -109,17 +111,78 @@ def p99_at(curve: dict, load: float, key: str = "p99_ms") -> float:
     return p99s[-1]
 
 
+def latency_at(curve: dict, load: float) -> float:
+    """A pod's mean time in system (s) at ``load`` texts/s: Little's law on each measured point (in flight /
+    texts/s), linear in between, the lightest point's below it. Concurrency is then load x this latency, so
+    it falls to 0 with the load instead of jumping from one measured in-flight step to the next."""
+    rates, in_flight = rising(curve, "in_flight")
+    latencies = [n / r for n, r in zip(in_flight, rates)]
+    if load <= rates[0]:
+        return latencies[0]
+    for (r0, w0), (r1, w1) in zip(zip(rates, latencies), zip(rates[1:], latencies[1:])):
+        if load <= r1:
+            return w0 + (w1 - w0) * (load - r0) / max(r1 - r0, 1e-9)
+    return latencies[-1]
+
+
+@dataclass
+class Kpa:
+    """Knative Serving v1.21's decider, pkg/autoscaler/scaling/autoscaler.go ``(*autoscaler).Scale``, with the
+    scale-to-zero gate of pkg/reconciler/autoscaling/kpa/scaler.go ``handleScaleToZero``."""
+
+    knobs: Knobs
+    panic_since: int | None = None  # a.panicTime: the last decision over the panic threshold
+    max_panic_pods: int = 0  # a.maxPanicPods: in panic the count only rises
+    idle_since: int | None = None  # when the decider first asked for 0 (the PA turns inactive)
+    delay: deque = field(default_factory=deque)  # (time, desired): the scale-down-delay window
+
+    def decide(self, t: int, ready: int, stable: float, panic: float) -> int:
+        k = self.knobs
+        target = k.target * k.utilization
+        ready_count = max(1, ready)  # "Use 1 if there are zero current pods."
+        max_up = math.ceil(k.max_scale_up_rate * ready_count)
+        max_down = math.floor(ready_count / k.max_scale_down_rate)  # spec.Reachable: the revision takes traffic
+        dspc, dppc = math.ceil(stable / target), math.ceil(panic / target)
+        stable_pods, panic_pods = min(max(dspc, max_down), max_up), min(max(dppc, max_down), max_up)
+        over = dppc / ready_count >= k.panic_threshold  # the rounded panic count, as upstream
+        if over:
+            self.panic_since = t  # enter, or extend: panic lasts a stable window after its last trigger
+        elif self.panic_since is not None and self.panic_since + k.stable_s < t:
+            self.panic_since, self.max_panic_pods = None, 0  # "the surge has made its way into the stable metric"
+        desired = stable_pods
+        if self.panic_since is not None:
+            self.max_panic_pods = max(self.max_panic_pods, desired, panic_pods)  # no scale-down in panic
+            desired = self.max_panic_pods
+        if k.scale_down_delay_s:  # the max of the decisions within the delay window (delayWindow.Current)
+            self.delay.append((t, desired))
+            while self.delay[0][0] <= t - k.scale_down_delay_s:
+                self.delay.popleft()
+            desired = max(d for _, d in self.delay)
+        # handleScaleToZero: the PA turns inactive when the decider asks for 0 and scales to 0 only after
+        # the scale-to-zero grace period (the retention period, 0s by default, is not modelled)
+        if desired == 0:
+            self.idle_since = t if self.idle_since is None else self.idle_since
+            if t - self.idle_since < k.zero_grace_s:
+                desired = min(ready, 1)
+        else:
+            self.idle_since = None
+        return desired
+
+
 def simulate(curve: dict, texts_per_s: list[float], knobs: Knobs, cold_start_s: float, slo_ms: float) -> Day:
     capacity = max(curve["texts_per_s"])
     day, ready, starting = Day(), max(knobs.min_pods, 1 if knobs.kind == "hpa" else knobs.min_pods), []
     backlog = 0.0  # texts waiting beyond what ready pods absorb
-    stable_w, panic_w = Window(knobs.stable_s), Window(knobs.panic_s)  # KPA: observed concurrency per second
+    # KPA: observed concurrency per second, averaged over each window (pkg/autoscaler/aggregation/bucketing.go
+    # TimedFloat64Buckets.WindowAverage: 1 s buckets, config.BucketSize; a partial window until it fills)
+    stable_w, panic_w = Window(knobs.stable_s), Window(knobs.panic_s)
+    kpa = Kpa(knobs)
     sync_w = Window(knobs.sync_s)  # HPA: CPU utilization per second
     recommendations: list[tuple[int, int]] = []  # HPA: (time, desired)
-    panic_until, idle_since = -1, None
     for t, rate in enumerate(texts_per_s):
         ready += sum(1 for s in starting if s <= t)
         starting = [s for s in starting if s > t]
+        before = backlog
         served = min(rate + backlog, ready * capacity)
         backlog = rate + backlog - served
         per_pod = served / ready if ready else 0.0
@@ -128,8 +191,9 @@ def simulate(curve: dict, texts_per_s: list[float], knobs: Knobs, cold_start_s: 
             day.slo_misses_s += 1
             latency_ms = latency_ms if ready else 1000 * cold_start_s
         day.p99_ms.append(latency_ms if rate else 0.0)
-        # in flight: the queued texts, plus what the measured curve holds in flight at each pod's load
-        concurrency = backlog + (ready * p99_at(curve, per_pod, "in_flight") if ready else 0.0)
+        # the second's time-weighted in flight, as the queue-proxy reports it: the queued texts (the mean of
+        # the queue at the second's start and end) plus Little's law at each pod's load
+        concurrency = (before + backlog) / 2 + (served * latency_at(curve, per_pod) if ready else 0.0)
         total = ready + len(starting)
         if knobs.kind == "kpa":
             stable, panic = stable_w.add(concurrency), panic_w.add(concurrency)
@@ -137,20 +201,7 @@ def simulate(curve: dict, texts_per_s: list[float], knobs: Knobs, cold_start_s: 
                 day.pods.append(total)
                 day.pod_hours += total / 3600
                 continue
-            per_pod_target = knobs.target * knobs.utilization
-            want_stable, want_panic = math.ceil(stable / per_pod_target), math.ceil(panic / per_pod_target)
-            if ready and panic / per_pod_target >= knobs.panic_threshold * ready:  # the ratio unrounded, as Knative
-                panic_until = t + knobs.stable_s  # panic mode lasts a stable window after its last trigger
-            desired = max(want_stable, want_panic) if t < panic_until else want_stable
-            if t < panic_until:
-                desired = max(desired, total)  # no scale-down in panic
-            desired = max(desired, math.ceil(ready / knobs.max_scale_down_rate))  # at most halved per decision
-            if desired == 0:
-                idle_since = t if idle_since is None else idle_since
-                if t - idle_since < knobs.zero_grace_s:
-                    desired = min(total, 1)
-            else:
-                idle_since = None
+            desired = kpa.decide(t, ready, stable, panic)
         else:
             used = sync_w.add(per_pod / capacity if ready else 0.0)  # CPU busy share, a pod's request = its cores
             desired = total

@@ -44,9 +44,9 @@ def simulate_day(curves: dict, prices: dict, traffic: planner.Traffic) -> dict:
     cold = curves["cold_starts"]["predictor_s"] + curves["cold_starts"]["predictor_pull_s"]
     per_vcpu = min(kind["on_demand"] / kind["vcpus"] for kind in prices["types"].values())
     cpu = curves["predictor"]["cpu"]
-    setups = {"KPA, scale to zero": autoscale.Knobs("kpa", min_pods=0),
-              "KPA, min 1": autoscale.Knobs("kpa", min_pods=1),
-              "KPA, min 2": autoscale.Knobs("kpa", min_pods=2),
+    setups = {"KPA, scale to zero": autoscale.Knobs("kpa", min_pods=0, utilization=1.0),
+              "KPA, min 1": autoscale.Knobs("kpa", min_pods=1, utilization=1.0),
+              "KPA, min 2": autoscale.Knobs("kpa", min_pods=2, utilization=1.0),
               "HPA, CPU 70%": autoscale.Knobs("hpa", min_pods=1, target=0.7)}
     return {name: (knobs, autoscale.simulate(curves["predictor"], texts, knobs, cold, traffic.p99_slo_ms), per_vcpu * cpu)
             for name, knobs in setups.items()}

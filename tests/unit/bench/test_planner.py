@@ -110,3 +110,51 @@ def test_hpa_scales_down_only_after_its_stabilization_window():
     high = result.pods[1199]
     assert result.pods[1200 + 200] == high  # inside the 300 s window: no scale-down yet
     assert result.pods[-1] < high
+
+
+KPA = autoscale.Knobs("kpa", min_pods=0, utilization=1.0)  # the chart's target-utilization-percentage 100
+
+
+def test_kpa_decider_follows_knative_scale():
+    """pkg/autoscaler/scaling/autoscaler.go Scale: scale-down at most to floor(ready / 2) per decision, panic on
+    the rounded panic count against the ready pods, and in panic the count never falls."""
+    kpa = autoscale.Kpa(KPA)
+    assert kpa.decide(0, ready=10, stable=8.0, panic=8.0) == 5  # wants 1, halved at most
+    assert kpa.panic_since is None
+    assert kpa.decide(2, ready=5, stable=8.0, panic=80.0) == 10  # 10 pods >= 2 x 5 ready: panic
+    assert kpa.panic_since == 2
+    assert kpa.decide(4, ready=5, stable=8.0, panic=8.0) == 10  # still in panic: no scale-down
+    assert kpa.decide(62, ready=10, stable=8.0, panic=8.0) == 10  # a stable window since the last trigger
+    assert kpa.decide(64, ready=10, stable=8.0, panic=8.0) == 5  # past it: out of panic, halved
+    assert kpa.panic_since is None
+
+
+def test_kpa_scale_down_delay_keeps_the_highest_recent_decision():
+    kpa = autoscale.Kpa(autoscale.Knobs("kpa", utilization=1.0, scale_down_delay_s=10))
+    assert kpa.decide(0, ready=4, stable=32.0, panic=32.0) == 4
+    assert kpa.decide(2, ready=4, stable=16.0, panic=16.0) == 4  # 2 wanted, 4 decided 2 s ago
+    assert kpa.decide(12, ready=4, stable=16.0, panic=16.0) == 2
+
+
+def test_kpa_steady_load_settles_to_a_constant_count():
+    result = autoscale.simulate(CURVES["predictor"], [150.0] * 900, KPA, 3.0, 200)
+    # from zero: the queue of the cold start panics it up, then the stable window brings it down and it stays
+    assert max(result.pods[:60]) > 1
+    assert set(result.pods[300:]) == {1}  # 150 texts/s x 25 ms = 3.75 in flight: one pod at target 8
+
+
+def test_kpa_spike_panics_up_within_the_panic_window():
+    texts = [150.0] * 300 + [1500.0] * 60 + [150.0] * 600
+    result = autoscale.simulate(CURVES["predictor"], texts, autoscale.Knobs("kpa", min_pods=1, utilization=1.0), 3.0, 200)
+    assert result.pods[299] == 1
+    assert max(result.pods[300:300 + KPA.panic_s + KPA.tick_s]) > 1  # asked for within the panic window
+    assert min(result.pods[310:360]) > 1  # no scale-down while in panic
+
+
+def test_kpa_scales_to_zero_after_the_grace_period():
+    texts = [150.0] * 300 + [0.0] * 300
+    result = autoscale.simulate(CURVES["predictor"], texts, KPA, 3.0, 200)
+    first_zero = result.pods.index(0, 300)
+    # the 60 s stable window must forget the traffic before the decider asks for 0, then the 30 s grace
+    assert first_zero >= 300 + KPA.zero_grace_s
+    assert set(result.pods[first_zero:]) == {0}
