@@ -13,12 +13,16 @@ queue grows and every queued text waits for the backlog to drain. Seconds whose 
 passes the SLO (or that have traffic and no ready pod) are SLO misses.
 
 **Knative KPA** (Knative Serving v1.21; the defaults from its config-autoscaler ConfigMap,
-../shared/crds/knative-serving-v1.21.1/configmap-config-autoscaler.yaml), every 2 s tick:
-desired = ceil(observed concurrency / (target * target-utilization)), observed as the
-average over the stable window (60 s), or over the panic window (6 s, 10% of it) when
-that asks for >= 2x the ready pods (panic threshold 200%); in panic it never scales
-down; scale-down to zero waits the scale-to-zero grace period (30 s) after the stable
-window saw nothing. A new pod serves after the cold start from BENCHMARKS.md.
+../shared/crds/knative-serving-v1.21.1/configmap-config-autoscaler.yaml), every 2 s tick, as
+pkg/autoscaler/scaling/autoscaler.go ``Scale`` (class ``Kpa``): the observed metric averaged per
+second over the stable (60 s) and panic (6 s) windows; dspc/dppc = ceil(average / target), kept
+within [floor(ready / max-scale-down-rate), ceil(ready * max-scale-up-rate)]; panic when
+dppc / max(ready, 1) >= 200%, left only after a stable window without it, never scaling down
+inside it; scale-down-delay (0 s by default) as the highest decision of its window; scale to
+zero 30 s (the grace) after the decider first asks for 0. The metric is concurrency (the
+chart's scaleMetric): the queue (time-weighted over the second) plus Little's law at each
+pod's load, texts/s x latency_at; or, for comparison, rps (arrivals per second).
+A new pod serves after the cold start from BENCHMARKS.md.
 **HPA** (Kubernetes pkg/controller/podautoscaler/horizontal.go): every sync period
 (15 s) desired = ceil(pods * utilization / target), utilization = used CPU / requested;
 scale-down takes the highest recommendation of the stabilization window (300 s); no
@@ -26,7 +30,8 @@ scale to zero (min 1). Concurrency here is Little's law: texts/s x latency.
 
 Guesses (not measured): the diurnal shape and spike timing; the CPU an idle predictor
 pod uses (0); that a pod's latency at a load between two measured points is linear in
-between; concurrency as texts/s x median latency; and the pod start from BENCHMARKS.md's
+between (for the p99, and for the mean latency in flight / texts/s that gives the concurrency);
+and the pod start from BENCHMARKS.md's
 podman figure plus a pull.
 """
 
@@ -54,6 +59,7 @@ class Knobs:
     max_scale_down_rate: float = 2.0  # KPA: max-scale-down-rate
     max_scale_up_rate: float = 1000.0  # KPA: max-scale-up-rate
     scale_down_delay_s: int = 0  # KPA: scale-down-delay
+    metric: str = "concurrency"  # KPA: scaleMetric; "rps" scales on arrivals per second (target: texts/s per pod)
     sync_s: int = 15  # HPA
     stabilization_s: int = 300  # HPA scale-down
 
@@ -196,7 +202,10 @@ def simulate(curve: dict, texts_per_s: list[float], knobs: Knobs, cold_start_s: 
         concurrency = (before + backlog) / 2 + (served * latency_at(curve, per_pod) if ready else 0.0)
         total = ready + len(starting)
         if knobs.kind == "kpa":
-            stable, panic = stable_w.add(concurrency), panic_w.add(concurrency)
+            # the rps metric counts arrivals (collector.go record: the stat's RequestCount), which do not depend on
+            # how many pods share them; concurrency does, through each pod's latency at its share
+            observed = rate if knobs.metric == "rps" else concurrency
+            stable, panic = stable_w.add(observed), panic_w.add(observed)
             if t % knobs.tick_s:  # the autoscaler decides every tick; the metrics are still collected every second
                 day.pods.append(total)
                 day.pod_hours += total / 3600

@@ -44,9 +44,16 @@ def simulate_day(curves: dict, prices: dict, traffic: planner.Traffic) -> dict:
     cold = curves["cold_starts"]["predictor_s"] + curves["cold_starts"]["predictor_pull_s"]
     per_vcpu = min(kind["on_demand"] / kind["vcpus"] for kind in prices["types"].values())
     cpu = curves["predictor"]["cpu"]
+    # the chart sets target-utilization-percentage 100 (templates/_helpers.tpl tc.knativeScalingAnnotations):
+    # the target is scaleTarget (8) itself, not 70% of it
     setups = {"KPA, scale to zero": autoscale.Knobs("kpa", min_pods=0, utilization=1.0),
               "KPA, min 1": autoscale.Knobs("kpa", min_pods=1, utilization=1.0),
               "KPA, min 2": autoscale.Knobs("kpa", min_pods=2, utilization=1.0),
+              # not the chart's setting: scaleMetric rps, its target the planner's per-pod texts/s (capacity
+              # within the SLO x 70%), to show the KPA without concurrency's dependence on the pod count
+              "KPA on rps, min 1": autoscale.Knobs("kpa", min_pods=1, utilization=1.0, metric="rps",
+                                                   target=planner.predictor_capacity(curves["predictor"],
+                                                                                     traffic.p99_slo_ms) * planner.UTILIZATION),
               "HPA, CPU 70%": autoscale.Knobs("hpa", min_pods=1, target=0.7)}
     return {name: (knobs, autoscale.simulate(curves["predictor"], texts, knobs, cold, traffic.p99_slo_ms), per_vcpu * cpu)
             for name, knobs in setups.items()}

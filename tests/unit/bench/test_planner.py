@@ -158,3 +158,15 @@ def test_kpa_scales_to_zero_after_the_grace_period():
     # the 60 s stable window must forget the traffic before the decider asks for 0, then the 30 s grace
     assert first_zero >= 300 + KPA.zero_grace_s
     assert set(result.pods[first_zero:]) == {0}
+
+
+def test_kpa_on_concurrency_cycles_where_the_pod_latency_is_convex_and_on_rps_it_settles():
+    """At 350 texts/s, 24 idle pods hold 3.5 in flight in all (10 ms each) and ask for one pod, which
+    then queues: observed concurrency depends on the pod count. Arrivals per second do not."""
+    texts = [350.0] * 1200
+    on_concurrency = autoscale.simulate(CURVES["predictor"], texts, autoscale.Knobs("kpa", min_pods=1, utilization=1.0),
+                                        3.0, 200)
+    assert len(set(on_concurrency.pods[600:])) > 2  # still cycling ten stable windows in
+    on_rps = autoscale.simulate(CURVES["predictor"], texts,
+                                autoscale.Knobs("kpa", min_pods=1, utilization=1.0, metric="rps", target=140.0), 3.0, 200)
+    assert set(on_rps.pods[300:]) == {3}  # ceil(350 / 140)
