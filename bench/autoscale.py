@@ -26,7 +26,7 @@ A new pod serves after the cold start from BENCHMARKS.md.
 **HPA** (Kubernetes pkg/controller/podautoscaler/horizontal.go): every sync period
 (15 s) desired = ceil(pods * utilization / target), utilization = used CPU / requested;
 scale-down takes the highest recommendation of the stabilization window (300 s); no
-scale to zero (min 1). Concurrency here is Little's law: texts/s x latency.
+scale to zero (min 1).
 
 Guesses (not measured): the diurnal shape and spike timing; the CPU an idle predictor
 pod uses (0); that a pod's latency at a load between two measured points is linear in
