@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from random import getrandbits
 
-from runtime.metrics import REQUEST_SECONDS, REQUESTS, child, inc, observe
+from runtime.metrics import REQUEST_SECONDS, REQUESTS, child, counted, observed, write
 
 logger = logging.getLogger("contract.access")  # the logger name is configuration (runtime/logs.py): kept
 
@@ -81,8 +81,7 @@ def record(model: str, version_of: VersionOf, method: str, path: str, status: in
     """Count and time one request, and write its access-log line."""
     label, version = served_as(model, version_of)  # one lookup for both
     model, path, request_id = printable(model), printable(path), printable(request_id)
-    inc(child(REQUESTS, label, str(status)))
-    observe(child(REQUEST_SECONDS, label), seconds)
+    write([counted(child(REQUESTS, label, str(status))), *observed(child(REQUEST_SECONDS, label), seconds)])
     if not logger.isEnabledFor(logging.INFO):  # --access_log false: what info() checks first, before the arguments
         return
     logger.info(

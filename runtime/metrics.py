@@ -65,8 +65,8 @@ def child(metric, *values: str):
     return found
 
 
-def observe(histogram, amount: float) -> None:
-    """``histogram.observe(amount)`` for a child from ``child``, without its per-call checks.
+def observed(histogram, amount: float) -> list:
+    """The value updates of ``histogram.observe(amount)``, for a child from ``child``, for ``write``.
 
     prometheus_client's ``observe`` checks that the metric is a labelled child (``child``'s are),
     then walks the bounds for the first at or above ``amount``; a cache hit observes five
@@ -74,14 +74,81 @@ def observe(histogram, amount: float) -> None:
     (non-cumulative) bucket, found by bisection (as runtime/answers.py ``observe_many`` does).
     tests/unit/runtime/test_metrics_fast.py checks the result equals ``observe``'s.
     """
-    histogram._sum.inc(amount)
-    if amount == amount:  # NaN: observe() counts it in no bucket (bisection would put it in the first)
-        histogram._buckets[bisect_left(histogram._upper_bounds, amount)].inc(1)
+    if amount != amount:  # NaN: observe() counts it in no bucket (bisection would put it in the first)
+        return [(histogram._sum, amount)]
+    return [(histogram._sum, amount), (histogram._buckets[bisect_left(histogram._upper_bounds, amount)], 1)]
+
+
+def counted(counter, amount: float = 1) -> tuple:
+    """The value update of ``counter.inc(amount)`` (non-negative), for a child from ``child``, for ``write``."""
+    return counter._value, amount
+
+
+def observe(histogram, amount: float) -> None:
+    """``histogram.observe(amount)`` for a child from ``child``, without its per-call checks (see ``observed``)."""
+    write(observed(histogram, amount))
 
 
 def inc(counter, amount: float = 1) -> None:
     """``counter.inc(amount)`` for a child from ``child``, without its per-call checks (non-negative amounts)."""
-    counter._value.inc(amount)
+    write([(counter._value, amount)])
+
+
+def _each(updates) -> None:
+    for value, amount in updates:
+        value.inc(amount)
+
+
+def _mmap_writer(value_class):
+    """``write`` for prometheus_client's multiprocess values (values.py ``MultiProcessValue``), or None.
+
+    Each of its ``inc`` takes the module's one lock, asks ``os.getpid()`` whether the process
+    forked since (then it reopens its files) and writes the value's 16 bytes through
+    ``MmapedDict.write_value``; a cache hit makes 13 such updates (BENCHMARKS.md, "Hit path,
+    fourth pass"). This takes the same lock once for a request's updates and asks the pid once
+    (a fork since: each update goes through ``inc``, which reopens), and writes the same bytes
+    at the same place (``mmap_dict._pack_two_doubles``: one slice assignment, not ``pack_into``).
+    The lock and the pid are the closure's of ``MultiProcessValue`` (prometheus_client 0.2x);
+    if they are not found, None: ``inc`` per update.
+    """
+    try:
+        from prometheus_client import mmap_dict
+
+        cells = {name: cell.cell_contents for function in (value_class.inc,
+                                                           value_class._MmapedValue__check_for_pid_change)
+                 for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ())}
+        lock, pid, process_identifier = cells["lock"], cells["pid"], cells["process_identifier"]
+        pack = mmap_dict._pack_two_doubles_func
+    except (AttributeError, KeyError, TypeError, ImportError):
+        return None
+
+    def write(updates) -> None:
+        if pid["value"] != process_identifier():  # forked: inc reopens this process's own files
+            return _each(updates)
+        with lock:
+            for value, amount in updates:
+                value._value = total = value._value + amount
+                value._timestamp = 0.0
+                file = value._file
+                position = file._positions.get(value._key)
+                if position is None:  # its first write in this file: write_value places it
+                    file.write_value(value._key, total, 0.0)
+                else:
+                    file._m[position:position + 16] = pack(total, 0.0)
+
+    return write
+
+
+def _writer():
+    from prometheus_client import values
+
+    if getattr(values.ValueClass, "_multiprocess", False):
+        return _mmap_writer(values.ValueClass) or _each
+    return _each
+
+
+# write(updates): apply ``(value, amount)`` updates (from ``counted``/``observed``), each value += amount
+write = _writer()
 
 
 def registry() -> CollectorRegistry:

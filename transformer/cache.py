@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import redis.asyncio as redis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
+from redis._parsers.socket import SERVER_CLOSED_CONNECTION_ERROR
 from redis.exceptions import ClusterError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -78,15 +80,29 @@ class TextCache:
         if not self.breaker.allow():
             CACHE_SKIPPED.labels(self.model_name).inc()
             return None
+        # The deadline as asyncio.timeout keeps it (asyncio/timeouts.py, Python 3.11), without its object, state
+        # machine and three calls per lookup (BENCHMARKS.md, "Hit path, fourth pass"): a timer that cancels this
+        # task; a cancellation that the timer made (and no one else's: the count of requests) is the timeout.
+        # Not wait_for: in 3.11 it wraps the call in a new Task.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
+        cancelling, expired = task.cancelling(), []
+        timer = loop.call_at(loop.time() + self.timeout_s, _expire, task, expired)
         try:
-            async with asyncio.timeout(self.timeout_s):  # not wait_for: in 3.11 it wraps the call in a new Task
-                result = await call()
+            result = await call()
+        except asyncio.CancelledError:
+            if not expired or task.uncancel() > cancelling:
+                raise
+            self._settle(operation, TimeoutError())
+            return None
         except PartialAnswer as partial:  # a cluster where some nodes answered: their answers are kept
             self._settle(operation, partial.cause)
             return partial.result
         except CACHE_FAILURES as exc:
             self._settle(operation, exc)
             return None
+        finally:
+            timer.cancel()
         self._settle(operation, None)
         return result
 
@@ -134,8 +150,11 @@ class TextCache:
             command = pack_mget(keys, connection.encoder)
             for attempt in (1, 2):
                 try:
-                    await connection.send_packed_command(command, check_health=False)  # connects if need be
-                    values = await connection.read_response()
+                    if connection.is_connected and type(connection._parser) is _AsyncHiredisParser:
+                        values = await _request(connection, command)
+                    else:  # a new connection (redis-py connects it: TLS, AUTH, SELECT), or another parser
+                        await connection.send_packed_command(command, check_health=False)
+                        values = await connection.read_response()
                     done = True
                     return values
                 except (RedisConnectionError, OSError):  # closed by Redis since: once more, reconnected
@@ -176,6 +195,42 @@ class TextCache:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _expire(task: asyncio.Task, expired: list) -> None:
+    expired.append(True)
+    task.cancel()
+
+
+async def _request(connection, command: bytes):
+    """One command's reply on a connected redis-py connection with the hiredis parser: what its
+    ``send_packed_command`` and ``read_response`` do for it, without their layers (the timeout, host and
+    protocol checks, the parser's ``read_response``/``read_from_socket`` frames, the health-check clock;
+    redis/asyncio/connection.py, redis/_parsers/hiredis.py ``_AsyncHiredisParser``, redis-py 7): the
+    write, then the same hiredis reader fed from the same StreamReader until it has the reply (about a
+    twentieth of a hit's instructions: BENCHMARKS.md, "Hit path, fourth pass"). What redis-py does on a
+    failure is ``_read``'s: a read error or the deadline drops the connection, a closed one retries once.
+    RESP2 or RESP3 (redis-py 7's default): an MGET's reply is an array in both."""
+    writer = connection._writer
+    writer.write(command)
+    if writer.transport.get_write_buffer_size():  # not all sent at once: wait as redis-py's drain() does
+        await writer.drain()
+    reader, stream = connection._parser._reader, connection._reader
+    while True:
+        reply = reader.gets()
+        while reply is NOT_ENOUGH_DATA:
+            data = await stream.read(connection._parser._read_size)
+            if not data:
+                raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+            reader.feed(data)
+            reply = reader.gets()
+        if type(reply) is list:  # MGET's reply; in RESP3 a push (hiredis.PushNotification) is a list's subclass
+            return reply
+        if isinstance(reply, Exception):  # an error reply (ResponseError), as redis-py raises it
+            raise reply
+        if not isinstance(reply, list):
+            return reply
+        await connection._parser.handle_push_response(reply)  # a RESP3 push before the reply: redis-py's handling
 
 
 def pack_mget(keys: Sequence[str], encoder) -> bytes:

@@ -37,7 +37,7 @@ from contract import schema
 from runtime import answers, tracing
 from runtime.accesslog import new_request_id
 from runtime.kserve.codec import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
-from runtime.metrics import child, inc, observe
+from runtime.metrics import child, counted, observed, write
 from transformer.metrics import CACHE_LOOKUPS
 
 JSON = b"application/json"
@@ -194,7 +194,8 @@ class FastPath:
             except (orjson.JSONDecodeError, Pass):
                 pass
         limits = model.limits
-        if texts is None or len(texts) > limits.max_texts or any(len(text) > limits.max_chars for text in texts):
+        # max(map(...)), a loop: not a generator, whose frame costs more than the check (texts is never empty)
+        if texts is None or len(texts) > limits.max_texts or max(map(len, texts)) > limits.max_chars:
             raise Pass
         parsed_at = time.perf_counter()
         version, labels = model.read_version, model.labels
@@ -204,7 +205,10 @@ class FastPath:
         with tracing.span("cache lookup", {"texts": len(keys)}) as lookup:
             values = await model.cache.get_raw_many(keys)
             width = 4 * len(labels)
-            hits = sum(1 for value in values if value is not None and len(value) == width)
+            hits = 0
+            for value in values:
+                if value is not None and len(value) == width:
+                    hits += 1
             tracing.set_attributes(lookup, {"cache.hits": hits})
         if hits < len(keys):
             _PREFETCHED.set((keys, values))
@@ -213,13 +217,14 @@ class FastPath:
         request_id = headers.get(b"x-request-id", b"").decode("latin-1") or new_request_id()
         of_text = dict(zip(distinct, values))
         rows = [of_text[text] for text in texts]
-        inc(child(CACHE_LOOKUPS, model.name, "hit"), len(keys))
+        # the hit's metric updates, written together at the end (runtime/metrics.py ``write``)
+        updates = [counted(child(CACHE_LOOKUPS, model.name, "hit"), len(keys))]
         fragments = [self.fragments.of(row, labels, version) for row in rows]
         if len(rows) <= answers.BULK_FROM:  # answers.observe's own rule, with the argmax kept per row
             label_series, confidence = answers.series(model.name, version, labels)
             for fragment in fragments:
-                inc(label_series[fragment[4]])
-                observe(confidence, fragment[5])
+                updates.append(counted(label_series[fragment[4]]))
+                updates += observed(confidence, fragment[5])
         else:
             answers.observe(model.name, version, labels, np.frombuffer(b"".join(rows), np.float32).reshape(len(rows), -1))
         content = _v2_body(model.name, version, labels, v2_id, fragments) if v2 else \
@@ -230,9 +235,10 @@ class FastPath:
         typed = [(b"content-length", str(len(content)).encode()), (b"content-type", JSON)]
         done = time.perf_counter()
         name = model.name
-        observe(child(PRE_HIST_TIME, name), parsed_at - started)
-        observe(child(PREDICT_HIST_TIME, name), looked_up - parsed_at)
-        observe(child(POST_HIST_TIME, name), done - looked_up)
+        updates += observed(child(PRE_HIST_TIME, name), parsed_at - started)
+        updates += observed(child(PREDICT_HIST_TIME, name), looked_up - parsed_at)
+        updates += observed(child(POST_HIST_TIME, name), done - looked_up)
+        write(updates)
         # KServe's V2 route puts the model's headers after the response's own; V1 before them
         return ({"type": "http.response.start", "status": 200, "headers": typed + ours if v2 else ours + typed},
                 {"type": "http.response.body", "body": content})

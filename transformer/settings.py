@@ -67,8 +67,10 @@ class TransformerSettings(ServiceSettings):
         DEFAULT_TRUNCATION, "the truncation sent to the predictor for requests that do not choose (set it like the "
                 "predictor's; the chart does)")
     fast_path: bool = setting(
-        True, "answer REST predict requests whose every text is cached before KServe's routing (transformer/"
-              "fastpath.py); `false`: every request goes the full way")
+        True, "answer REST predict requests whose every text is cached before KServe's routing: in uvicorn's HTTP "
+              "protocol, below ASGI (transformer/fasthttp.py), unless a layer needs ASGI (tracing, the rate limit, "
+              "`--access_log_format`, proxy headers), then as the innermost ASGI middleware (transformer/fastpath.py); "
+              "`false`: every request goes the full way")
     explain: bool = setting(True, "`false`: `:explain` is a 501 here too, cached explanations included")
 
     def cache_keys(self):

@@ -34,3 +34,44 @@ def test_inc_matches_prometheus():
     inc(got)
     expected.inc()
     assert _samples(theirs) == _samples(ours)
+
+
+MULTIPROCESS = """
+import math, sys
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from runtime.metrics import counted, observed, write
+
+assert write.__name__ == "write", write  # the batched multiprocess writer, not inc per update
+pairs = [(kind("theirs_" + name, "doc", ["model"], **options).labels("m"),
+          kind("ours_" + name, "doc", ["model"], **options).labels("m"))
+         for kind, name, options in ((Counter, "c", {}), (Histogram, "h", {"buckets": (0.001, 0.1, 1.0)}))]
+(their_c, our_c), (their_h, our_h) = pairs
+for amount in (0.0, 0.0005, 0.001, 0.05, 0.1, 0.5, 7.0, -1.0, math.inf):
+    their_c.inc(abs(amount) if amount != math.inf else 1)
+    their_h.observe(amount)
+    write([counted(our_c, abs(amount) if amount != math.inf else 1), *observed(our_h, amount)])
+registry = CollectorRegistry()
+multiprocess.MultiProcessCollector(registry)
+samples = {}
+for family in registry.collect():
+    for s in family.samples:
+        side, name = s.name.split("_", 1)
+        samples.setdefault(side, set()).add((name, tuple(sorted(s.labels.items())), s.value))
+assert samples["ours"] == samples["theirs"], samples
+print("equal", len(samples["ours"]))
+"""
+
+
+def test_write_in_multiprocess_mode_leaves_the_files_inc_would(tmp_path):
+    """In Prometheus multiprocess mode (chosen at import: a process of its own), ``write`` puts in the
+    files what prometheus_client's ``inc``/``observe`` put there, read back as /metrics reads them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", MULTIPROCESS], capture_output=True, text=True, cwd=root, timeout=60,
+                          env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("equal")
