@@ -124,6 +124,13 @@ else:
             if taken is None:
                 return super()._start_asgi_task(cycle, app)
             if cycle.more_body:
+                # Its body is still arriving: it holds a place in the in-flight guard meanwhile, as it would
+                # inside ASGI (a client that never finishes its body must count against MAX_INFLIGHT:
+                # tests/integration/test_hostile_costs.py); past the cap ASGI's guard answers it at once.
+                guard = self._layers.guard
+                if guard.inflight >= MAX_INFLIGHT:
+                    return super()._start_asgi_task(cycle, app)
+                guard.inflight += 1
                 self._waiting = (cycle, app, *taken)  # started by on_message_complete
             else:  # a pipelined request, its body already in
                 self._start_fast(cycle, app, *taken)
@@ -155,6 +162,7 @@ else:
             waiting = self._waiting
             if waiting is not None and waiting[0] is self.cycle:
                 self._waiting = None
+                self._layers.guard.inflight -= 1  # its place while the body arrived; _answer counts it again
                 if not self.cycle.more_body:
                     self._start_fast(*waiting)
 
@@ -162,6 +170,7 @@ else:
             waiting, self._waiting = self._waiting, None
             super().connection_lost(exc)
             if waiting is not None:  # the client left mid-body: the ASGI layers see it as they would have
+                self._layers.guard.inflight -= 1
                 super()._start_asgi_task(waiting[0], waiting[1])
 
         def _start_fast(self, cycle, app, model, v2: bool, headers: dict, started: float) -> None:
