@@ -20,8 +20,9 @@ within [floor(ready / max-scale-down-rate), ceil(ready * max-scale-up-rate)]; pa
 dppc / max(ready, 1) >= 200%, left only after a stable window without it, never scaling down
 inside it; scale-down-delay (0 s by default) as the highest decision of its window; scale to
 zero 30 s (the grace) after the decider first asks for 0. The metric is concurrency (the
-chart's scaleMetric): the queue (time-weighted over the second) plus Little's law at each
-pod's load, texts/s x latency_at; or, for comparison, rps (arrivals per second).
+chart's scaleMetric before issue 27, still predictor.scaleMetric=concurrency): the queue
+(time-weighted over the second) plus Little's law at each pod's load, texts/s x latency_at;
+or rps (arrivals per second; the chart's predictor default).
 A new pod serves after the cold start from BENCHMARKS.md.
 **HPA** (Kubernetes pkg/controller/podautoscaler/horizontal.go): every sync period
 (15 s) desired = ceil(pods * utilization / target), utilization = used CPU / requested;

@@ -49,8 +49,9 @@ def simulate_day(curves: dict, prices: dict, traffic: planner.Traffic) -> dict:
     setups = {"KPA, scale to zero": autoscale.Knobs("kpa", min_pods=0, utilization=1.0),
               "KPA, min 1": autoscale.Knobs("kpa", min_pods=1, utilization=1.0),
               "KPA, min 2": autoscale.Knobs("kpa", min_pods=2, utilization=1.0),
-              # not the chart's setting: scaleMetric rps, its target the planner's per-pod texts/s (capacity
-              # within the SLO x 70%), to show the KPA without concurrency's dependence on the pod count
+              # the chart's setting since issue 27 (values.yaml predictor.scaleMetric rps, scaleTargetRps): its
+              # target the planner's per-pod texts/s (capacity within the SLO x 70%), without concurrency's
+              # dependence on the pod count
               "KPA on rps, min 1": autoscale.Knobs("kpa", min_pods=1, utilization=1.0, metric="rps",
                                                    target=planner.predictor_capacity(curves["predictor"],
                                                                                      traffic.p99_slo_ms) * planner.UTILIZATION),

@@ -12,6 +12,7 @@ import json
 import pytest
 import yaml
 
+from bench import planner
 from rollout.analysis import PROMOTE
 from rollout.verdict import patch_command
 from tests.chart.helm import CHART, ROOT, VALUES_FILES, by_kind, render
@@ -151,10 +152,40 @@ def test_a_predictor_with_a_storage_uri_runs_as_the_irsa_account():
     assert "serviceAccountName" not in predictors["emotion"]  # baked in: no bucket access needed
 
 
-def resolve_metric_target(scale_target: int, annotations: dict) -> float:
-    """knative/serving v1.21.1 pkg/reconciler/autoscaling/resources/target.go, ResolveMetricTarget:
-    the target is the concurrency target times the utilization (config-autoscaler's default 70%)."""
-    return scale_target * float(annotations.get("autoscaling.knative.dev/target-utilization-percentage", 70)) / 100
+def kserve_knative_annotations(spec: dict) -> dict:
+    """kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/reconcilers/knative/ksvc_reconciler.go,
+    createKnativeService, calls pkg/controller/v1alpha1/utils/utils.go SetAutoScalingAnnotations on the
+    component's annotations: class kpa unless set, autoscaling.knative.dev/target = scaleTarget and
+    autoscaling.knative.dev/metric = scaleMetric as given (no mapping; pkg/apis/serving/v1beta1
+    inference_service_validation.go validateScalingKPACompExtension admits concurrency and rps
+    (constants.AutoscalerAllowedKPAMetricsList), an rps target of 1 at least), min-scale, max-scale unless 0."""
+    annotations = {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev", **spec.get("annotations", {})}
+    if "scaleTarget" in spec:
+        annotations["autoscaling.knative.dev/target"] = str(int(spec["scaleTarget"]))
+    if "scaleMetric" in spec:
+        metric = spec["scaleMetric"]
+        assert metric in ("concurrency", "rps"), f"KServe's webhook rejects scaleMetric {metric} for the KPA"
+        assert metric != "rps" or spec.get("scaleTarget", 1) >= 1, "the target for rps should be greater than 1"
+        annotations["autoscaling.knative.dev/metric"] = metric
+    annotations["autoscaling.knative.dev/min-scale"] = str(spec.get("minReplicas", 1))
+    if spec.get("maxReplicas", 0):
+        annotations["autoscaling.knative.dev/max-scale"] = str(spec["maxReplicas"])
+    return annotations
+
+
+def resolve_metric_target(annotations: dict, container_concurrency: int = 0) -> tuple[str, float]:
+    """knative/serving v1.21.1 pkg/reconciler/autoscaling/resources/target.go, ResolveMetricTarget, on the
+    revision's annotations: the metric (concurrency when unset), the total (the target annotation; for
+    concurrency the smaller of it and a nonzero containerConcurrency) times the utilization: the
+    annotation target-utilization-percentage, else config-autoscaler's default 0.7, for rps
+    (target-utilization) as for concurrency (container-concurrency-target-percentage)
+    (pkg/autoscaler/config/config.go defaultTargetUtilization)."""
+    metric = annotations.get("autoscaling.knative.dev/metric", "concurrency")
+    total = float(annotations["autoscaling.knative.dev/target"])
+    if metric == "concurrency" and container_concurrency:
+        total = min(total, container_concurrency)
+    utilization = float(annotations.get("autoscaling.knative.dev/target-utilization-percentage", 70)) / 100
+    return metric, max(0.01, total * utilization)
 
 
 def kserve_custom_container_args(args: list[str], container_concurrency: int | None) -> list[str]:
@@ -172,7 +203,8 @@ def test_knative_autoscaling_is_what_the_values_say():
         for component in ("predictor", "transformer"):
             spec = isvc["spec"][component]
             # the target is scaleTarget, not 70% of it
-            assert resolve_metric_target(spec["scaleTarget"], spec["annotations"]) == spec["scaleTarget"]
+            annotations = kserve_knative_annotations(spec)
+            assert resolve_metric_target(annotations, spec["containerConcurrency"])[1] == spec["scaleTarget"]
             # the activator leaves the path once a pod runs (target burst capacity 0)
             assert spec["annotations"]["autoscaling.knative.dev/target-burst-capacity"] == "0"
         transformer = isvc["spec"]["transformer"]
@@ -183,6 +215,37 @@ def test_knative_autoscaling_is_what_the_values_say():
         assert deadline >= 120
         assert deadline < transformer["timeout"] and deadline <= isvc["spec"]["predictor"]["timeout"]
         assert values["transformer"]["timeout"] == transformer["timeout"]
+
+
+
+@pytest.mark.parametrize(("values", "sets", "predictor"), [
+    (None, (), ("rps", "scaleTargetRps")),  # the default: latency grows with load (docs/capacity.md)
+    (None, ("predictor.scaleMetric=concurrency",), ("concurrency", "scaleTarget")),
+    (CHART / "values-gpu.yaml", (), ("concurrency", "scaleTarget")),  # flat latency: in flight has a fixed point
+], ids=["default", "concurrency", "gpu"])
+def test_the_predictor_scales_on_the_metric_the_values_name(values, sets, predictor):
+    # Issue 27: on concurrency the simulated KPA cycled on this predictor (4,236 SLO-miss seconds and
+    # 49,244 cold starts a simulated day), on rps it held (20 and 59): the Knative autoscaler must see rps
+    # with predictor.scaleTargetRps per pod, and the transformer (flat latency) stay on concurrency.
+    chart_values = yaml.safe_load((CHART / "values.yaml").read_text())["predictor"]
+    if values is not None:
+        chart_values |= yaml.safe_load(values.read_text())["predictor"]
+    metric, key = predictor
+    for isvc in isvcs(render(values, *sets)).values():
+        spec = isvc["spec"]["predictor"]
+        annotations = kserve_knative_annotations(spec)
+        assert annotations["autoscaling.knative.dev/metric"] == metric
+        assert resolve_metric_target(annotations, spec["containerConcurrency"]) == (metric, chart_values[key])
+        assert spec["containerConcurrency"] > 0  # the hard cap stays whatever the metric
+        transformer = kserve_knative_annotations(isvc["spec"]["transformer"])
+        assert resolve_metric_target(transformer)[0] == "concurrency"
+
+
+def test_the_rps_target_is_the_planners_per_pod_capacity_within_the_slo_times_its_utilization():
+    # bench/capacity.py sets the simulated rps KPA's target so; a new curve that moves it fails here
+    curves = json.loads((ROOT / "bench" / "capacity" / "curves.json").read_text())
+    target = planner.predictor_capacity(curves["predictor"], planner.Traffic(1.0).p99_slo_ms) * planner.UTILIZATION
+    assert yaml.safe_load((CHART / "values.yaml").read_text())["predictor"]["scaleTargetRps"] == int(target)
 
 
 def merge_patch(target, patch):

@@ -48,9 +48,9 @@ def test_inference_service_validates_against_the_crd(path):
     obj = load(path)
     validate(obj)
     assert obj["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
-    for component in ("predictor", "transformer"):
+    for component, metric in (("predictor", "rps"), ("transformer", "concurrency")):
         spec = obj["spec"][component]
-        assert spec["scaleMetric"] == "concurrency" and spec["scaleTarget"] > 0
+        assert spec["scaleMetric"] == metric and spec["scaleTarget"] > 0
         container = spec["containers"][0]
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["resources"]["limits"] and container["resources"]["requests"]

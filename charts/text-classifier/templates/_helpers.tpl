@@ -151,7 +151,7 @@ serving.kserve.io/autoscalerClass: {{ .root.Values.standard.autoscalerClass }}
 {{- else -}}
 # Knative mode: revisions (for canary traffic splits) and scale-to-zero.
 serving.kserve.io/deploymentMode: Knative
-# Scale from the number of in-flight requests, Knative's KPA (the only class that scales to zero).
+# Knative's KPA (the only class that scales to zero): the predictor on rps, the transformer on in-flight requests.
 autoscaling.knative.dev/class: kpa.autoscaling.knative.dev
 {{- end }}
 {{- with .pin }}
@@ -166,8 +166,11 @@ autoscaling.knative.dev/class: kpa.autoscaling.knative.dev
 {{/*
 Knative's autoscaler, told what the comments of the values say (Knative mode only; KServe copies a
 component's annotations to its revisions):
-- target-utilization-percentage 100: scaleTarget is the in-flight target itself; Knative's default
-  0.7 would make 8 a target of 5.6 (pkg/autoscaler/... ResolveMetricTarget).
+- target-utilization-percentage 100: scaleTarget is the target itself, for rps as for concurrency;
+  Knative's default 0.7 would make 8 in flight a target of 5.6, and the predictor's rps target
+  (already 70% of its capacity) 70% of that again (knative/serving v1.21.1
+  pkg/reconciler/autoscaling/resources/target.go ResolveMetricTarget: config target-utilization for
+  rps, container-concurrency-target-percentage for concurrency, this annotation over either).
 - target-burst-capacity 0: the activator leaves the request path once a pod runs; it stays in it
   only at zero pods, to hold requests through the cold start.
 */}}
