@@ -12,19 +12,9 @@ from runtime import tracing
 Fetch = Callable[[list], Awaitable[Mapping[Hashable, np.ndarray]]]
 
 
-# A result stays on hand this long after its fetch. A request whose cache lookup was sent before that
-# fetch's cache write landed reads a miss, and finds the fetch no longer in flight: without the linger it
-# computes the text a second time (seen on a loaded machine: tests/integration/test_transformer.py
-# test_duplicates_and_concurrent_requests_are_computed_once). Bounded by the distinct texts computed in
-# that time.
-LINGER_S = 1.0
-
-
 class Coalescer:
-    def __init__(self, linger_s: float = LINGER_S):
+    def __init__(self):
         self._inflight: dict[Hashable, asyncio.Future] = {}
-        self._recent: dict[Hashable, asyncio.Future] = {}  # fetched within linger_s, with a result
-        self.linger_s = linger_s
 
     def __len__(self) -> int:
         return len(self._inflight)
@@ -35,8 +25,7 @@ class Coalescer:
         Returns the results and how many keys were answered by another request's call.
         """
         loop = asyncio.get_running_loop()
-        theirs = {key: future for key in wanted
-                  if (future := self._inflight.get(key) or self._recent.get(key)) is not None}
+        theirs = {key: self._inflight[key] for key in wanted if key in self._inflight}
         mine = {key: loop.create_future() for key in wanted if key not in theirs}
         self._inflight.update(mine)
         try:
@@ -53,19 +42,9 @@ class Coalescer:
         finally:
             for key in mine:
                 self._inflight.pop(key, None)
-            fetched_ok = {key: future for key, future in mine.items()
-                          if future.done() and not future.cancelled() and future.exception() is None}
-            if fetched_ok and self.linger_s > 0:
-                self._recent.update(fetched_ok)
-                loop.call_later(self.linger_s, self._forget, fetched_ok)
         results = {key: future.result() for key, future in mine.items()}
         if theirs:
             with tracing.span("coalescing wait", {"texts": len(theirs)}):
                 for key, future in theirs.items():
                     results[key] = await asyncio.shield(future)
         return results, len(theirs)
-
-    def _forget(self, fetched: dict[Hashable, asyncio.Future]) -> None:
-        for key, future in fetched.items():
-            if self._recent.get(key) is future:  # not since replaced by a later fetch's
-                del self._recent[key]

@@ -48,36 +48,3 @@ async def test_no_keys_no_fetch():
         pytest.fail("fetched nothing")
 
     assert await Coalescer().compute([], never) == ({}, 0)
-
-
-async def test_a_result_lingers_for_a_request_whose_lookup_missed_just_before_the_cache_write():
-    """A request that read a miss while another's fetch was writing the cache takes that fetch's result
-    instead of computing the text again, for linger_s; after that it fetches."""
-    calls = []
-
-    async def fetch(keys):
-        calls.append(list(keys))
-        return {key: np.array([len(calls)], dtype=np.float32) for key in keys}
-
-    coalescer = Coalescer(linger_s=0.05)
-    first, _ = await coalescer.compute(["k"], fetch)
-    again, coalesced = await coalescer.compute(["k"], fetch)  # the fetch is done, its result still on hand
-    assert calls == [["k"]] and coalesced == 1 and again["k"][0] == first["k"][0]
-    assert len(coalescer) == 0  # lingering is not in flight
-    await asyncio.sleep(0.2)
-    later, coalesced = await coalescer.compute(["k"], fetch)
-    assert calls == [["k"], ["k"]] and coalesced == 0 and later["k"][0] == 2
-
-
-async def test_a_failed_fetch_does_not_linger():
-    async def failing(keys):
-        raise RuntimeError("predictor down")
-
-    async def working(keys):
-        return {key: np.ones(1, dtype=np.float32) for key in keys}
-
-    coalescer = Coalescer(linger_s=60)
-    with pytest.raises(RuntimeError):
-        await coalescer.compute(["k"], failing)
-    results, coalesced = await coalescer.compute(["k"], working)
-    assert coalesced == 0 and results["k"][0] == 1
