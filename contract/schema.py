@@ -42,6 +42,14 @@ CLIENT_HEADER = "x-tc-client"
 CLIENT_HEADER_MAX = 64
 
 
+def client_of(value: str | bytes | None) -> str | None:
+    """The client a request names in ``CLIENT_HEADER`` (a REST header's bytes, a gRPC metadata or model
+    header's str), bounded in length; None when it names none."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value[:CLIENT_HEADER_MAX] if isinstance(value, str) and value else None
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one request may carry; both services apply the same limits (runtime/settings.py declares them)."""

@@ -17,7 +17,7 @@ from prometheus_client import Counter
 from contract import timings
 from contract.errors import ErrorType, ServiceError
 from contract.parameters import Options, Truncation
-from contract.schema import CLIENT_HEADER, CLIENT_HEADER_MAX
+from contract.schema import CLIENT_HEADER, client_of
 from contract.scores import Scores
 from predictor.batcher import DynamicBatcher, RequestStats
 from predictor.classifier import TextClassifier, build_classifier
@@ -73,8 +73,7 @@ class PredictorModel(TextClassificationModel):
         timeout_s = self.settings.request_timeout_s
         stats = RequestStats()
         windows = explanations = None
-        client = headers.get(CLIENT_HEADER)  # whose turn its texts take in the batches
-        client = client[:CLIENT_HEADER_MAX] if isinstance(client, str) and client else None
+        client = client_of(headers.get(CLIENT_HEADER))  # whose turn its texts take in the batches
         if options.explain:
             if not self.settings.explain:
                 raise ServiceError(ErrorType.NOT_IMPLEMENTED,

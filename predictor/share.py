@@ -31,7 +31,7 @@ import asyncio
 import grpc
 
 from contract.errors import ErrorType, ServiceError
-from contract.schema import CLIENT_HEADER, CLIENT_HEADER_MAX
+from contract.schema import CLIENT_HEADER, client_of
 from runtime.accesslog import INFERENCE_ROUTE
 from runtime.grpc import GRPC_INFER, refusal
 from runtime.rest import send_error
@@ -89,8 +89,7 @@ class ClientShare:
         route = INFERENCE_ROUTE.match(scope["path"]) if scope["type"] == "http" else None
         if route is None or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        client = dict(scope["headers"]).get(CLIENT)
-        client = client.decode("latin-1")[:CLIENT_HEADER_MAX] if client else None  # as predictor/model.py reads it
+        client = client_of(dict(scope["headers"]).get(CLIENT))
         batcher = _batcher(scope, route["model"]) if client else None
         if batcher is not None and batcher.over_share(client):
             await self.hold()
@@ -116,8 +115,7 @@ class GrpcClientShare(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, details):
         if details.method == GRPC_INFER:
-            client = dict(details.invocation_metadata or ()).get(CLIENT_HEADER)
-            client = client[:CLIENT_HEADER_MAX] if isinstance(client, str) and client else None
+            client = client_of(dict(details.invocation_metadata or ()).get(CLIENT_HEADER))
             batcher = getattr(self.model, "batcher", None) if client else None
             if batcher is not None and batcher.over_share(client):
                 return refusal(_over_share_error(batcher), RETRY_AFTER[1].decode(), self.hold)

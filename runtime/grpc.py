@@ -95,13 +95,18 @@ def refusal(error: ServiceError, retry_after: str, hold=None):
     server, aio/server.pyx.pxi ``_handle_stream_unary_rpc``). ``hold``: an awaitable callable to wait on
     first (predictor/share.py holds a refusal so that retrying at once costs the client, not us)."""
 
-    async def refuse(request_iterator, context):
+    async def refused(request_iterator, context):
         if hold is not None:
             await hold()
-        context.set_trailing_metadata((("retry-after", retry_after),))
-        raise error  # the error interceptor (runtime/kserve/errors.py) wraps this handler too: the status
+        refuse(context, error, retry_after)
 
-    return grpc.stream_unary_rpc_method_handler(refuse)
+    return grpc.stream_unary_rpc_method_handler(refused)
+
+
+def refuse(context, error: ServiceError, retry_after: str):
+    """Raise ``error`` from a handler, with ``retry-after`` trailing metadata."""
+    context.set_trailing_metadata((("retry-after", retry_after),))
+    raise error  # the error interceptor (runtime/kserve/errors.py) wraps the handler too: the status
 
 
 class PendingMessage:

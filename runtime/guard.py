@@ -61,7 +61,7 @@ class RequestGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or not INFERENCE_ROUTE.match(scope["path"]):
             return await self.app(scope, receive, send)
-        if self.inflight >= MAX_INFLIGHT:
+        if not self.has_room():
             return await self._overloaded(scope, receive, send, f"{self.inflight} requests are in progress")
         self.inflight += 1
         held = 0
@@ -95,6 +95,16 @@ class RequestGuard:
         finally:
             self.inflight -= 1
             self.inflight_bytes -= held
+
+    def has_room(self) -> bool:
+        """Whether one more request may start now (its body not read yet)."""
+        return self.inflight < MAX_INFLIGHT
+
+    def admits(self, body: bytes) -> bool:
+        """Whether a request with this whole body passes every check of ``__call__`` now: a layer that
+        answers below ASGI (transformer/fasthttp.py) asks, and hands on to this one what it does not admit."""
+        return (self.has_room() and self.inflight_bytes + len(body) <= MAX_INFLIGHT_BYTES
+                and json_values(body) <= MAX_JSON_VALUES)
 
     async def _overloaded(self, scope, receive, send, what: str) -> None:
         await send_error(scope, receive, send, ServiceError(

@@ -84,16 +84,6 @@ def counted(counter, amount: float = 1) -> tuple:
     return counter._value, amount
 
 
-def observe(histogram, amount: float) -> None:
-    """``histogram.observe(amount)`` for a child from ``child``, without its per-call checks (see ``observed``)."""
-    write(observed(histogram, amount))
-
-
-def inc(counter, amount: float = 1) -> None:
-    """``counter.inc(amount)`` for a child from ``child``, without its per-call checks (non-negative amounts)."""
-    write([(counter._value, amount)])
-
-
 def _each(updates) -> None:
     for value, amount in updates:
         value.inc(amount)

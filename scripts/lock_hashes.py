@@ -32,14 +32,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from hashed_install import normalized  # the name rule the installs check with (run as scripts/lock_hashes.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 PYPI = "https://pypi.org/simple"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)\s*(;[^\\]*)?\s*\\?\s*$")
 ANCHOR = re.compile(r"<a\s[^>]*href=\"([^\"]+)\"[^>]*>([^<]+)</a>", re.IGNORECASE)
-
-
-def normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def file_version(filename: str) -> tuple[str, str] | None:

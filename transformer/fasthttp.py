@@ -51,7 +51,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from contract import timings
 from runtime import slowclients
 from runtime.accesslog import new_request_id, record, valid_request_id
-from runtime.guard import MAX_INFLIGHT, MAX_INFLIGHT_BYTES, MAX_JSON_VALUES, RequestGuard, json_values
+from runtime.guard import RequestGuard
 from runtime.rest import REQUEST_ID, STARTED, TOTAL_TIME, AccessLog, BodySizeLimit
 from transformer.fastpath import HANDED_ON, FastPath, Pass
 
@@ -128,7 +128,7 @@ else:
                 # inside ASGI (a client that never finishes its body must count against MAX_INFLIGHT:
                 # tests/integration/test_hostile_costs.py); past the cap ASGI's guard answers it at once.
                 guard = self._layers.guard
-                if guard.inflight >= MAX_INFLIGHT:
+                if not guard.has_room():
                     return super()._start_asgi_task(cycle, app)
                 guard.inflight += 1
                 self._waiting = (cycle, app, *taken)  # started by on_message_complete
@@ -188,8 +188,7 @@ else:
             layers, scope = self._layers, cycle.scope
             body = bytes(cycle.body)
             guard = layers.guard
-            if (guard.inflight >= MAX_INFLIGHT or guard.inflight_bytes + len(body) > MAX_INFLIGHT_BYTES
-                    or json_values(body) > MAX_JSON_VALUES):
+            if not guard.admits(body):
                 return self._hand_on(cycle, app, started)  # the guard answers these
             request_id = valid_request_id(headers.get(REQUEST_ID, b"").decode("latin-1")) or new_request_id()
             headers[REQUEST_ID] = request_id.encode()  # what the fast path reads, as the access log leaves it

@@ -49,7 +49,7 @@ import grpc
 
 from contract.errors import ErrorType, ServiceError
 from runtime.accesslog import INFERENCE_ROUTE
-from runtime.grpc import GRPC_INFER, refusal
+from runtime.grpc import GRPC_INFER, refusal, refuse
 from runtime.rest import send_error
 
 MAX_CLIENTS = 100_000  # ~100 bytes each: 10 MB at most
@@ -299,9 +299,7 @@ class GrpcRateLimit(grpc.aio.ServerInterceptor):
             account = _account(self.limiter, None, _peer_ip(context.peer() or ""))
             wait, which = self.limiter.take(account.digest, 1)
             if wait:
-                error, retry_after = self.limiter.error(wait, 1, which)
-                context.set_trailing_metadata((("retry-after", retry_after),))
-                raise error
+                refuse(context, *self.limiter.error(wait, 1, which))
             try:
                 request = await request_iterator.__anext__()  # the one message (a unary call's client sends one)
             except StopAsyncIteration:  # half-closed without a message

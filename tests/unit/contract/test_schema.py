@@ -50,3 +50,10 @@ def test_v1_response_lists_every_label_best_first():
     assert [s["label"] for s in first["scores"]] == ["POSITIVE", "NEGATIVE"]
     assert second["label"] == "NEGATIVE"
     assert [s["label"] for s in second["scores"]] == ["NEGATIVE", "POSITIVE"]
+
+
+def test_the_client_header_is_read_the_same_from_rest_bytes_and_grpc_strings():
+    long = "c" * (schema.CLIENT_HEADER_MAX + 10)
+    assert schema.client_of(b"storm") == schema.client_of("storm") == "storm"
+    assert schema.client_of(long.encode()) == schema.client_of(long) == long[: schema.CLIENT_HEADER_MAX]
+    assert schema.client_of(None) is schema.client_of(b"") is schema.client_of("") is None
