@@ -77,7 +77,11 @@ def test_counts_add_up_across_worker_processes(transformer):
     assert [a.status_code for a in answers] == [200] * 40
     pids = {line["pid"] for line in access_lines_where(transformer, lambda line: line["method"] == "POST", count=40)}
     assert len(pids) == 2, f"requests were served by {pids}: not both workers"
-    for _ in range(6):  # every scrape lands on either worker and must see all of them
+    # the counters are written after each answer has gone out: the first scrape waits for them to land
+    # (servers.metric_at_least), then every scrape lands on either worker and must see all of them
+    assert metric_at_least(transformer.url, "text_classifier_requests_total", before + 40, model_name="sentiment",
+                           status="200") - before == 40
+    for _ in range(6):
         after = metric(transformer.url, "text_classifier_requests_total", model_name="sentiment", status="200")
         assert after - before == 40
     lookups = sum(metric(transformer.url, "transformer_cache_lookups_total", model_name="sentiment", outcome=outcome)
